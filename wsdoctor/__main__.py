@@ -1,0 +1,3 @@
+from wsdoctor.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,170 @@
+"""The diagnosis: run every gatherer concurrently, re-run the checks as facts arrive, stream updates.
+
+Facts in, findings out. The CLI consumes the final update; the TUI renders every
+update live. Gatherers are coroutines that fill ``Facts``; each names the facts it
+will produce up front (``Facts.pending``) so checks that wait on them show as
+pending instead of guessing. Nothing here imports Textual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+
+from wsdoctor import checks
+from wsdoctor.facts import Facts, LogEvent
+from wsdoctor.report import CHECK_IDS, Finding, Report
+from wsdoctor.target import Target
+
+
+class InputError(Exception):
+    """The target cannot be diagnosed at all (unreadable file, bad option): exit 2, one sentence."""
+
+
+@dataclass
+class Update:
+    findings: dict[str, Finding]
+    pending: frozenset[str]  # check ids whose facts are still being gathered
+    facts: Facts
+    chain: list[
+        tuple[str, str]
+    ]  # ("url", …), ("request", …), ("namespace", …), ("location", …), ("upstream", …)
+    elapsed: float
+    done: bool
+    notes: list[str] = field(default_factory=list)  # gatherer problems worth a line in the header
+
+
+Gatherer = Callable[[Facts], Awaitable[None]]
+
+
+def chain_of(facts: Facts) -> list[tuple[str, str]]:
+    """URL → request → namespace → location → upstream URI, as far as the engine computed it."""
+    out: list[tuple[str, str]] = []
+    t = facts.target
+    if t.url:
+        out.append(("url", t.url))
+    c = facts.client
+    if c is not None:
+        out.append(("request", f"GET {c.request_path}?{c.query}"))
+        out.append(("namespace", c.namespace))
+    route = _route(facts)
+    if route is not None:
+        loc = getattr(route, "location_label", None)
+        if loc:
+            out.append(("location", loc))
+        up = getattr(route, "upstream_uri", None)
+        if up:
+            out.append(("upstream", f"{getattr(route, 'upstream_target', '') or ''}{up}"))
+    return out
+
+
+def _route(facts: Facts):  # the engine's route for the client's request, computed once per config
+    if facts.config is None or facts.client is None:
+        return None
+    from wsdoctor.nginx.routing import route_for
+
+    return route_for(facts)
+
+
+def target_summary(facts: Facts) -> dict:
+    d: dict = {}
+    t = facts.target
+    if t.url:
+        d["url"] = t.url
+    for key, value in chain_of(facts):
+        if key == "upstream":
+            d["upstream_uri"] = value
+        elif key != "url":
+            d[key] = value
+    if facts.config_source:
+        d["nginx"] = facts.config_source
+    if facts.nginx_version:
+        d["nginx_version"] = facts.nginx_version
+    if t.ssh:
+        d["ssh"] = t.ssh
+    d["transports"] = list(t.transports)
+    if t.backends:
+        d["backends"] = list(t.backends)
+    return d
+
+
+class Diagnosis:
+    """One run of every gatherer and check for a target."""
+
+    def __init__(self, target: Target, gatherers: Iterable[Gatherer] | None = None) -> None:
+        self.target = target
+        self.facts = Facts(target=target)
+        self._gatherers = list(gatherers) if gatherers is not None else None
+        self._started = time.monotonic()
+        self.findings: dict[str, Finding] = {}
+        self.notes: list[str] = []
+
+    # -- evaluation --------------------------------------------------------
+
+    def evaluate(self, done: bool = False) -> Update:
+        self.findings = checks.run_all(self.facts)
+        pending = frozenset(cid for cid in CHECK_IDS if not done and checks.is_pending(cid, self.facts))
+        return Update(
+            findings=dict(self.findings),
+            pending=pending,
+            facts=self.facts,
+            chain=chain_of(self.facts),
+            elapsed=time.monotonic() - self._started,
+            done=done,
+            notes=list(self.notes),
+        )
+
+    def add_log_events(self, events: Iterable[LogEvent]) -> Update:
+        """Lines from a live tail: they become evidence at once."""
+        self.facts.logs.extend(events)
+        return self.evaluate(done=not self.facts.pending)
+
+    def report(self) -> Report:
+        if not self.findings:
+            self.findings = checks.run_all(self.facts)
+        return Report(
+            target=target_summary(self.facts),
+            findings=list(self.findings.values()),
+            secrets=self.target.secrets(),
+        )
+
+    # -- running -----------------------------------------------------------
+
+    async def updates(self) -> AsyncIterator[Update]:
+        """Yield an update at once, then one each time a gatherer finishes, then the final one."""
+        from wsdoctor.gather import plan
+
+        gatherers = (
+            self._gatherers if self._gatherers is not None else plan(self.target, self.facts, self.notes)
+        )
+        yield self.evaluate()
+        tasks = [asyncio.create_task(self._guard(g)) for g in gatherers]
+        try:
+            for fut in asyncio.as_completed(tasks):
+                await fut
+                yield self.evaluate(done=False)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        yield self.evaluate(done=True)
+
+    async def _guard(self, gatherer: Gatherer) -> None:
+        try:
+            await gatherer(self.facts)
+        except InputError:
+            raise
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a gatherer bug is reported, the run goes on
+            name = getattr(gatherer, "__name__", "gatherer")
+            self.notes.append(f"{name} failed: {type(e).__name__}: {e}")
+
+    async def run(self) -> Update:
+        last: Update | None = None
+        async for u in self.updates():
+            last = u
+        assert last is not None
+        return last

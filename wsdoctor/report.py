@@ -1,0 +1,259 @@
+"""Findings and their renderings (text, JSON, Markdown), with secrets redacted.
+
+A Finding is the unit the whole product speaks in: the CLI prints them, the TUI
+renders them, the JSON contract (DESIGN.md, ``version`` 1) serialises them.
+Nothing here imports Textual.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from wsdoctor import __version__
+
+
+class Status(StrEnum):
+    PASS = "pass"
+    WARN = "warn"
+    FAIL = "fail"
+    SKIP = "skip"
+
+
+EVIDENCE_KINDS = ("config", "probe", "log", "command")
+
+
+@dataclass
+class Evidence:
+    """One piece of proof: a config excerpt, a probe transcript, a log line, a command's output."""
+
+    kind: str  # one of EVIDENCE_KINDS
+    where: str  # "sites/api.conf:42", "GET https://host/socket.io/?EIO=4…", "/var/log/nginx/error.log:17"
+    text: str
+    # Lines (1-based, relative to the file) that are the point of a config excerpt; for highlighting.
+    highlight: tuple[int, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "where": self.where, "text": self.text}
+
+
+@dataclass
+class Fix:
+    summary: str
+    diff: str = ""  # unified diff against the real file(s)
+    code: str = ""  # for the client: corrected client code
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"summary": self.summary, "diff": self.diff}
+        if self.code:
+            out["code"] = self.code
+        return out
+
+
+@dataclass
+class Finding:
+    id: str
+    status: Status
+    title: str
+    summary: str
+    evidence: list[Evidence] = field(default_factory=list)
+    fix: Fix | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "status": self.status.value,
+            "title": self.title,
+            "summary": self.summary,
+            "evidence": [e.to_json() for e in self.evidence],
+            "fix": self.fix.to_json() if self.fix else None,
+        }
+
+
+# The five runbook issues are the spine of every rendering; then the checklist.
+GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("404 Not Found", ("client", "route")),
+    ("502 Bad Gateway", ("upstream",)),
+    ("Drops after 60 s", ("timeout",)),
+    ("Different backend on reconnect", ("sticky",)),
+    ("Authentication failing", ("auth",)),
+    ("Checklist", ("upgrade", "buffering", "cors", "tls", "syntax")),
+)
+CHECK_IDS: tuple[str, ...] = tuple(cid for _, ids in GROUPS for cid in ids)
+
+
+def summarize(findings: Iterable[Finding]) -> dict[str, int]:
+    counts = {s.value: 0 for s in Status}
+    for f in findings:
+        counts[f.status.value] += 1
+    return counts
+
+
+def exit_code(findings: Iterable[Finding]) -> int:
+    return 1 if any(f.status is Status.FAIL for f in findings) else 0
+
+
+# --- redaction -------------------------------------------------------------
+
+_BEARER = re.compile(r"(?i)(authorization\s*[:=]\s*)(bearer\s+)?[^\s\"',}]+")
+_COOKIE = re.compile(r"(?i)((?:set-)?cookie\s*[:=]\s*)[^\r\n\"]+")
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
+_TOKEN_FIELD = re.compile(r"(?i)(\"(?:token|access_token|password|secret)\"\s*:\s*\")[^\"]*(\")")
+_TOKEN_ARG = re.compile(r"(?i)([?&](?:token|access_token)=)[^&\s\"]+")
+
+
+def redact(text: str, secrets: Sequence[str] = ()) -> str:
+    """Remove secrets: the given literal values, Authorization values, cookies, JWTs, token fields."""
+    for s in sorted((s for s in secrets if s), key=len, reverse=True):
+        if len(s) >= 4:
+            text = text.replace(s, "***")
+    text = _BEARER.sub(lambda m: m.group(1) + (m.group(2) or "") + "***", text)
+    text = _COOKIE.sub(lambda m: m.group(1) + "***", text)
+    text = _TOKEN_FIELD.sub(lambda m: m.group(1) + "***" + m.group(2), text)
+    text = _TOKEN_ARG.sub(lambda m: m.group(1) + "***", text)
+    text = _JWT.sub("***", text)
+    return text
+
+
+def _redact_obj(obj: Any, secrets: Sequence[str]) -> Any:
+    if isinstance(obj, str):
+        return redact(obj, secrets)
+    if isinstance(obj, dict):
+        return {k: _redact_obj(v, secrets) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_redact_obj(v, secrets) for v in obj]
+    return obj
+
+
+# --- the report ------------------------------------------------------------
+
+
+@dataclass
+class Report:
+    target: dict[str, Any]
+    findings: list[Finding]
+    secrets: Sequence[str] = ()
+
+    def ordered(self) -> list[Finding]:
+        order = {cid: i for i, cid in enumerate(CHECK_IDS)}
+        return sorted(self.findings, key=lambda f: order.get(f.id, len(order)))
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {
+            "version": 1,
+            "wsdoctor": __version__,
+            "target": self.target,
+            "findings": [f.to_json() for f in self.ordered()],
+            "summary": summarize(self.findings),
+        }
+        return _redact_obj(data, self.secrets)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+    def exit_code(self) -> int:
+        return exit_code(self.findings)
+
+    # -- text --------------------------------------------------------------
+
+    def to_text(self, color: bool | None = None, verbose: bool = True) -> str:
+        if color is None:
+            color = False
+        data = self.to_dict()
+        by_id = {f["id"]: f for f in data["findings"]}
+        out: list[str] = []
+        t = data["target"]
+        out.append(_c(f"wsdoctor {__version__}", "bold", color))
+        for key in ("url", "request", "namespace", "location", "upstream_uri", "nginx_version", "ssh"):
+            if t.get(key):
+                out.append(f"  {key.replace('_', ' ')}: {t[key]}")
+        for group, ids in GROUPS:
+            out.append("")
+            out.append(_c(group, "bold", color))
+            for cid in ids:
+                f = by_id.get(cid)
+                if f is None:
+                    continue
+                out.append(f"  {_badge(f['status'], color)} {cid:<9} {f['title']}")
+                out.append(f"             {f['summary']}")
+                if verbose and f["status"] in ("fail", "warn"):
+                    for ev in f["evidence"]:
+                        out.append(_c(f"             [{ev['kind']}] {ev['where']}", "dim", color))
+                        for line in ev["text"].splitlines()[:12]:
+                            out.append(f"               {line}")
+                    fix = f.get("fix")
+                    if fix:
+                        out.append(f"             fix: {fix['summary']}")
+                        if fix.get("code"):
+                            for line in fix["code"].splitlines():
+                                out.append(f"               {line}")
+                        for line in (fix.get("diff") or "").splitlines():
+                            style = "green" if line.startswith("+") else "red" if line.startswith("-") else ""
+                            out.append("               " + (_c(line, style, color) if style else line))
+        s = data["summary"]
+        out.append("")
+        out.append(f"{s['pass']} pass, {s['warn']} warn, {s['fail']} fail, {s['skip']} skip")
+        return "\n".join(out) + "\n"
+
+    # -- markdown ----------------------------------------------------------
+
+    def to_markdown(self) -> str:
+        data = self.to_dict()
+        by_id = {f["id"]: f for f in data["findings"]}
+        icon = {"pass": "✅", "warn": "⚠️", "fail": "❌", "skip": "⏭️"}
+        t = data["target"]
+        out = [f"## wsdoctor report — {t.get('url') or t.get('nginx') or 'offline'}", ""]
+        for key in ("request", "namespace", "location", "upstream_uri", "nginx_version", "ssh"):
+            if t.get(key):
+                out.append(f"- **{key.replace('_', ' ')}**: `{t[key]}`")
+        s = data["summary"]
+        out += ["", f"**{s['fail']} fail, {s['warn']} warn, {s['pass']} pass, {s['skip']} skip**", ""]
+        out += ["| | check | finding |", "|---|---|---|"]
+        for _, ids in GROUPS:
+            for cid in ids:
+                f = by_id.get(cid)
+                if f:
+                    summary = f["summary"].replace("|", "\\|")
+                    out.append(f"| {icon[f['status']]} | `{cid}` | **{f['title']}** — {summary} |")
+        for _, ids in GROUPS:
+            for cid in ids:
+                f = by_id.get(cid)
+                if not f or f["status"] not in ("fail", "warn"):
+                    continue
+                out += ["", f"### {icon[f['status']]} {cid}: {f['title']}", "", f["summary"], ""]
+                for ev in f["evidence"]:
+                    out += [f"*{ev['kind']}* `{ev['where']}`", "", "```", ev["text"], "```", ""]
+                fix = f.get("fix")
+                if fix:
+                    out += [f"**Fix:** {fix['summary']}", ""]
+                    if fix.get("code"):
+                        out += ["```js", fix["code"], "```", ""]
+                    if fix.get("diff"):
+                        out += ["```diff", fix["diff"].rstrip("\n"), "```", ""]
+        return "\n".join(out) + "\n"
+
+
+_ANSI = {"bold": "1", "dim": "2", "red": "31", "green": "32", "yellow": "33", "cyan": "36", "grey": "90"}
+
+
+def _c(text: str, style: str, color: bool) -> str:
+    if not color or not style:
+        return text
+    return f"\x1b[{_ANSI[style]}m{text}\x1b[0m"
+
+
+def _badge(status: str, color: bool) -> str:
+    style = {"pass": "green", "warn": "yellow", "fail": "red", "skip": "grey"}[status]
+    return _c(f"{status.upper():<4}", style, color)
+
+
+def use_color(stream: Any) -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    return bool(getattr(stream, "isatty", lambda: False)())
