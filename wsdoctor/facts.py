@@ -26,6 +26,23 @@ ENGINEIO_NODE = "node-engine.io"
 OTHER = "other"
 NOBODY = "nobody"  # no answer at all (refused, timed out, reset)
 
+# The fact names used in Facts.pending / Facts.unavailable and in each check's NEEDS.
+FACT_NAMES = (
+    "config",  # facts.config (+ config_source)
+    "version",  # facts.nginx_version
+    "handshake:proxy",  # facts.handshakes["proxy"]
+    "handshake:backends",  # facts.handshakes[<backend base URL>] for every upstream server
+    "websocket",
+    "upgrade",
+    "connect",
+    "sticky",
+    "hold",
+    "tls",
+    "cors",
+    "logs",  # facts.logs (nginx error/access tails, backend log lines)
+    "commands",  # facts.commands ("nginx -t", "ss -ltnp", …)
+)
+
 # Where a network operation stalled.
 STAGES = ("dns", "connect", "tls", "request", "response", "upgrade", "first-frame", "body")
 
