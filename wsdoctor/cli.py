@@ -1,0 +1,270 @@
+"""Command line: argument parsing, sub-commands, exit codes (DESIGN.md's stable contract).
+
+Exit status: 0 no ``fail``; 1 at least one ``fail``; 2 wsdoctor could not run, with one
+line on stderr and never a traceback. Imports are lazy: ``check --offline`` must not pay
+for Textual, httpx or paramiko.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from wsdoctor import __version__
+
+COMMANDS = ("check", "generate", "lab", "demo")
+
+USAGE = """\
+wsdoctor [TARGET OPTIONS]              the TUI (with no target it opens the target form)
+       wsdoctor check [TARGET OPTIONS] [--format text|json|markdown] [--offline]
+       wsdoctor generate [SETUP OPTIONS]      print an nginx config + client snippet
+       wsdoctor lab up|down|status [--scenario NAME] [--format json]
+       wsdoctor demo                          the TUI on a local lab, nothing else needed"""
+
+EPILOG = """\
+sub-commands:
+  check      diagnose headless: text, JSON or Markdown report; exit 0 (no fail), 1 (a fail), 2 (cannot run)
+  generate   print a correct nginx config and the matching socket.io-client code
+  lab        run a local lab (real nginx + Socket.IO backends + sshd) with a broken scenario
+  demo       start the seed lab and open the TUI on it
+
+Run 'wsdoctor check --help' for every target option."""
+
+
+class UsageError(Exception):
+    """Bad arguments or unreadable input: exit 2 with one sentence."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, never a traceback
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _add_target_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("target")
+    g.add_argument("--url", help="the URL the client passes to io(), e.g. wss://api.example.com")
+    g.add_argument("--path", help="the client's `path` option (socket.io-client default /socket.io/)")
+    g.add_argument("--transports", help="polling,websocket (client default) or websocket")
+    g.add_argument("--raw", action="store_true", help="--url is a raw Engine.IO request URL, not an io() URL")
+    tok = g.add_mutually_exclusive_group()
+    tok.add_argument("--token-env", metavar="VAR", help="environment variable holding the auth token")
+    tok.add_argument("--token", help="the auth token (prefer --token-env: argv is visible to other users)")
+    g.add_argument("--auth-header", action="store_true", help="also send the token as Authorization: Bearer")
+    g.add_argument("--backend-log", metavar="SPEC", help="backend auth log: FILE, pm2:NAME or journald:UNIT")
+    g.add_argument(
+        "--nginx-conf", metavar="FILE", help="main nginx.conf (includes followed); remote with --ssh"
+    )
+    g.add_argument("--nginx-dump", metavar="FILE", help="saved `nginx -T` output ('-' = stdin)")
+    g.add_argument("--nginx-version", metavar="X.Y.Z", help="nginx version when no binary can be asked")
+    g.add_argument(
+        "--root",
+        metavar="DIR",
+        help="with --nginx-conf: a copied tree whose absolute includes live under DIR",
+    )
+    g.add_argument("--ssh", metavar="HOST", help="the proxy host: alias or [USER@]HOST[:PORT]")
+    g.add_argument(
+        "--ssh-config", metavar="FILE", help="ssh config file instead of ~/.ssh/config (like ssh -F)"
+    )
+    g.add_argument("--identity", metavar="FILE", help="SSH private key (like ssh -i)")
+    g.add_argument("--known-hosts", metavar="FILE", help="SSH known_hosts file (UserKnownHostsFile)")
+    g.add_argument(
+        "--accept-host-key", metavar="SHA256:…", help="trust this (and only this) unknown host key"
+    )
+    g.add_argument("--timeout", type=float, metavar="S", help="per-probe timeout in seconds (default 5)")
+    g.add_argument("--hold", type=float, metavar="S", help="hold a tunnel open S seconds to catch drops")
+    g.add_argument("--backend", action="append", metavar="URL", help="a backend base URL (repeatable)")
+    g.add_argument(
+        "--server-name", metavar="NAME", help="Host used for server selection (default: the URL's host)"
+    )
+    g.add_argument("--offline", action="store_true", help="no network at all: config analysis only")
+    g.add_argument("--ca-file", metavar="FILE", help="CA bundle for wss/https probes")
+    g.add_argument(
+        "--insecure", action="store_true", help="do not verify TLS certificates (says so in the report)"
+    )
+    g.add_argument("--profile", metavar="NAME", help="a saved target from the config file")
+
+
+def _parser_main() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="wsdoctor", usage=USAGE, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--version", action="version", version=f"wsdoctor {__version__}")
+    _add_target_options(p)
+    return p
+
+
+def _parser_check() -> argparse.ArgumentParser:
+    p = _Parser(prog="wsdoctor check", description="Diagnose headless and print a report.")
+    _add_target_options(p)
+    p.add_argument("--format", choices=("text", "json", "markdown"), default="text")
+    p.add_argument("--brief", action="store_true", help="text: one line per check, no evidence")
+    return p
+
+
+def _parser_lab() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="wsdoctor lab", description="A local lab: real nginx + Socket.IO backends + sshd on loopback."
+    )
+    p.add_argument("action", choices=("up", "down", "status"))
+    p.add_argument("--scenario", help="healthy, seed, no-rewrite, backend-down, … (default: healthy)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--dir", help="state directory (default $WSDOCTOR_LAB_DIR or ~/.local/state/wsdoctor/lab)")
+    return p
+
+
+def _parser_demo() -> argparse.ArgumentParser:
+    p = _Parser(prog="wsdoctor demo", description="Start the seed lab and open the TUI on its diagnosis.")
+    p.add_argument("--scenario", default="seed", help="lab scenario to diagnose (default: seed)")
+    p.add_argument("--dir", help="lab state directory")
+    p.add_argument("--text", action="store_true", help="print the text report instead of opening the TUI")
+    return p
+
+
+def _parser_generate() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="wsdoctor generate", description="Print a correct nginx config and socket.io-client code."
+    )
+    p.add_argument("--server-name", default="api.example.com", help="server_name / public host")
+    p.add_argument("--public-path", default="/", help="the public path prefix, e.g. /dev/aiwm/chat/")
+    p.add_argument(
+        "--backend-path", default="/socket.io/", help="the backends' engine path, e.g. /chat/socket.io/"
+    )
+    p.add_argument("--backend", action="append", metavar="HOST:PORT", help="a backend (repeatable)")
+    p.add_argument("--upstream", default="socketio_backends", help="upstream block name")
+    p.add_argument("--transports", default="polling,websocket", help="polling,websocket or websocket")
+    p.add_argument("--cert", default="/etc/ssl/certs/server.pem", help="ssl_certificate path")
+    p.add_argument("--key", default="/etc/ssl/private/server.key", help="ssl_certificate_key path")
+    return p
+
+
+def target_from_args(ns: argparse.Namespace):
+    from wsdoctor.target import Target, apply_profile
+
+    t = Target()
+    for key in (
+        "url", "path", "token", "token_env", "backend_log", "nginx_conf", "nginx_dump", "nginx_version", "root",
+        "ssh", "ssh_config", "identity", "known_hosts", "accept_host_key", "hold", "server_name", "ca_file",
+    ):  # fmt: skip
+        value = getattr(ns, key, None)
+        if value is not None:
+            setattr(t, key, value)
+    if ns.transports:
+        tr = tuple(x.strip() for x in ns.transports.split(",") if x.strip())
+        bad = [x for x in tr if x not in ("polling", "websocket")]
+        if bad or not tr:
+            raise UsageError(f"--transports takes polling,websocket or websocket, not {ns.transports!r}")
+        t.transports = tr
+    if ns.timeout is not None:
+        if ns.timeout <= 0:
+            raise UsageError("--timeout must be a positive number of seconds")
+        t.timeout = ns.timeout
+    if ns.hold is not None and ns.hold <= 0:
+        raise UsageError("--hold must be a positive number of seconds")
+    t.raw = bool(ns.raw)
+    t.auth_header = bool(ns.auth_header)
+    t.offline = bool(ns.offline)
+    t.insecure = bool(ns.insecure)
+    t.backends = list(ns.backend or [])
+    if ns.profile:
+        try:
+            apply_profile(t, ns.profile)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+    if t.token_env and not os.environ.get(t.token_env) and not t.token:
+        raise UsageError(
+            f"--token-env {t.token_env}: that environment variable is empty or not set; export it first"
+        )
+    t.resolve_token()
+    if t.root and not t.nginx_conf:
+        raise UsageError("--root goes with --nginx-conf (the main config inside the copied tree)")
+    if t.nginx_conf and t.nginx_dump:
+        raise UsageError("give either --nginx-conf or --nginx-dump, not both")
+    return t
+
+
+def cmd_check(argv: Sequence[str]) -> int:
+    ns = _parser_check().parse_args(argv)
+    target = target_from_args(ns)
+    if target.is_empty():
+        raise UsageError("nothing to check: give --url and/or --nginx-conf, --nginx-dump or --ssh")
+    import asyncio
+
+    from wsdoctor.diagnose import Diagnosis
+    from wsdoctor.report import use_color
+
+    diagnosis = Diagnosis(target)
+    asyncio.run(diagnosis.run())
+    report = diagnosis.report()
+    if ns.format == "json":
+        out = report.to_json()
+    elif ns.format == "markdown":
+        out = report.to_markdown()
+    else:
+        out = report.to_text(color=use_color(sys.stdout), verbose=not ns.brief)
+    sys.stdout.write(out)
+    sys.stdout.flush()
+    return report.exit_code()
+
+
+def cmd_lab(argv: Sequence[str]) -> int:
+    ns = _parser_lab().parse_args(argv)
+    from wsdoctor.lab.cli import lab_command
+
+    return lab_command(ns.action, ns.scenario, ns.format, ns.dir)
+
+
+def cmd_demo(argv: Sequence[str]) -> int:
+    ns = _parser_demo().parse_args(argv)
+    from wsdoctor.lab.demo import demo
+
+    return demo(scenario=ns.scenario, directory=ns.dir, text=ns.text)
+
+
+def cmd_generate(argv: Sequence[str]) -> int:
+    ns = _parser_generate().parse_args(argv)
+    from wsdoctor.nginx.generate import generate_command
+
+    return generate_command(ns)
+
+
+def cmd_tui(argv: Sequence[str]) -> int:
+    ns = _parser_main().parse_args(argv)
+    target = target_from_args(ns)
+    from wsdoctor.app import run_tui
+
+    return run_tui(None if target.is_empty() else target)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    handlers = {"check": cmd_check, "lab": cmd_lab, "demo": cmd_demo, "generate": cmd_generate}
+    try:
+        if args and args[0] in handlers:
+            return handlers[args[0]](args[1:])
+        return cmd_tui(args)
+    except UsageError as e:
+        return _fail(str(e))
+    except KeyboardInterrupt:
+        print("wsdoctor: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as e:  # noqa: BLE001 - the contract: one line, never a traceback
+        from wsdoctor.errors import describe
+
+        message = describe(e)
+        if message is None:
+            if os.environ.get("WSDOCTOR_DEBUG"):
+                raise
+            message = (
+                f"unexpected {type(e).__name__}: {e} — this is a wsdoctor bug; "
+                "re-run with WSDOCTOR_DEBUG=1 for the traceback and report it"
+            )
+        return _fail(message)
+
+
+def _fail(message: str) -> int:
+    print(f"wsdoctor: {message}", file=sys.stderr)
+    return 2
