@@ -145,8 +145,11 @@ def test_json_report_has_every_check(tmp_path: Path) -> None:
     )  # fmt: skip
     assert out.returncode == 1, out.stderr
     data = json.loads(out.stdout)
+    import jsonschema
+
     from wsdoctor.report import CHECK_IDS
 
+    jsonschema.validate(data, json.loads((ROOT / "docs" / "report.schema.json").read_text()))
     assert data["version"] == 1
     assert [f["id"] for f in data["findings"]] == list(CHECK_IDS)
     by = {f["id"]: f for f in data["findings"]}

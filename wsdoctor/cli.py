@@ -217,7 +217,7 @@ def cmd_lab(argv: Sequence[str]) -> int:
 
 def cmd_demo(argv: Sequence[str]) -> int:
     ns = _parser_demo().parse_args(argv)
-    from wsdoctor.lab.demo import demo
+    from wsdoctor.demo import demo
 
     return demo(scenario=ns.scenario, directory=ns.dir, text=ns.text)
 

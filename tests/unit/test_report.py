@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from wsdoctor.report import CHECK_IDS, GROUPS, Evidence, Finding, Fix, Report, Status, redact
 
@@ -45,7 +46,11 @@ def _report() -> Report:
 
 
 def test_json_contract() -> None:
+    import jsonschema
+
     data = json.loads(_report().to_json())
+    schema = json.loads((Path(__file__).resolve().parents[2] / "docs" / "report.schema.json").read_text())
+    jsonschema.validate(data, schema)
     assert data["version"] == 1
     assert data["wsdoctor"] == "0.1.0"
     assert [f["id"] for f in data["findings"]] == list(CHECK_IDS)
