@@ -62,6 +62,10 @@ class Exchange:
     elapsed: float = 0.0  # seconds
     error: str | None = None  # one sentence: "connection refused", "timed out after 5.0 s"
     stage: str | None = None  # where it failed or stalled (one of STAGES)
+    request_body: bytes = b""  # what a POST sent (secrets already masked by the probe)
+    frames: list[str] = field(
+        default_factory=list
+    )  # after a 101: WebSocket messages, "> " sent, "< " received
 
     def header_values(self, name: str) -> list[str]:
         n = name.lower()
@@ -75,6 +79,8 @@ class Exchange:
         target = (u.path or "/") + (f"?{u.query}" if u.query else "")
         lines = [f"{self.method} {target} HTTP/1.1", f"Host: {u.netloc}"]
         lines += [f"{k}: {v}" for k, v in self.request_headers if k.lower() != "host"]
+        if self.request_body:
+            lines += ["", self.request_body[:600].decode("utf-8", "replace")]
         lines.append("")
         if self.status is None:
             lines.append(
@@ -86,6 +92,11 @@ class Exchange:
             if self.body:
                 lines.append("")
                 lines.append(self.body[:600].decode("utf-8", "replace"))
+            if self.frames:
+                lines.append("")
+                lines += self.frames[:40]
+            if self.error:
+                lines.append(f"(then: {self.error}" + (f" at {self.stage})" if self.stage else ")"))
         return "\n".join(lines)
 
 
@@ -168,6 +179,9 @@ class HoldProbe:
     pings: int = 0  # server pings answered
     ping_interval: int | None = None  # ms, from the open packet
     error: str | None = None
+    exchange: Exchange | None = None  # the WebSocket upgrade that opened the tunnel, and its frames
+    stage: str | None = None  # where it failed when the tunnel never opened (one of STAGES)
+    last_received: float | None = None  # seconds after opening when the last frame arrived (idle gap)
 
 
 @dataclass
