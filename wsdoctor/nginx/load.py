@@ -1,0 +1,400 @@
+"""Load an nginx configuration into the model: a main file on disk, a copied tree (--root), or an ``nginx -T`` dump.
+
+Each file is parsed once by crossplane (``single=True``: wsdoctor follows the includes itself, because the text
+may come from a copied tree or a dump while the paths must stay the real ones), with ``check_ctx=False,
+check_args=False`` (crossplane's directive table stops around nginx 1.17: newer directives must not fail) and
+comments kept. The model is then built in one linear pass, one Directive per statement per inclusion.
+
+Include resolution follows nginx (``ngx_conf_include``): a relative path is taken against the *conf prefix*,
+i.e. the directory of the main file, not of the including file; a pattern with ``*?[`` is a glob whose
+matches are read in sorted order and which may match nothing; a plain path that cannot be opened is an error
+(``open() "…" failed``). An include cycle is reported once and not followed.
+
+A file crossplane cannot parse becomes a ConfigError with file:line and the rest is still analysed; input that
+is no nginx configuration at all (empty, binary, a random text file, a dump without a single file) is a
+LoadError: one sentence saying what to pass instead.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from typing import Any
+
+from wsdoctor.nginx.model import Config, ConfigError, Directive
+
+DUMP_MARK = "# configuration file "
+_GLOB_MAGIC = re.compile(r"[*?[]")
+# A line that looks like an nginx directive: `name args…;` or `name args… {` (used to tell a broken nginx
+# config from something that is not one at all).
+_DIRECTIVE_LINE = re.compile(r"^\s*([a-z_][a-z0-9_]*)(?:\s[^\n]*)?[;{]\s*(?:#.*)?$", re.MULTILINE)
+
+
+class LoadError(Exception):
+    """The input cannot be analysed at all; the message is one sentence saying what to do."""
+
+
+def load_file(path: str, root: str | None = None) -> Config:
+    """Load the main config PATH and its includes (``--nginx-conf``), optionally from a copied tree (``--root``).
+
+    With ROOT, DIR stands for "/": PATH may be given inside the tree (``tree/etc/nginx/nginx.conf``) or as the
+    real path (``/etc/nginx/nginx.conf``); the model keeps the real paths, the text is read from the tree.
+    """
+    if root is not None:
+        root_abs = os.path.abspath(root)
+        if not os.path.isdir(root_abs):
+            raise LoadError(
+                f"--root {root} is not a directory; pass the directory that stands for / in the copy"
+            )
+        p = os.path.abspath(path) if not os.path.isabs(path) else path
+        if p == root_abs or p.startswith(root_abs.rstrip("/") + "/"):
+            real = "/" + os.path.relpath(p, root_abs)
+        elif os.path.isabs(path):
+            real = path
+        else:
+            real = "/" + path.lstrip("./")
+        real = os.path.normpath(real)
+        source = FsSource(root_abs)
+    else:
+        real = os.path.abspath(path)
+        source = FsSource(None)
+    disk = source.disk(real)
+    if not os.path.exists(disk):
+        where = f" (looked for {disk})" if root is not None else ""
+        raise LoadError(f"nginx config {path} not found{where}; pass the main nginx.conf with --nginx-conf")
+    if os.path.isdir(disk):
+        raise LoadError(f"{path} is a directory; pass the main nginx.conf file itself with --nginx-conf")
+    text = source.read(real)
+    if text is None:
+        raise LoadError(f"cannot read {path}; check its permissions (or run as a user that can read it)")
+    _check_main_text(text, path)
+    label = real if root is None else f"{real} (under {root})"
+    return _Loader(source, real, label, fs_root=os.path.abspath(root) if root else None).load()
+
+
+def load_dump(text: str, source: str) -> Config:
+    """Load the output of ``nginx -T`` (``--nginx-dump``): its files, real paths and line numbers.
+
+    The ``nginx: … syntax is ok`` / ``test is successful`` lines nginx writes to stderr (often captured with
+    ``2>&1``) are ignored; a dump of a failed test holds no file at all and is reported with nginx's message.
+    """
+    if "\x00" in text:
+        raise LoadError(
+            f"{source} is binary, not `nginx -T` output; save the text of `nginx -T` (run as root)"
+        )
+    files, order = split_dump(text)
+    if not files:
+        emerg = next((ln.strip() for ln in text.splitlines() if "[emerg]" in ln), "")
+        if emerg:
+            raise LoadError(
+                f"{source} holds no configuration because `nginx -T` failed ({emerg}); fix that error first"
+            )
+        raise LoadError(
+            f"{source} is not `nginx -T` output (no '# configuration file' line); "
+            "save what `nginx -T` prints (run as root) and pass that"
+        )
+    main = order[0]
+    _check_main_text(files[main], f"{main} in {source}")
+    return _Loader(DumpSource(files), main, f"nginx -T dump {source}").load()
+
+
+def split_dump(text: str) -> tuple[dict[str, str], list[str]]:
+    """Split ``nginx -T`` output into {real path: text} and the order the files appear in.
+
+    nginx writes ``# configuration file PATH:`` then the file's bytes then one newline; that extra newline is
+    removed so the text (and its line numbers) are the file's own.
+    """
+    files: dict[str, str] = {}
+    order: list[str] = []
+    name: str | None = None
+    chunk: list[str] = []
+
+    def flush() -> None:
+        if name is not None:
+            body = "".join(chunk)
+            if body.endswith("\n"):
+                body = body[:-1]
+            if name not in files:
+                order.append(name)
+            files[name] = body
+
+    for line in text.splitlines(keepends=True):
+        if line.startswith(DUMP_MARK):
+            head = line[len(DUMP_MARK) :].rstrip("\r\n")
+            if head.endswith(":") and head[:-1].strip():
+                flush()
+                name = head[:-1]
+                chunk = []
+                continue
+        if name is not None:
+            chunk.append(line)
+    flush()
+    return files, order
+
+
+def _check_main_text(text: str, label: str) -> None:
+    if "\x00" in text:
+        raise LoadError(f"{label} is a binary file, not an nginx configuration; pass the main nginx.conf")
+    if not text.strip():
+        raise LoadError(f"{label} is empty; pass the main nginx.conf (the file `nginx -t` names)")
+    if not _looks_like_nginx(text):
+        raise LoadError(
+            f"{label} does not look like an nginx configuration (no nginx directive in it); "
+            "pass the main nginx.conf or a saved `nginx -T` output"
+        )
+
+
+def _looks_like_nginx(text: str) -> bool:
+    from crossplane.analyzer import DIRECTIVES
+
+    return any(m.group(1) in DIRECTIVES for m in _DIRECTIVE_LINE.finditer(text))
+
+
+# --- where the text comes from ---------------------------------------------------------------------------
+
+
+class FsSource:
+    """Files on this machine, optionally under a copied tree whose root stands for "/"."""
+
+    def __init__(self, root: str | None) -> None:
+        self.root = root.rstrip("/") if root else None
+
+    def disk(self, real: str) -> str:
+        return self.root + real if self.root else real
+
+    def read(self, real: str) -> str | None:
+        try:
+            with open(self.disk(real), encoding="utf-8", errors="replace", newline="") as fh:
+                return fh.read()
+        except OSError:
+            return None
+
+    def exists(self, real: str) -> bool:
+        return os.path.exists(self.disk(real))
+
+    def isdir(self, real: str) -> bool:
+        return os.path.isdir(self.disk(real))
+
+    def glob(self, pattern: str) -> list[str]:
+        import glob
+
+        base = self.root or ""
+        matches = glob.glob(glob.escape(base) + pattern) if base else glob.glob(pattern)
+        return sorted(m[len(base) :] for m in matches)
+
+    def parse_path(self, real: str) -> tuple[str, Callable[[], None] | None]:
+        return self.disk(real), None
+
+
+class DumpSource:
+    """The files of an ``nginx -T`` dump, parsed from a temporary copy (crossplane reads paths only)."""
+
+    def __init__(self, files: dict[str, str]) -> None:
+        self.files = files
+        self._tmp: str | None = None
+        self._n = 0
+
+    def read(self, real: str) -> str | None:
+        return self.files.get(real)
+
+    def exists(self, real: str) -> bool:
+        return real in self.files
+
+    def isdir(self, real: str) -> bool:
+        return False
+
+    def glob(self, pattern: str) -> list[str]:
+        return sorted(name for name in self.files if _glob_match(pattern, name))
+
+    def parse_path(self, real: str) -> tuple[str, Callable[[], None] | None]:
+        if self._tmp is None:
+            self._tmp = tempfile.mkdtemp(prefix="wsdoctor-dump-")
+        self._n += 1
+        path = os.path.join(self._tmp, f"{self._n}.conf")
+        with open(path, "w", encoding="utf-8", newline="") as fh:
+            fh.write(self.files[real])
+        return path, lambda: os.unlink(path)
+
+    def close(self) -> None:
+        if self._tmp is not None:
+            try:
+                os.rmdir(self._tmp)
+            except OSError:
+                pass
+            self._tmp = None
+
+
+_SEGMENT_CACHE: dict[str, re.Pattern[str]] = {}
+
+
+def _segment_re(seg: str) -> re.Pattern[str]:
+    rx = _SEGMENT_CACHE.get(seg)
+    if rx is None:
+        import fnmatch
+
+        rx = re.compile(fnmatch.translate(seg), re.DOTALL)
+        _SEGMENT_CACHE[seg] = rx
+    return rx
+
+
+def _glob_match(pattern: str, name: str) -> bool:
+    """glob(3) semantics on one path: ``*`` stays within a segment, a leading dot must be matched literally."""
+    ps, ns = pattern.split("/"), name.split("/")
+    if len(ps) != len(ns):
+        return False
+    for p, n in zip(ps, ns, strict=True):
+        if not _GLOB_MAGIC.search(p):
+            if p != n:
+                return False
+            continue
+        if n.startswith(".") and not p.startswith("."):
+            return False
+        if not _segment_re(p).match(n):
+            return False
+    return True
+
+
+# --- the loader ------------------------------------------------------------------------------------------
+
+_CP_SUFFIX = re.compile(r" in \S+?(?::\d+)?$")
+
+
+class _Loader:
+    def __init__(self, source: Any, main: str, label: str, fs_root: str | None = None) -> None:
+        self.source = source
+        self.main = main
+        self.conf_dir = os.path.dirname(main) or "/"
+        self.label = label
+        self.fs_root = fs_root
+        self.files: dict[str, str] = {}
+        self.errors: list[ConfigError] = []
+        self.parsed: dict[str, list[dict[str, Any]] | None] = {}
+
+    def load(self) -> Config:
+        try:
+            root = self._file(self.main, None, [self.main]) or []
+        finally:
+            close = getattr(self.source, "close", None)
+            if close:
+                close()
+        return Config(
+            main_file=self.main,
+            root=root,
+            files=self.files,
+            errors=self.errors,
+            source=self.label,
+            fs_root=self.fs_root,
+        )
+
+    def _parse(self, real: str) -> list[dict[str, Any]] | None:
+        """crossplane's statements for REAL (parsed once), None when it could not be read."""
+        if real in self.parsed:
+            return self.parsed[real]
+        text = self.source.read(real)
+        if text is None:
+            self.parsed[real] = None
+            return None
+        self.files[real] = text
+        if "\x00" in text:
+            self.errors.append(ConfigError(real, None, "binary file, not an nginx configuration"))
+            self.parsed[real] = []
+            return []
+        import crossplane
+
+        path, cleanup = self.source.parse_path(real)
+        try:
+            payload = crossplane.parse(
+                path,
+                catch_errors=True,
+                single=True,
+                comments=True,
+                check_ctx=False,
+                check_args=False,
+            )
+        finally:
+            if cleanup:
+                cleanup()
+        cfg = payload["config"][0] if payload["config"] else {"parsed": [], "errors": []}
+        for err in cfg.get("errors", ()):
+            self.errors.append(self._error(real, text, err))
+        self.parsed[real] = cfg.get("parsed", [])
+        return self.parsed[real]
+
+    @staticmethod
+    def _error(real: str, text: str, err: dict[str, Any]) -> ConfigError:
+        message = _CP_SUFFIX.sub("", str(err.get("error") or "")).strip()
+        line = err.get("line")
+        if not message:  # crossplane lets a StopIteration escape at the end of the file
+            message = 'unexpected end of file, expecting ";" or "}"'
+            line = line or max(1, text.count("\n") + (0 if text.endswith("\n") else 1))
+        return ConfigError(real, line, message)
+
+    def _file(self, real: str, parent: Directive | None, stack: list[str]) -> list[Directive] | None:
+        stmts = self._parse(real)
+        if stmts is None:
+            return None
+        return self._build(stmts, real, parent, stack)
+
+    def _build(
+        self, stmts: list[dict[str, Any]], file: str, parent: Directive | None, stack: list[str]
+    ) -> list[Directive]:
+        out: list[Directive] = []
+        append = out.append
+        for s in stmts:
+            name = s["directive"]
+            if name == "#":
+                append(Directive("#", [s.get("comment", "")], file, s["line"], None, parent))
+                continue
+            d = Directive(name, s["args"], file, s["line"], None, parent)
+            append(d)
+            block = s.get("block")
+            if block is not None:
+                d.block = self._build(block, file, d, stack)
+            elif name == "include" and d.args:
+                out.extend(self._include(d, parent, stack))
+        return out
+
+    def _include(self, inc: Directive, parent: Directive | None, stack: list[str]) -> list[Directive]:
+        pattern = inc.args[0]
+        if not pattern.startswith("/"):
+            pattern = os.path.join(self.conf_dir, pattern)
+        if _GLOB_MAGIC.search(pattern):
+            names = self.source.glob(pattern)
+        else:
+            if not self.source.exists(pattern):
+                self.errors.append(
+                    ConfigError(
+                        inc.file,
+                        inc.line,
+                        f'open() "{pattern}" failed (2: No such file or directory)',
+                    )
+                )
+                inc.includes = []
+                return []
+            names = [pattern]
+        inc.includes = names
+        out: list[Directive] = []
+        for name in names:
+            if self.source.isdir(name):
+                self.errors.append(ConfigError(inc.file, inc.line, f'include "{name}" is a directory'))
+                continue
+            if name in stack:
+                chain = " -> ".join([*stack[stack.index(name) :], name])
+                self.errors.append(ConfigError(inc.file, inc.line, f"include cycle: {chain} (not followed)"))
+                continue
+            stack.append(name)
+            try:
+                built = self._file(name, parent, stack)
+            finally:
+                stack.pop()
+            if built is None:
+                self.errors.append(
+                    ConfigError(
+                        inc.file, inc.line, f'open() "{name}" failed (13: Permission denied or unreadable)'
+                    )
+                )
+                continue
+            out.extend(built)
+        return out
