@@ -1,0 +1,123 @@
+"""The lab's scenarios: what each one breaks, what a client sees, and how its backends run.
+
+A scenario is an nginx config template (``scenarios/NAME.conf``, shipped in the package) plus the few
+backend settings that the failure needs (a ping interval longer than the proxy timeout, stopped
+backends, a token the backends refuse). The templates say at their top what is broken; this table
+holds the same facts in a form the lab, the CLI and the tests can read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Where nginx publishes the Socket.IO service (the runbook's prefix) and where the backends serve it.
+PUBLIC_PREFIX = "/dev/aiwm/chat"
+BACKEND_PATH = "/chat/socket.io"
+PUBLIC_PATH = f"{PUBLIC_PREFIX}/socket.io"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One reproducible failure (or none, for ``healthy``)."""
+
+    name: str
+    broken: str  # what is wrong, one sentence
+    symptom: str  # what a client observes, one sentence
+    ping_interval: float = 25.0  # the backends' pingInterval, seconds (python-socketio's default)
+    ping_timeout: float = 20.0
+    stopped: tuple[int, ...] = ()  # backends the scenario leaves stopped (indexes)
+    token: str = "valid"  # "valid" or "expired": what the lab hands the client
+    transports: tuple[str, ...] = ("polling", "websocket")  # what the scenario's client uses
+    # The broken client, when the client itself is what is wrong (seed): URL and `path` it passes to io().
+    client_url_path: str | None = None  # appended to https://127.0.0.1:PORT, e.g. "/dev/aiwm/chat"
+    client_path: str | None = None  # e.g. "/socket.io"
+
+    @property
+    def template(self) -> str:
+        return f"{self.name}.conf"
+
+
+_ALL = (
+    Scenario(
+        "healthy",
+        broken="nothing: TLS, rewrite to /chat/, Upgrade/Connection via map, ip_hash, timeouts above pingInterval",
+        symptom="none: polling upgrades to websocket, the session stays on one backend and stays connected",
+    ),
+    Scenario(
+        "seed",
+        broken="the runbook's config as written and the runbook's client io('wss://HOST/dev/aiwm/chat'), "
+        "which requests /socket.io/ and joins namespace /dev/aiwm/chat",
+        symptom="the runbook's client gets 404 from nginx for GET /socket.io/?EIO=4&transport=websocket",
+        transports=("websocket",),
+        client_url_path=PUBLIC_PREFIX,
+        client_path="/socket.io",
+    ),
+    Scenario(
+        "no-rewrite",
+        broken="proxy_pass has no URI part, so the backend receives /dev/aiwm/chat/socket.io/ instead of "
+        "/chat/socket.io/",
+        symptom="404 Not Found from the backend (python-engineio's text/plain 'Not Found') through nginx",
+    ),
+    Scenario(
+        "backend-down",
+        broken="backend 2 (the one ip_hash picks for 127.0.0.1) is stopped",
+        symptom="its port refuses connections; nginx logs connect() failed (111) and fails over to another "
+        "backend, so clients still connect",
+        stopped=(2,),
+    ),
+    Scenario(
+        "backend-down-all",
+        broken="all three backends are stopped",
+        symptom="502 Bad Gateway from nginx; error log: connect() failed (111) then no live upstreams",
+        stopped=(0, 1, 2),
+    ),
+    Scenario(
+        "short-timeout",
+        broken="proxy_read_timeout 3s is shorter than the backends' pingInterval (5 s)",
+        symptom="an idle websocket tunnel is closed by nginx about 3 s after the last frame; polling GETs "
+        "get 504; error log: upstream timed out while proxying upgraded connection",
+        ping_interval=5.0,
+        ping_timeout=5.0,
+    ),
+    Scenario(
+        "no-sticky",
+        broken="the upstream is round robin over three backends while clients use HTTP long-polling",
+        symptom='the second polling request of a session reaches another backend: 400 "Invalid session <sid>"',
+    ),
+    Scenario(
+        "bad-auth",
+        broken="the token the lab hands the client expired an hour ago (signed with the right secret)",
+        symptom='the Socket.IO CONNECT is refused: 44{"message":"authentication failed"}; the backend log '
+        "says Signature has expired",
+        token="expired",
+    ),
+    Scenario(
+        "no-upgrade",
+        broken="the Socket.IO location does not forward Upgrade/Connection",
+        symptom='the websocket request reaches the backend as plain HTTP: 400 "Invalid websocket upgrade" '
+        "instead of 101; polling still works but never upgrades",
+    ),
+    Scenario(
+        "header-inheritance",
+        broken="the Socket.IO location sets only Upgrade/Connection, so the server-level Host and "
+        "X-Forwarded-* proxy_set_header lines are not inherited",
+        symptom="the backend sees Host: chat_ws (the upstream's name) and no X-Forwarded-For/-Proto",
+    ),
+    Scenario(
+        "cors-duplicate",
+        broken="the Socket.IO location includes the REST CORS snippet (add_header Access-Control-Allow-Origin) "
+        "while python-socketio sends its own",
+        symptom="a handshake with an Origin gets two Access-Control-Allow-Origin headers (browsers refuse it)",
+    ),
+)
+
+#: Every scenario by name, in a stable teaching order (a dict: ``list(SCENARIOS)`` gives the names).
+SCENARIOS: dict[str, Scenario] = {s.name: s for s in _ALL}
+
+
+def get(name: str) -> Scenario:
+    """The scenario called NAME, or a ValueError that lists the valid names."""
+    try:
+        return SCENARIOS[name]
+    except KeyError:
+        raise ValueError(f"unknown lab scenario {name!r}; choose one of: {', '.join(SCENARIOS)}") from None

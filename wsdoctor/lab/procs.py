@@ -1,0 +1,182 @@
+"""Process bookkeeping for the lab: free ports, readiness waits, and stopping exactly our own pids.
+
+The lab's processes outlive the command that started them (``wsdoctor lab up`` returns, the lab keeps
+running), so they are found again by pid from the state file. A pid is only ever signalled after
+``/proc/PID/cmdline`` proves it is still ours (it names the lab directory): pids get reused, and
+``down`` must never kill a stranger.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """COUNT distinct free TCP ports on HOST (all held open until all are chosen, so none repeats)."""
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((host, 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.2) -> bool:
+    """True when something accepts TCP connections on HOST:PORT."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def listening(port: int, host: str = "127.0.0.1") -> bool:
+    """True when a socket LISTENs on HOST:PORT, read from /proc/net/tcp without connecting.
+
+    Not connecting matters: a bare TCP connect to nginx's TLS port leaves a "client closed connection
+    while SSL handshaking" line in the lab's error log, noise that log classification would then read.
+    Falls back to a connect where /proc is not available.
+    """
+    want = f"{socket.htonl(int.from_bytes(socket.inet_aton(host), 'big')):08X}:{port:04X}"
+    try:
+        with open("/proc/net/tcp") as f:
+            next(f, None)
+            for line in f:
+                fields = line.split()
+                if len(fields) > 3 and fields[3] == "0A" and fields[1] in (want, f"00000000:{port:04X}"):
+                    return True
+        return False
+    except OSError:
+        return port_open(port, host)
+
+
+def cmdline(pid: int) -> str:
+    """The process's command line, NUL separators as spaces ("" when it is gone or unreadable)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    return raw.replace(b"\0", b" ").decode("utf-8", "replace").strip()
+
+
+def _state(pid: int) -> str | None:
+    """The one-letter process state from /proc/PID/stat (Z = zombie), None when the pid is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name is in parentheses and may hold spaces: the state follows the last ')'.
+    return stat[stat.rfind(")") + 2 :].split(" ", 1)[0]
+
+
+def reap(pid: int) -> None:
+    """Collect PID's exit status if it is our child, so a dead child does not linger as a zombie."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def alive(pid: int) -> bool:
+    """PID exists and is not a zombie (a zombie is reaped on the way when it is our child)."""
+    reap(pid)
+    state = _state(pid)
+    return state is not None and state != "Z"
+
+
+def owned(pid: int, marker: str) -> bool:
+    """PID is alive and its command line names MARKER (the lab directory): it is ours to signal."""
+    return alive(pid) and marker in cmdline(pid)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live descendant of PID (e.g. sshd's per-connection children, nginx's workers)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 1:
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except OSError as e:
+        if e.errno != errno.ESRCH:
+            raise
+
+
+def terminate(pid: int, marker: str, grace: float = 3.0) -> bool:
+    """Stop PID (and its descendants) if it is ours: SIGTERM, then SIGKILL after GRACE seconds.
+
+    Returns True when a process of ours was stopped, False when PID was already gone or is not ours.
+    """
+    if not owned(pid, marker):
+        reap(pid)
+        return False
+    family = descendants(pid)
+    _signal(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if alive(pid):
+        _signal(pid, signal.SIGKILL)
+        kill_deadline = time.monotonic() + 2.0
+        while alive(pid) and time.monotonic() < kill_deadline:
+            time.sleep(0.02)
+    # Children the main process left behind (sshd sessions outlive their listener).
+    for child in family:
+        if alive(child):
+            _signal(child, signal.SIGKILL)
+    for child in family:
+        end = time.monotonic() + 1.0
+        while alive(child) and time.monotonic() < end:
+            time.sleep(0.01)
+    reap(pid)
+    return True
+
+
+def first_lines(path: Path, count: int = 3, max_bytes: int = 64 * 1024) -> str:
+    """The first COUNT meaningful lines of a log (for a start-up error sentence), "" when empty."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(max_bytes)
+    except OSError:
+        return ""
+    lines = [ln.strip() for ln in data.decode("utf-8", "replace").splitlines() if ln.strip()]
+    return " | ".join(lines[:count])
+
+
+def last_lines(path: Path, count: int = 3, max_bytes: int = 64 * 1024) -> str:
+    """The last COUNT meaningful lines of a log (a crash's traceback ends with its reason)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - max_bytes))
+            data = f.read()
+    except OSError:
+        return ""
+    lines = [ln.strip() for ln in data.decode("utf-8", "replace").splitlines() if ln.strip()]
+    return " | ".join(lines[-count:])
