@@ -63,6 +63,9 @@ class Route:
     rewrites: list[Directive] = field(default_factory=list)  # rewrites that changed the URI, in order
     if_block: Directive | None = None  # an `if` inside the location whose condition held (its config applies)
     ssl_mismatch: bool = False  # the client speaks TLS to a port nginx serves without `ssl` (or the reverse)
+    request: _Request | None = field(
+        default=None, repr=False
+    )  # variables' context (effective.forwarded_headers)
 
     @property
     def answered_by_nginx(self) -> bool:
@@ -1245,6 +1248,7 @@ def route(
         quoted=parsed.quoted,
         server=server,
     )
+    r.request = req
 
     # Server rewrite phase.
     out = _run_rewrites(server.block, req, config, r, in_location=False)
