@@ -1,0 +1,169 @@
+"""`cors` (checklist): does nginx add CORS headers on top of the Socket.IO server's own?
+
+A Socket.IO server configured with ``cors`` answers with its own ``Access-Control-Allow-Origin``; nginx's
+``add_header Access-Control-Allow-Origin`` in the same location (directly, through an ``include`` of a shared
+CORS snippet, or inherited from the server level — ``add_header`` is inherited only by levels that set none)
+adds a second one, and browsers reject a response with two values. The runbook says "DO NOT include CORS
+config here" for that reason. Live, a handshake with an ``Origin`` counts the headers actually returned.
+"""
+
+from __future__ import annotations
+
+from wsdoctor.checks import _util as u
+from wsdoctor.facts import Facts
+from wsdoctor.report import Evidence, Finding, Fix, Status
+
+ID = "cors"
+TITLE = "CORS headers"
+NEEDS = ("config", "cors")
+
+ACAO = "access-control-allow-origin"
+CORS_PREFIX = "access-control-"
+
+
+def check(facts: Facts) -> Finding:
+    live = facts.cors
+    r, why = u.proxy_location(facts)
+    live_ev: list[Evidence] = [u.probe_ev(live.exchange)] if live is not None else []
+    values = list(live.allow_origin) if live is not None else []
+
+    if why:
+        if live is not None and len(values) >= 2:
+            return u.finding(
+                ID,
+                Status.FAIL,
+                "Two Access-Control-Allow-Origin headers",
+                f"The handshake with Origin {live.origin} returned {len(values)} Access-Control-Allow-Origin headers "
+                f"({', '.join(repr(v) for v in values)}): browsers refuse the response ({why}).",
+                live_ev,
+                Fix(
+                    summary="Remove the add_header Access-Control-* lines from the Socket.IO location (give the config "
+                    "for the exact diff); the Socket.IO server's `cors` option is enough."
+                ),
+            )
+        if live is not None and live.error is None:
+            return u.finding(ID, Status.PASS, TITLE, f"{_live_text(live)} ({why}).", live_ev)
+        return u.skip(ID, TITLE, why)
+
+    assert r is not None and facts.config is not None
+    from wsdoctor.nginx import effective
+
+    config = facts.config
+    loc = r.config_block if getattr(r, "config_block", None) is not None else r.location
+    added = effective.add_headers(loc)
+    acao = [(n, v, d) for n, v, d in added if n.lower() == ACAO]
+    cors_all = [(n, v, d) for n, v, d in added if n.lower().startswith(CORS_PREFIX)]
+    hidden = any(
+        d.args and d.args[0].lower() == ACAO
+        for lv in [loc, *loc.ancestors()]
+        for d in lv.children("proxy_hide_header")
+    )
+    label = u.loc_label(r.location)
+
+    if acao and not hidden:
+        d0 = acao[0][2]
+        inherited = d0.parent is not loc and d0.parent is not r.location
+        src = f"{d0.where}" + (f", inherited from {d0.parent.name} level" if inherited else "")
+        evidence = u.cfg_lines_ev(config, [d for _, _, d in cors_all]) + _include_ev(config, loc, d0)
+        if live is not None and len(values) >= 2:
+            return u.finding(
+                ID,
+                Status.FAIL,
+                "Two Access-Control-Allow-Origin headers",
+                f"nginx adds Access-Control-Allow-Origin {acao[0][1]} in {label} ({src}) on top of the Socket.IO "
+                f"server's own: the handshake with Origin {live.origin} got {len(values)} values "
+                f"({', '.join(repr(v) for v in values)}), which browsers refuse.",
+                evidence + live_ev,
+                _fix(facts, r, loc, cors_all, inherited),
+            )
+        if live is not None and len(values) == 1:
+            return u.finding(
+                ID,
+                Status.WARN,
+                "nginx adds CORS headers to the Socket.IO location",
+                f"{label} adds Access-Control-Allow-Origin ({src}); live there is one value ({values[0]!r}), so the "
+                "server sends none today — enabling the server's `cors` option would duplicate it.",
+                evidence + live_ev,
+                _fix(facts, r, loc, cors_all, inherited),
+            )
+        return u.finding(
+            ID,
+            Status.WARN,
+            "nginx adds CORS headers to the Socket.IO location",
+            f"{label} adds Access-Control-Allow-Origin {acao[0][1]} ({src}); if the Socket.IO server sets its own "
+            "(its `cors` option), browsers get two values and refuse the handshake.",
+            evidence,
+            _fix(facts, r, loc, cors_all, inherited),
+        )
+
+    if live is not None and len(values) >= 2:
+        return u.finding(
+            ID,
+            Status.FAIL,
+            "Config and live proxy disagree: two Access-Control-Allow-Origin headers",
+            f"The config adds no Access-Control-Allow-Origin in {label}, but the handshake with Origin "
+            f"{live.origin} returned {len(values)} ({', '.join(repr(v) for v in values)}): something else adds one "
+            "(another proxy in front, or the running config differs).",
+            live_ev,
+            Fix(
+                summary="Find the second source of Access-Control-Allow-Origin and keep only the Socket.IO server's."
+            ),
+        )
+    summary = f"nginx adds no Access-Control-Allow-Origin in {label}: CORS is left to the Socket.IO server"
+    if hidden:
+        summary = f"{label} hides the backend's Access-Control-Allow-Origin and adds its own: one value reaches browsers"
+    if live is not None and live.error is None:
+        summary += f"; {_live_text(live)}"
+    return u.finding(ID, Status.PASS, TITLE, summary + ".", live_ev)
+
+
+def _live_text(live) -> str:
+    vals = live.allow_origin
+    if not vals:
+        return f"live: no Access-Control-Allow-Origin for Origin {live.origin} (same-origin clients only)"
+    return f"live: one Access-Control-Allow-Origin ({vals[0]!r}) for Origin {live.origin}"
+
+
+def _include_ev(config, loc, d) -> list[Evidence]:
+    """When the add_header comes from an included file, show the include line in the location too."""
+    if d.file == loc.file:
+        return []
+    inc = [i for i in loc.children("include") if d.file in (i.includes or [])]
+    return u.cfg_lines_ev(config, inc)
+
+
+def _fix(facts: Facts, r, loc, cors_all, inherited: bool) -> Fix:
+    from wsdoctor.nginx.patch import Patch
+
+    config = facts.config
+    p = Patch(config)
+    parts: list[str] = []
+    try:
+        if inherited:
+            anchor = next(
+                (
+                    d
+                    for d in reversed(r.location.block or [])
+                    if d.name.startswith("proxy_") and d.file == r.location.file
+                ),
+                None,
+            )
+            p.insert_in_block(r.location, ["proxy_hide_header Access-Control-Allow-Origin;"], after=anchor)
+            parts.append("hide the backend's Access-Control-Allow-Origin so only the inherited one remains")
+        else:
+            includes_done: set[int] = set()
+            for _n, _v, d in cors_all:
+                if d.file == r.location.file:
+                    p.delete_statement(d)
+                    continue
+                inc = next((i for i in r.location.children("include") if d.file in (i.includes or [])), None)
+                if inc is not None and id(inc) not in includes_done:
+                    includes_done.add(id(inc))
+                    p.comment_out(inc, "Socket.IO sets its own CORS headers")
+            parts.append(
+                "remove nginx's CORS headers from this location; the Socket.IO server's `cors` option answers"
+            )
+        diff = p.diff()
+    except (ValueError, KeyError, IndexError):
+        diff = ""
+    return Fix(summary=f"In {u.loc_label(r.location)}: " + "; ".join(parts) + ".", diff=diff)

@@ -1,0 +1,450 @@
+"""`route` (runbook issue 404): which server and location nginx picks for the client's request, and what goes upstream.
+
+Decided with nginx's real algorithm (the engine's ``routing``): longest prefix whatever the order in the file
+(the runbook's "location order" advice is a myth and is never flagged), regex locations in file order that can
+steal a request from a prefix location, the automatic 301 of a slash-ended proxy location, no location at all
+(nginx then serves ``html/socket.io/`` from disk: 404), and the URI ``proxy_pass`` really sends. Live, the polling
+handshake through the proxy shows who answered; config and probe must agree or the finding says they disagree.
+"""
+
+from __future__ import annotations
+
+from wsdoctor.checks import _util as u
+from wsdoctor.facts import ENGINEIO_NODE, ENGINEIO_PY, NGINX, Facts, Handshake
+from wsdoctor.report import Evidence, Finding, Fix, Status
+from wsdoctor.wire.client import client_code
+
+ID = "route"
+TITLE = "Server, location and upstream URI"
+NEEDS = ("config", "handshake:proxy", "handshake:backends")
+
+_BACKENDS = (ENGINEIO_PY, ENGINEIO_NODE)
+
+
+class _Verdict:
+    """The config half's conclusion, so the live half can agree or disagree with it."""
+
+    def __init__(
+        self,
+        status: Status,
+        title: str,
+        summary: str,
+        evidence: list[Evidence],
+        fix: Fix | None,
+        predicts: str,  # "proxied", "404", "301", "return", "refused"
+    ) -> None:
+        self.status, self.title, self.summary = status, title, summary
+        self.evidence, self.fix, self.predicts = evidence, fix, predicts
+
+
+def check(facts: Facts) -> Finding:
+    why = u.client_missing(facts)
+    if why:
+        return u.skip(ID, TITLE, why)
+    hs = u.proxy_handshake(facts)
+    if facts.config is None:
+        if hs is not None:
+            return _live_only(facts, hs)
+        return u.skip(ID, TITLE, u.config_missing(facts) or u.NO_CONFIG)
+    v = _config_verdict(facts)
+    if hs is None:
+        return u.finding(ID, v.status, v.title, v.summary, v.evidence, v.fix)
+    return _combine(facts, v, hs)
+
+
+# --- config half ----------------------------------------------------------------
+
+
+def _config_verdict(facts: Facts) -> _Verdict:
+    config, c = facts.config, facts.client
+    assert config is not None and c is not None
+    r = u.route_of(facts)
+    assert r is not None
+    path = r.uri.split("?")[0]
+    req = f"GET {r.uri}"
+
+    if r.server is None:
+        return _Verdict(
+            Status.FAIL,
+            f"No server listens on port {c.port}",
+            f"No server block in {config.source} listens on port {c.port} for {c.host} ({r.server_reason}); the "
+            "client's connection is refused or lands on another nginx.",
+            [],
+            Fix(summary=f"Add `listen {c.port}{' ssl' if c.secure else ''};` to the server for {c.host}."),
+            "refused",
+        )
+
+    srv_ev = u.cfg_lines_ev(config, [r.server, *r.server.children("server_name")])
+    if r.location is None:
+        return _no_location(facts, r, srv_ev)
+
+    loc = r.location
+    if r.redirect is not None:
+        return _Verdict(
+            Status.FAIL,
+            f"nginx answers {path} with a 301 redirect",
+            f"{u.loc_label(loc)} ends with '/' and proxies, so nginx answers {req} with 301 to {r.redirect}; a "
+            "WebSocket handshake fails on any answer but 101 and clients do not follow it.",
+            u.cfg_lines_ev(config, [loc]),
+            Fix(
+                summary=f"Make the client request the slashed path ({path}/…): use `path` ending in /socket.io."
+            ),
+            "301",
+        )
+    if r.return_status is not None:
+        ret = loc.child("return")
+        return _Verdict(
+            Status.FAIL,
+            f"{u.loc_name(loc)} answers `return {r.return_status}`",
+            f"{req} reaches {u.loc_label(loc)}, which answers {r.return_status} itself and never proxies to a "
+            "backend.",
+            u.cfg_lines_ev(config, [loc, *([ret] if ret else [])]),
+            Fix(
+                summary=f"Give the Socket.IO request a location of its own that proxies (not `{u.loc_name(loc)}`)."
+            ),
+            "return",
+        )
+    if r.proxy_pass is None:
+        v = _no_location(facts, r, srv_ev)
+        v.title = f"{u.loc_name(loc)} does not proxy {path}"
+        v.summary = (
+            f"{req} reaches {u.loc_label(loc)}, which has no proxy_pass, so nginx looks for a file under its root "
+            "and answers 404 — the backends never see the request."
+        )
+        v.evidence = u.cfg_lines_ev(config, [loc]) + v.evidence[1:]
+        return v
+
+    # Regex locations that take the request away from the Socket.IO prefix location.
+    stolen = _stolen(config, r)
+    if stolen is not None:
+        return stolen
+
+    evidence = u.cfg_lines_ev(config, [loc, r.proxy_pass])
+    upstream = f"{r.upstream_target}{r.upstream_uri or ''}"
+    broken = _broken_uri(config, r)
+    if broken is not None:
+        return broken
+    notes = "; ".join(r.notes)
+    chain = (
+        f"{req} → {u.server_label(r.server)} → {u.loc_label(loc)} ({r.location_reason}) → upstream {upstream}"
+    )
+    return _Verdict(
+        Status.PASS, TITLE, chain + (f"; note: {notes}" if notes else "") + ".", evidence, None, "proxied"
+    )
+
+
+def _socketio_locations(server) -> list:
+    """Locations of SERVER (nested included) that look like the Socket.IO one: proxy + Upgrade header."""
+    out = []
+    stack = list(server.children("location"))
+    while stack:
+        d = stack.pop(0)
+        if d.child("proxy_pass") is not None and (u.sets_upgrade(d) or "socket.io" in " ".join(d.args)):
+            out.append(d)
+        stack.extend(d.children("location"))
+    return out
+
+
+def _no_location(facts: Facts, r, srv_ev: list[Evidence]) -> _Verdict:
+    config, c = facts.config, facts.client
+    assert config is not None and c is not None
+    path = r.uri.split("?")[0]
+    locs = r.server.children("location")
+    evidence = srv_ev + (u.cfg_lines_ev(config, locs) if locs else [])
+    title = f"No location for {path}: nginx answers 404"
+    summary = (
+        f"In {u.server_label(r.server)} no location matches {path}, so nginx looks for "
+        f"html{path}index.html on disk and answers 404 — the request never reaches a backend."
+    )
+    # Is there a Socket.IO location the client should be using instead (the runbook case)?
+    candidates = [d for d in _socketio_locations(r.server) if u.location_path(d)]
+    if c.namespace != "/" or candidates:
+        prefix = c.namespace.rstrip("/") if c.namespace != "/" else ""
+        target = None
+        for d in candidates:
+            lp = (u.location_path(d) or "").rstrip("/")
+            if prefix and (prefix == lp or prefix.startswith(lp + "/")):
+                target = d
+        if target is None and len(candidates) == 1:
+            target = candidates[0]
+        if target is not None:
+            lp = (u.location_path(target) or "").rstrip("/")
+            new_path = (prefix if prefix.startswith(lp) and prefix else lp) + c.path
+            has_token = bool(facts.target.token or facts.target.token_env)
+            summary += (
+                f" The Socket.IO location is {u.loc_label(target)}: the client must request {new_path}."
+            )
+            return _Verdict(
+                Status.FAIL,
+                title,
+                summary,
+                evidence,
+                Fix(
+                    summary=f"Fix the client, not nginx (see `client`): with `path: '{new_path.rstrip('/')}'` it "
+                    f"requests {new_path}, which {u.loc_name(target)} proxies.",
+                    code=client_code(c.origin(), new_path, "/", c.transports, has_token),
+                ),
+                "404",
+            )
+    return _Verdict(Status.FAIL, title, summary, evidence, _add_location_fix(facts, r), "404")
+
+
+def _add_location_fix(facts: Facts, r) -> Fix:
+    """A location for the engine path, proxying to the config's (only) upstream, with the WebSocket headers."""
+    from wsdoctor.nginx.patch import Patch
+
+    config, c = facts.config, facts.client
+    assert config is not None and c is not None
+    ups = list(config.upstreams())
+    target = f"http://{ups[0]}" if len(ups) == 1 else "http://127.0.0.1:3000"
+    conn = "$connection_upgrade" if "$connection_upgrade" in config.maps() else '"upgrade"'
+    prefix = c.path
+    body = [
+        f"location {prefix} {{",
+        f"    proxy_pass {target};" + ("" if len(ups) == 1 else "  # wsdoctor: your Socket.IO backend"),
+        "    proxy_http_version 1.1;",
+        "    proxy_set_header Upgrade $http_upgrade;",
+        f"    proxy_set_header Connection {conn};",
+        "    proxy_set_header Host $host;",
+        "    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+        "    proxy_set_header X-Forwarded-Proto $scheme;",
+        "}",
+    ]
+    p = Patch(config)
+    locs = r.server.children("location")
+    try:
+        if locs and locs[0].file == r.server.file:
+            ind = p.child_indent(r.server)
+            p.insert_before(locs[0].file, locs[0].line, [ind + line for line in body] + [""])
+        else:
+            p.insert_in_block(r.server, body, at_end=True)
+        diff = p.diff()
+    except (ValueError, KeyError, IndexError):
+        diff = ""
+    return Fix(
+        summary=f"Add a location for {prefix} that proxies to the Socket.IO backends with the WebSocket headers.",
+        diff=diff,
+    )
+
+
+def _stolen(config, r) -> _Verdict | None:
+    loc = r.location
+    if not u.is_regex_location(loc):
+        return None
+    prefixes = [d for d in r.candidates if d is not loc and u.location_path(d) and d.args[0] != "^~"]
+    if not prefixes:
+        return None
+    victim = max(prefixes, key=lambda d: len(u.location_path(d) or ""))
+    if victim.child("proxy_pass") is None or (u.sets_upgrade(loc) and loc.child("proxy_pass") is not None):
+        return None  # the regex location is the intended Socket.IO one, or the prefix one proxies nothing
+    from wsdoctor.nginx.patch import Patch
+
+    diff = ""
+    if config is not None:
+        p = Patch(config)
+        try:
+            p.replace_statement(victim, f"location ^~ {u.location_path(victim)} {{")
+            diff = p.diff()
+        except (ValueError, KeyError, IndexError):
+            diff = ""
+    return _Verdict(
+        Status.FAIL,
+        f"Regex {u.loc_name(loc)} takes the request from {u.loc_name(victim)}",
+        f"{r.uri.split('?')[0]} matches prefix {u.loc_label(victim)}, but nginx tries regex locations after "
+        f"the prefix match and {u.loc_label(loc)} wins; mark the prefix location `^~` so no regex can take it.",
+        u.cfg_lines_ev(config, [victim, loc]) if config is not None else [],
+        Fix(
+            summary=f"Make {u.loc_name(victim)} a `^~` location (regex locations are then not tried).",
+            diff=diff,
+        ),
+        "proxied",
+    )
+
+
+def _broken_uri(config, r) -> _Verdict | None:
+    """``/chatsocket.io/`` and ``/chat//socket.io/``: the slash mismatch of the KNOWLEDGE.md table."""
+    up = (r.upstream_uri or "").split("?")[0]
+    if not up or r.proxy_pass is None:
+        return None
+    glued = "socket.io" in up and "/socket.io" not in up
+    double = "//" in up
+    if not (glued or double):
+        return None
+    loc, pp = r.location, r.proxy_pass
+    arg = pp.args[0] if pp.args else ""
+    scheme_end = arg.find("://")
+    slash = arg.find("/", scheme_end + 3 if scheme_end >= 0 else 0)
+    if slash < 0:
+        return None
+    base, uri_part = arg[:slash], arg[slash:]
+    new_uri = uri_part + "/" if glued else uri_part.rstrip("/") or "/"
+    fixed = base + new_uri
+    diff = ""
+    if config is not None:
+        from wsdoctor.nginx.patch import Patch
+
+        p = Patch(config)
+        try:
+            p.replace_statement(pp, f"proxy_pass {fixed};")
+            diff = p.diff()
+        except (ValueError, KeyError, IndexError):
+            diff = ""
+    what = "glues the rest of the path to it" if glued else "doubles the slash"
+    return _Verdict(
+        Status.FAIL,
+        f"proxy_pass sends {up} upstream",
+        f"{u.loc_label(loc)} replaces its prefix by {uri_part!r}, which {what}: the backend receives "
+        f"{r.upstream_uri} and answers 404; the location and the proxy_pass URI must both end in '/' or both not.",
+        u.cfg_lines_ev(config, [loc, pp]) if config is not None else [],
+        Fix(summary=f"Use `proxy_pass {fixed};` so the backend receives the path it serves.", diff=diff),
+        "proxied",
+    )
+
+
+# --- live half ------------------------------------------------------------------
+
+
+def _hs_ev(hs: Handshake) -> Evidence:
+    return u.probe_ev(hs.exchange)
+
+
+def _combine(facts: Facts, v: _Verdict, hs: Handshake) -> Finding:
+    ex = hs.exchange
+    ev = [*v.evidence, _hs_ev(hs)]
+    got = u.status_line(ex)
+    if hs.ok:
+        if v.predicts == "proxied":
+            summary = (
+                v.summary.rstrip(".") + f"; the handshake through the proxy was answered by {u.who(ex)}."
+            )
+            return u.finding(ID, v.status, v.title, summary, ev, v.fix)
+        return u.finding(
+            ID,
+            Status.WARN,
+            "Config and live proxy disagree",
+            f"The config predicts {v.predicts} for {facts.client.request_line()} ({v.title}), but the proxy "
+            f"answered the Engine.IO handshake: the config given is probably not the one nginx runs.",
+            ev,
+            v.fix,
+        )
+    if ex.status is None:
+        summary = v.summary.rstrip(".") + f"; live, the proxy gave {got} (see upgrade/tls/upstream)."
+        return u.finding(ID, v.status, v.title, summary, ev, v.fix)
+    if ex.status in (502, 503, 504):
+        summary = (
+            v.summary.rstrip(".")
+            + f"; live, nginx answered {ex.status}: the route is right but the backends fail (see upstream)."
+        )
+        return u.finding(ID, v.status, v.title, summary, ev, v.fix)
+    if v.predicts != "proxied":
+        agree = (v.predicts == "404" and ex.status == 404) or (v.predicts == "301" and ex.status == 301)
+        tail = (
+            f"; live, the proxy answered {got} (from {u.who(ex)}), as predicted."
+            if agree
+            else f"; live, the proxy answered {got} (from {u.who(ex)})."
+        )
+        return u.finding(ID, v.status, v.title, v.summary.rstrip(".") + tail, ev, v.fix)
+    # The config says proxied, the proxy did not hand out a session.
+    if ex.answered_by in _BACKENDS or (ex.answered_by != NGINX and ex.status == 404):
+        return _backend_refused(facts, v, hs, ev)
+    return u.finding(
+        ID,
+        Status.FAIL,
+        "Config and live proxy disagree",
+        f"The config sends {facts.client.request_line()} to upstream, but nginx itself answered {got}: the config "
+        "given is probably not the one nginx runs (reload it, or analyse the running one with --ssh).",
+        ev,
+        v.fix,
+    )
+
+
+def _backend_refused(facts: Facts, v: _Verdict, hs: Handshake, ev: list[Evidence]) -> Finding:
+    r = u.route_of(facts)
+    assert r is not None
+    ex = hs.exchange
+    up = r.upstream_uri or "?"
+    fix = _fix_from_backends(facts, r) or v.fix
+    if ex.status == 404:
+        summary = (
+            f"nginx forwards the request to {r.upstream_target}{up} and {u.who(ex)} answers 404: the backend "
+            "does not serve Socket.IO at that path, so proxy_pass must map the location to the backend's path."
+        )
+        title = f"The backend answers 404 to {up.split('?')[0]}"
+    else:
+        summary = (
+            f"nginx forwards the request to {r.upstream_target}{up} and {u.who(ex)} refuses it with "
+            f"{u.status_line(ex)}."
+        )
+        title = f"The backend refuses the handshake ({ex.status})"
+    return u.finding(ID, Status.FAIL, title, summary, ev, fix)
+
+
+def _fix_from_backends(facts: Facts, r) -> Fix | None:
+    """When a backend answered the handshake at some path, map the location's prefix to that path."""
+    from urllib.parse import urlsplit
+
+    from wsdoctor.nginx.patch import Patch
+
+    config, c = facts.config, facts.client
+    if config is None or c is None or r.location is None or r.proxy_pass is None:
+        return None
+    lp = u.location_path(r.location)
+    if lp is None:
+        return None
+    for hs in u.backend_handshakes(facts).values():
+        if not hs.ok:
+            continue
+        good = urlsplit(hs.exchange.url).path  # e.g. /chat/socket.io/
+        req_path = r.uri.split("?")[0]
+        if not req_path.startswith(lp):
+            return None
+        rest = req_path[len(lp) :]
+        if not good.endswith(rest):
+            continue
+        uri_part = good[: len(good) - len(rest)] or "/"
+        arg = r.proxy_pass.args[0]
+        i = arg.find("://")
+        j = arg.find("/", i + 3 if i >= 0 else 0)
+        base = arg if j < 0 else arg[:j]
+        p = Patch(config)
+        try:
+            p.replace_statement(r.proxy_pass, f"proxy_pass {base}{uri_part};")
+        except (ValueError, KeyError, IndexError):
+            return None
+        return Fix(
+            summary=f"The backends answer at {good}: `proxy_pass {base}{uri_part};` maps {lp} to {uri_part}.",
+            diff=p.diff(),
+        )
+    return None
+
+
+def _live_only(facts: Facts, hs: Handshake) -> Finding:
+    ex = hs.exchange
+    ev = [_hs_ev(hs)]
+    reason = u.config_missing(facts) or u.NO_CONFIG
+    if hs.ok:
+        return u.finding(
+            ID,
+            Status.PASS,
+            TITLE,
+            f"The handshake {facts.client.request_line()} through the proxy was answered by {u.who(ex)} "
+            f"(no config to show the location: {reason}).",
+            ev,
+        )
+    if ex.status in (404, 301, 302, 400, 403):
+        return u.finding(
+            ID,
+            Status.FAIL,
+            f"The proxy answers {ex.status} to the client's request",
+            f"{facts.client.request_line()} got {u.status_line(ex)} from {u.who(ex)}; give the nginx config "
+            f"to see which location took it ({reason}).",
+            ev,
+            Fix(summary="Run again with --nginx-conf, --nginx-dump or --ssh to get the exact config fix."),
+        )
+    return u.finding(
+        ID,
+        Status.SKIP,
+        TITLE,
+        f"The handshake through the proxy failed ({u.status_line(ex)}, see upstream/tls) and {reason}.",
+        ev,
+    )

@@ -1,0 +1,339 @@
+"""`sticky` (runbook issue "different backend on reconnect"): does one Socket.IO session stay on one backend?
+
+Sticky sessions are needed only while HTTP long-polling is in use: each poll is a new HTTP request, and a
+backend that did not create the session answers 400 "Session ID unknown" / "Invalid session". With
+``transports: ['websocket']`` a session is one connection and nothing needs pinning (KNOWLEDGE.md §1). So
+this fails only when polling is in the client's transports AND the upstream has several servers AND nothing
+pins a client: round robin, ``least_conn``, ``random``, or a ``hash`` on a key that is empty for Socket.IO
+(``$cookie_io``: no cookie by default; ``$arg_sid``: none at the handshake) — an empty key falls back to round
+robin. ``ip_hash`` behind another proxy (every client arrives from the same few addresses) is warned. Live, one
+polling session kept over several requests through the proxy shows the refusals.
+"""
+
+from __future__ import annotations
+
+import re
+
+from wsdoctor.checks import _util as u
+from wsdoctor.facts import Facts
+from wsdoctor.report import Evidence, Finding, Fix, Status
+
+ID = "sticky"
+TITLE = "Session affinity for polling"
+NEEDS = ("config", "sticky")
+
+PINNING_KEYS = (
+    "$remote_addr",
+    "$binary_remote_addr",
+    "$http_x_forwarded_for",
+    "$http_x_real_ip",
+    "$realip_remote_addr",
+)
+SUGGESTED = "hash $remote_addr consistent"
+_EMPTY_KEYS = {
+    "$cookie_io": "Socket.IO sets no `io` cookie unless the server enables `cookie`",
+    "$arg_sid": "the handshake request has no sid yet",
+    "$http_cookie": "Socket.IO sends no cookie by default",
+}
+_CHANGING_KEYS = {
+    "$request_uri": "every polling request has a fresh `t=` timestamp",
+    "$args": "every polling request has a fresh `t=` timestamp",
+    "$query_string": "every polling request has a fresh `t=` timestamp",
+    "$arg_t": "`t` is a fresh timestamp on every polling request",
+    "$request_id": "it is new for every request",
+    "$msec": "it changes every millisecond",
+}
+
+
+def check(facts: Facts) -> Finding:
+    c = facts.client
+    live = facts.sticky
+    polling = c is None or "polling" in c.transports
+    r, why = u.proxy_location(facts)
+    if why:
+        if live is not None:
+            return _live_only(facts, why)
+        return u.skip(ID, TITLE, why)
+    assert r is not None and c is not None and facts.config is not None
+    verdict = _config_verdict(facts, r, polling)
+    status, title, summary, evidence, fix = verdict
+    if live is None:
+        return u.finding(ID, status, title, summary, evidence, fix)
+
+    ev = evidence + [u.probe_ev(ex) for ex in live.refused[:2]]
+    if live.refused:
+        first = live.refused[0]
+        refused = (
+            f"live: {len(live.refused)} of {live.requests} polling requests of one session were refused "
+            f"({u.status_line(first)})"
+        )
+        if not polling:
+            return u.finding(
+                ID,
+                Status.WARN,
+                "Polling sessions break through this proxy",
+                f"The client uses only WebSocket, so it is not affected, but {refused}: any client on the default "
+                "transports (polling first) fails.",
+                ev,
+                fix or _fix(facts, r, "round robin"),
+            )
+        if status is Status.FAIL:
+            return u.finding(
+                ID, Status.FAIL, title, f"{summary.rstrip('.')}; {refused}, as predicted.", ev, fix
+            )
+        return u.finding(
+            ID,
+            Status.FAIL,
+            "Config and live proxy disagree: sessions are not sticky",
+            f"{summary.rstrip('.')}, but {refused}: nginx is probably behind another balancer or runs another config.",
+            ev,
+            fix,
+        )
+    if live.ok and live.requests:
+        ok = f"live: {live.requests} polling requests of one session were all accepted"
+        if status is Status.FAIL:
+            return u.finding(
+                ID,
+                Status.WARN,
+                "Config and live proxy disagree on stickiness",
+                f"{summary.rstrip('.')}, but {ok} (luck with few servers, or the running config differs).",
+                ev + [u.probe_ev(ex) for ex in live.exchanges[:1]],
+                fix,
+            )
+        return u.finding(ID, status, title, f"{summary.rstrip('.')}; {ok}.", ev, fix)
+    if live.error:
+        return u.finding(
+            ID, status, title, f"{summary.rstrip('.')} (live probe failed: {live.error}).", ev, fix
+        )
+    return u.finding(ID, status, title, summary, ev, fix)
+
+
+def _config_verdict(facts: Facts, r, polling: bool):
+    config = facts.config
+    c = facts.client
+    servers = r.upstream_servers
+    up = r.upstream
+    ev: list[Evidence] = []
+    if up is not None:
+        ev = u.cfg_lines_ev(config, [up, *_balancers(up), *up.children("server")])
+    elif r.proxy_pass is not None:
+        ev = u.cfg_lines_ev(config, [r.proxy_pass])
+    name = r.upstream_name or r.upstream_target
+    if not polling:
+        return (
+            Status.PASS,
+            TITLE,
+            f"The client uses only the websocket transport ({', '.join(c.transports)}): a session is one connection, "
+            "so no sticky sessions are needed (broadcasting across instances still needs an adapter, e.g. Redis).",
+            ev,
+            None,
+        )
+    if up is None or len(servers) <= 1:
+        return (
+            Status.PASS,
+            TITLE,
+            f"{name} is a single server ({', '.join(servers) or 'one address'}): every request of a session reaches it.",
+            ev,
+            None,
+        )
+    bal = _balancers(up)
+    n = len(servers)
+    if not bal:
+        return (
+            Status.FAIL,
+            f"Round robin over {n} servers breaks polling sessions",
+            f"upstream {name} ({up.where}) spreads requests round robin over {n} servers, and the client polls "
+            f"({', '.join(c.transports)}): the second request of a session lands on another backend and gets 400 "
+            "'Session ID unknown'.",
+            ev,
+            _fix(facts, r, "round robin"),
+        )
+    d = bal[0]
+    method = d.name
+    if method == "ip_hash":
+        behind = _behind_proxy(config)
+        if behind:
+            return (
+                Status.WARN,
+                "ip_hash behind another proxy pins everyone to one backend",
+                f"upstream {name} uses ip_hash ({d.where}), but nginx sits behind another proxy ({behind[0]}) "
+                "without set_real_ip_from: every client arrives from the proxy's address, so ip_hash sends them "
+                "all to one backend.",
+                ev + u.cfg_lines_ev(config, behind[1]),
+                _realip_fix(facts, behind),
+            )
+        return (
+            Status.PASS,
+            TITLE,
+            f"upstream {name} pins clients with ip_hash ({d.where}; first three IPv4 octets): a polling session "
+            f"stays on one of its {n} servers.",
+            ev,
+            None,
+        )
+    if method == "hash":
+        key = d.args[0] if d.args else ""
+        bad = _bad_key(key)
+        if bad:
+            return (
+                Status.FAIL,
+                f"hash {key} does not pin Socket.IO sessions",
+                f"upstream {name} hashes on {key} ({d.where}), but {bad[1]}: "
+                + (
+                    "an empty key falls back to round robin"
+                    if bad[0] == "empty"
+                    else "the key changes per request"
+                )
+                + f", so polling requests of one session spread over {n} servers.",
+                ev,
+                _fix(facts, r, f"hash {key}", d),
+            )
+        return (
+            Status.PASS,
+            TITLE,
+            f"upstream {name} pins clients with `hash {' '.join(d.args)}` ({d.where}) over {n} servers.",
+            ev,
+            None,
+        )
+    if method == "sticky":
+        from wsdoctor.nginx.version import at_least
+
+        v = facts.nginx_version
+        ok = at_least(v, (1, 29, 6)) if v else None
+        extra = "" if ok else " (open-source nginx has `sticky` only from 1.29.6; older needs NGINX Plus)"
+        return (Status.PASS, TITLE, f"upstream {name} uses `sticky` ({d.where}){extra}.", ev, None)
+    # least_conn, random, least_time: load balancing, not affinity.
+    return (
+        Status.FAIL,
+        f"{method} over {n} servers breaks polling sessions",
+        f"upstream {name} balances with {method} ({d.where}), which does not pin a client, and the client polls: "
+        "requests of one session reach different backends and get 400 'Session ID unknown'.",
+        ev,
+        _fix(facts, r, method, d),
+    )
+
+
+def _balancers(up) -> list:
+    return [
+        d
+        for d in up.block or ()
+        if d.name in ("ip_hash", "hash", "sticky", "least_conn", "random", "least_time")
+    ]
+
+
+def _bad_key(key: str) -> tuple[str, str] | None:
+    variables = re.findall(r"\$\{?([A-Za-z0-9_]+)\}?", key)
+    if not variables:
+        return ("constant", "the key is a constant") if key else ("empty", "the key is empty")
+    names = ["$" + v for v in variables]
+    if any(v in PINNING_KEYS for v in names):
+        return None
+    for v in names:
+        if v in _CHANGING_KEYS:
+            return ("changing", f"{v} changes: {_CHANGING_KEYS[v]}")
+    for v in names:
+        if v in _EMPTY_KEYS:
+            return ("empty", f"{v} is empty: {_EMPTY_KEYS[v]}")
+        if v.startswith("$cookie_"):
+            return ("empty", f"{v} is empty unless your app sets that cookie")
+    return None
+
+
+def _behind_proxy(config) -> tuple[str, list] | None:
+    """Signs that nginx receives traffic from another proxy, and no real_ip setup to undo it."""
+    signs: list = []
+    reason = ""
+    set_from = False
+    for d in config.walk():
+        if d.name == "set_real_ip_from":
+            set_from = True
+        elif d.name == "real_ip_header" and not signs:
+            signs, reason = [d], "real_ip_header is set"
+        elif d.name == "listen" and "proxy_protocol" in d.args and not signs:
+            signs, reason = [d], "listen … proxy_protocol"
+        elif (
+            d.name not in ("#", "log_format")
+            and not signs
+            and any(
+                "$http_x_forwarded_for" in a or "$proxy_protocol_addr" in a or "$http_cf_connecting_ip" in a
+                for a in d.args
+            )
+        ):
+            signs, reason = [d], f"{d.name} reads the client address from a header"
+    if set_from or not signs:
+        return None
+    return reason, signs
+
+
+def _fix(facts: Facts, r, what: str, existing=None) -> Fix:
+    from wsdoctor.nginx.patch import Patch
+
+    up = r.upstream
+    p = Patch(facts.config)
+    try:
+        if existing is not None:
+            p.replace_statement(existing, f"{SUGGESTED};")
+        else:
+            p.insert_in_block(up, [f"{SUGGESTED};"])
+        diff = p.diff()
+    except (ValueError, KeyError, IndexError):
+        diff = ""
+    return Fix(
+        summary=f"Replace {what} by `{SUGGESTED}` in upstream {r.upstream_name} (or make the client use "
+        "transports: ['websocket'], which needs no affinity).",
+        diff=diff,
+    )
+
+
+def _realip_fix(facts: Facts, behind) -> Fix:
+    from wsdoctor.nginx.patch import Patch
+
+    config = facts.config
+    http = config.http()
+    p = Patch(config)
+    diff = ""
+    if http is not None:
+        try:
+            p.insert_in_block(
+                http,
+                [
+                    "set_real_ip_from 10.0.0.0/8;  # wsdoctor: the address range of the proxy in front of nginx",
+                    "real_ip_header X-Forwarded-For;",
+                ]
+                if behind[0] != "real_ip_header is set"
+                else [
+                    "set_real_ip_from 10.0.0.0/8;  # wsdoctor: the address range of the proxy in front of nginx"
+                ],
+            )
+            diff = p.diff()
+        except (ValueError, KeyError, IndexError):
+            diff = ""
+    return Fix(
+        summary="Tell nginx the real client address (set_real_ip_from the front proxy's range + real_ip_header), "
+        "so ip_hash pins real clients; adjust the address range.",
+        diff=diff,
+    )
+
+
+def _live_only(facts: Facts, why: str) -> Finding:
+    live = facts.sticky
+    assert live is not None
+    if live.refused:
+        return u.finding(
+            ID,
+            Status.FAIL,
+            "Polling sessions are refused through the proxy",
+            f"{len(live.refused)} of {live.requests} polling requests of one session were refused "
+            f"({u.status_line(live.refused[0])}): requests reach a backend that did not create the session ({why}).",
+            [u.probe_ev(ex) for ex in live.refused[:2]],
+            Fix(
+                summary="Pin sessions in the upstream (hash $remote_addr consistent / ip_hash) or use websocket only."
+            ),
+        )
+    if live.ok and live.requests:
+        return u.finding(
+            ID,
+            Status.PASS,
+            TITLE,
+            f"{live.requests} polling requests of one session were all accepted ({why}).",
+        )
+    return u.skip(ID, TITLE, f"{why}; the sticky probe did not finish ({live.error or 'no requests'})")
