@@ -1,0 +1,472 @@
+"""nginx logs as evidence: classify error-log and access-log lines into :class:`LogEvent`s for the checks.
+
+Why a module of its own: the log line is often the fastest proof during an incident (``connect() failed
+(111…)`` says "backend down" before any probe finishes), but only if it is read right.  Error-log lines
+are matched against the messages nginx really writes (KNOWLEDGE.md §2), anchored at the start of the
+message so a request URI that happens to contain the words does not count.  Access-log lines are parsed
+with the ``log_format`` the config actually declares (default ``combined``), by building a regex from its
+variables, never with a fixed pattern.  Large files are scanned in C (one compiled regex over an mmap,
+counting by named group), so a million-line error log is summarized about as fast as ``grep -c``.
+This module stays light (no paramiko): the bench and the TUI import it directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import mmap
+import os
+import re
+import time
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from operator import attrgetter
+from typing import TYPE_CHECKING
+
+from wsdoctor.facts import LogEvent
+from wsdoctor.remote.text import sanitize
+
+if TYPE_CHECKING:
+    from wsdoctor.remote.runner import LineStream, Runner
+
+__all__ = [
+    "COMBINED",
+    "AccessFormat",
+    "ErrorScan",
+    "LogFollower",
+    "LogSource",
+    "classify_access_line",
+    "classify_error_line",
+    "classify_lines",
+    "format_advice",
+    "grep_pattern",
+    "sanitize",
+    "scan_error_log",
+]
+
+# --- error log -------------------------------------------------------------------------------------
+
+# The messages nginx writes (KNOWLEDGE.md §2), matched right after "[level] PID#TID: [*CID ]".  One regex,
+# factored by first word so each line costs about one attempt; every named group is one classification.
+# Order inside a branch matters: refused before other connect() errors, timeouts by phase before the
+# generic one.  Only syntax grep -E also understands is used, so the bench compares like with like.
+_HEAD = r"\] [0-9]+#[0-9]+: (?:\*[0-9]+ )?"
+_MESSAGE = (
+    r"connect\(\) (?:to [^ ]+ )?failed \((?:(?P<connect_refused>111: )|(?P<connect_failed>[0-9]+: ))"
+    r"|no (?:(?P<no_live_upstreams>live upstreams)|(?P<no_resolver>resolver defined to resolve))"
+    r"|upstream (?:timed out \([0-9]+: [^)]*\) while (?:(?P<upgraded_timeout>proxying upgraded connection)"
+    r"|(?P<connect_timeout>connecting to upstream)|(?P<read_timeout>reading (?:response header from )?upstream))"
+    r"|(?P<upstream_timeout>timed out)|(?P<premature_close>prematurely closed connection))"
+    r"|client timed out \([0-9]+: [^)]*\) while (?P<client_upgraded_timeout>proxying upgraded connection)"
+    r"|(?:recv|send|readv|writev)\(\) failed \([0-9]+: [^)]*\) while (?P<upgraded_closed>proxying upgraded connection)"
+    r'|open\(\) "[^"]*/socket\.io(?:/[^"]*)?" failed \((?P<socketio_404>2: )'
+)
+# named group -> (kind, check).  socketio-404's check is refined per line (client vs route).
+_GROUPS: dict[str, tuple[str, str]] = {
+    "connect_refused": ("connect-refused", "upstream"),
+    "connect_failed": ("connect-failed", "upstream"),
+    "no_live_upstreams": ("no-live-upstreams", "upstream"),
+    "no_resolver": ("no-resolver", "upstream"),
+    "upgraded_timeout": ("upgraded-timeout", "timeout"),
+    "client_upgraded_timeout": ("upgraded-timeout", "timeout"),
+    "connect_timeout": ("connect-timeout", "upstream"),
+    "read_timeout": ("read-timeout", "timeout"),
+    "upstream_timeout": ("upstream-timeout", "upstream"),
+    "premature_close": ("premature-close", "upstream"),
+    "upgraded_closed": ("upgraded-closed", "timeout"),
+    "socketio_404": ("socketio-404", "route"),
+}
+KIND_CHECK = {kind: check for kind, check in _GROUPS.values()}
+ERROR_MEANING = {
+    "connect-refused": "the backend refused the connection: nothing listens on that port (502)",
+    "connect-failed": "nginx could not connect to the backend (502)",
+    "no-live-upstreams": "every server of the upstream is marked failed (502)",
+    "upgraded-timeout": "an idle WebSocket tunnel was closed by proxy_read_timeout / proxy_send_timeout",
+    "connect-timeout": "the backend did not accept the connection within proxy_connect_timeout (504)",
+    "read-timeout": "the backend did not answer within proxy_read_timeout (504)",
+    "upstream-timeout": "an upstream operation timed out (504)",
+    "premature-close": "the backend closed the connection before answering (502)",
+    "upgraded-closed": "a WebSocket tunnel broke (reset or write error)",
+    "no-resolver": "proxy_pass uses a variable host name and no resolver is configured (502)",
+    "socketio-404": "nginx served the Socket.IO path from files: no location proxies it (404)",
+}
+_ERROR_STR = re.compile(_HEAD + "(?:" + _MESSAGE + ")")
+_ERROR_BYTES = re.compile((_HEAD + "(?:" + _MESSAGE + ")").encode())
+
+_ERROR_PREFIX = re.compile(r"^(\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}) \[(\w+)\] ")
+_FIELD = {
+    "client": re.compile(r", client: ([^,]+)"),
+    "server": re.compile(r", server: ([^,]*)"),
+    "request": re.compile(r', request: "((?:[^"\\]|\\.)*)"'),
+    "upstream": re.compile(r', upstream: "([^"]*)"'),
+    "host": re.compile(r', host: "([^"]*)"'),
+}
+
+
+def grep_pattern() -> str:
+    """The same patterns as one ``grep -E`` expression (for the benchmark's baseline)."""
+    return re.sub(r"\(\?P<\w+>", "(", _HEAD + "(?:" + _MESSAGE + ")").replace("(?:", "(")
+
+
+def _error_event(text: str, group: str, file: str, line_no: int | None, after: int) -> LogEvent:
+    kind, check = _GROUPS[group]
+    prefix = _ERROR_PREFIX.match(text)
+    tail = text[after:]
+    fields = {}
+    for name, pattern in _FIELD.items():
+        m = pattern.search(tail)
+        if m:
+            fields[name] = m.group(1)
+    request = fields.get("request")
+    if kind == "socketio-404":
+        # The client check speaks when the browser asked for the default /socket.io/ (its `path` option is
+        # wrong or missing); a prefixed path that nginx serves from disk is a routing problem.
+        path = request.split(" ")[1] if request and " " in request else ""
+        check = "client" if path.startswith("/socket.io") else "route"
+    return LogEvent(
+        source="error",
+        file=file,
+        line_no=line_no,
+        text=text,
+        kind=kind,
+        check=check,
+        time=prefix.group(1) if prefix else None,
+        upstream=fields.get("upstream"),
+        request=request,
+    )
+
+
+def classify_error_line(line: str, file: str = "", line_no: int | None = None) -> LogEvent | None:
+    """One error-log line → a LogEvent (kind, check, time, upstream, request), or None if it says nothing."""
+    text = sanitize(line)
+    m = _ERROR_STR.search(text)
+    if m is None or m.lastgroup is None:
+        return None
+    return _error_event(text, m.lastgroup, file, line_no, m.end())
+
+
+@dataclass
+class ErrorScan:
+    """A whole error log summarized: how many lines of each kind, and the last few as evidence."""
+
+    file: str
+    lines: int = 0
+    counts: dict[str, int] = field(default_factory=dict)  # kind -> lines
+    events: list[LogEvent] = field(default_factory=list)  # the last `keep` classified lines, in order
+    seconds: float = 0.0
+
+    @property
+    def matched(self) -> int:
+        return sum(self.counts.values())
+
+
+def scan_error_log(path: str, keep: int = 20) -> ErrorScan:
+    """Classify every line of a (possibly huge) local error log.
+
+    The counting pass never enters Python per line: ``finditer`` over an mmap, ``lastgroup`` per match,
+    counted by ``Counter`` (all C).  The last ``keep`` events are then read from the end of the file.
+    """
+    started = time.perf_counter()
+    scan = ErrorScan(file=path)
+    with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size == 0:
+            return scan
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            counted = Counter(map(attrgetter("lastgroup"), _ERROR_BYTES.finditer(mm)))
+            for group, n in counted.items():
+                if group:
+                    kind = _GROUPS[group][0]
+                    scan.counts[kind] = scan.counts.get(kind, 0) + n
+            scan.lines = _count_lines(mm, size)
+            if keep > 0 and scan.counts:
+                scan.events = _last_events(mm, size, path, keep, scan.lines)
+    scan.seconds = time.perf_counter() - started
+    return scan
+
+
+def _count_lines(mm: mmap.mmap, size: int, chunk: int = 16 << 20) -> int:
+    newlines = sum(mm[start : start + chunk].count(b"\n") for start in range(0, size, chunk))
+    return newlines + (0 if mm[size - 1 : size] == b"\n" else 1)
+
+
+def _last_events(mm: mmap.mmap, size: int, path: str, keep: int, total_lines: int) -> list[LogEvent]:
+    """Walk back from the end in growing windows until ``keep`` classified lines are found."""
+    window = 256 * 1024
+    while True:
+        start = max(0, size - window)
+        if start > 0:
+            start = mm.find(b"\n", start) + 1 or size
+        region = mm[start:size]
+        found: deque[LogEvent] = deque(maxlen=keep)
+        first_line = total_lines - (region.count(b"\n") + (0 if region.endswith(b"\n") else 1)) + 1
+        for offset, raw in enumerate(region.split(b"\n")):
+            if not raw:
+                continue
+            event = classify_error_line(raw.decode("utf-8", "replace"), path, first_line + offset)
+            if event is not None:
+                found.append(event)
+        if len(found) >= keep or start == 0:
+            return list(found)
+        window *= 4
+
+
+# --- access log ------------------------------------------------------------------------------------
+
+COMBINED = (
+    '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
+    '"$http_referer" "$http_user_agent"'
+)
+RECOMMENDED = ("$upstream_status", "$upstream_addr", "$request_time")
+_VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+# Variables whose value is a list when nginx tried several servers: "502, 200" / "a:1, b:2 : c:3".
+_LISTY = ("upstream_addr", "upstream_status", "upstream_response_time", "upstream_connect_time",
+          "upstream_header_time", "upstream_bytes_received", "upstream_bytes_sent", "upstream_response_length")  # fmt: skip
+
+
+@dataclass
+class AccessFormat:
+    """A ``log_format`` and the regex built from it."""
+
+    name: str
+    format: str
+    regex: re.Pattern[str]
+    variables: list[str]
+
+    @classmethod
+    def build(cls, name: str = "combined", fmt: str | None = None) -> AccessFormat:
+        """Build the parser for ``fmt`` (``combined`` when None): each variable becomes a named group."""
+        fmt = COMBINED if fmt is None else fmt
+        parts: list[str] = []
+        variables: list[str] = []
+        pos = 0
+        tokens = list(_VARIABLE.finditer(fmt))
+        for index, m in enumerate(tokens):
+            parts.append(re.escape(fmt[pos : m.start()]))
+            var = m.group(1) or m.group(2)
+            following = (
+                fmt[m.end() : tokens[index + 1].start()] if index + 1 < len(tokens) else fmt[m.end() :]
+            )
+            stop = following[:1]
+            if not following and index + 1 < len(tokens):
+                body = r".*?"  # two variables back to back: no separator to stop at
+            elif not stop:
+                body = r".*"
+            elif var in _LISTY and stop == " ":
+                body = r"[^ ]*(?:(?:, | : )[^ ]*)*"
+            else:
+                body = "[^" + re.escape(stop) + "]*"
+            if var in variables:
+                parts.append(f"(?:{body})")
+            else:
+                parts.append(f"(?P<{var}>{body})")
+                variables.append(var)
+            pos = m.end()
+        parts.append(re.escape(fmt[pos:]))
+        return cls(name=name, format=fmt, regex=re.compile("".join(parts)), variables=variables)
+
+    def has(self, variable: str) -> bool:
+        return variable.lstrip("$") in self.variables
+
+    def missing(self) -> list[str]:
+        """The recommended variables this format lacks (``$upstream_status $upstream_addr $request_time``)."""
+        return [v for v in RECOMMENDED if not self.has(v)]
+
+
+def format_advice(fmt: AccessFormat) -> str | None:
+    """One sentence recommending the upstream fields, or None when the format already has them."""
+    missing = fmt.missing()
+    if not missing:
+        return None
+    return (
+        f"The access log format '{fmt.name}' lacks {' '.join(missing)}: add them to its log_format so a "
+        "502 shows which backend failed and each 101 shows how long the tunnel lived (idle timeouts)."
+    )
+
+
+def _near(duration: float, timeout: float) -> bool:
+    return abs(duration - timeout) <= max(1.0, 0.05 * timeout)
+
+
+def classify_access_line(
+    line: str,
+    fmt: AccessFormat,
+    file: str = "",
+    line_no: int | None = None,
+    *,
+    read_timeout: float | None = None,
+    path_prefix: str | None = None,
+) -> LogEvent | None:
+    """One access-log line → a LogEvent when it speaks for a check, else None.
+
+    Only Engine.IO/Socket.IO requests count (``EIO=`` or ``socket.io`` in the URI, or under
+    ``path_prefix``): a 502 of the REST API beside it is not this service's evidence.  A 101 counts as an
+    idle timeout when its ``$request_time`` is ≈ ``read_timeout`` (the effective proxy_read_timeout).
+    """
+    text = sanitize(line)
+    m = fmt.regex.match(text)
+    if m is None:
+        return None
+    values = m.groupdict()
+    request = values.get("request")
+    uri = values.get("request_uri") or values.get("uri") or ""
+    if request:
+        pieces = request.split(" ")
+        uri = pieces[1] if len(pieces) >= 2 else request
+    if not ("EIO=" in uri or "socket.io" in uri or (path_prefix and uri.startswith(path_prefix))):
+        return None
+    try:
+        status = int(values.get("status") or "")
+    except ValueError:
+        return None
+    duration = _float(values.get("request_time"))
+    kind = check = None
+    if status == 404:
+        kind, check = "404-socketio", ("client" if uri.startswith("/socket.io") else "route")
+    elif status == 400 and "transport=polling" in uri and "sid=" in uri:
+        kind, check = "400-polling-sid", "sticky"
+    elif status == 101 and duration is not None and read_timeout and _near(duration, read_timeout):
+        kind, check = "101-idle-timeout", "timeout"
+    elif status in (502, 504):
+        kind, check = str(status), "upstream"
+    elif status in (401, 403):
+        kind, check = str(status), "auth"
+    if kind is None or check is None:
+        return None
+    upstream = values.get("upstream_addr")
+    return LogEvent(
+        source="access",
+        file=file,
+        line_no=line_no,
+        text=text,
+        kind=kind,
+        check=check,
+        time=values.get("time_local") or values.get("time_iso8601"),
+        upstream=upstream if upstream and upstream != "-" else None,
+        status=status,
+        request=request or uri or None,
+        duration=duration,
+    )
+
+
+def _float(value: str | None) -> float | None:
+    if not value or value == "-":
+        return None
+    try:
+        return float(value.split(",")[-1].strip())
+    except ValueError:
+        return None
+
+
+# --- sources, batches, live tail ----------------------------------------------------------------------
+
+
+@dataclass
+class LogSource:
+    """One log file that applies to the Socket.IO location, with how to read it."""
+
+    kind: str  # "error" or "access"
+    path: str
+    format: AccessFormat | None = None  # access logs: the declared log_format
+    read_timeout: float | None = None  # effective proxy_read_timeout (seconds), for 101 durations
+    path_prefix: str | None = None  # the location prefix, to keep only this service's requests
+    where: str | None = None  # the directive that names it ("sites/api.conf:12"), None for the default
+
+    def classify(self, line: str, line_no: int | None = None) -> LogEvent | None:
+        if self.kind == "error":
+            return classify_error_line(line, self.path, line_no)
+        fmt = self.format or AccessFormat.build()
+        return classify_access_line(
+            line, fmt, self.path, line_no, read_timeout=self.read_timeout, path_prefix=self.path_prefix
+        )
+
+
+def classify_lines(
+    source: LogSource, lines: Iterable[str], first_line_no: int | None = None
+) -> list[LogEvent]:
+    """Classify a batch of lines from ``source``; line numbers counted from ``first_line_no`` if known."""
+    events = []
+    for offset, line in enumerate(lines):
+        event = source.classify(line, None if first_line_no is None else first_line_no + offset)
+        if event is not None:
+            events.append(event)
+    return events
+
+
+def _unclassified(source: LogSource, line: str) -> LogEvent:
+    return LogEvent(
+        source=source.kind, file=source.path, line_no=None, text=sanitize(line), kind="", check=""
+    )
+
+
+class LogFollower:
+    """Live tails of several logs over one Runner, yielding batches of classified LogEvents.
+
+    Each source is followed with ``tail -n 0 -F -- PATH`` (a PTY over SSH), so a rotated log is picked
+    up again.  ``close()`` (or cancelling the task iterating :meth:`batches`) stops every tail; nothing
+    stays running on the host.  Lines printed by ``tail`` itself ("tail: … has appeared") go to
+    ``notes``, not to the events.
+    """
+
+    def __init__(
+        self,
+        runner: Runner,
+        sources: list[LogSource],
+        *,
+        sudo: bool = False,
+        include_unclassified: bool = False,
+    ) -> None:
+        self.sources = sources
+        self.include_unclassified = include_unclassified
+        self.notes: list[str] = []
+        self._streams: list[tuple[LogSource, LineStream]] = [
+            (s, runner.tail(s.path, sudo=sudo)) for s in sources
+        ]
+
+    def poll(self, timeout: float = 0.0) -> list[LogEvent] | None:
+        """What arrived since the last call (waiting up to ``timeout`` on the first source); None when all ended."""
+        events: list[LogEvent] = []
+        alive = 0
+        wait = timeout
+        for source, stream in self._streams:
+            lines = stream.get(wait)
+            if lines is None:
+                if stream.error and stream.error not in self.notes:
+                    self.notes.append(stream.error)
+                continue
+            alive += 1
+            wait = 0.0  # only the first live stream is waited on
+            for line in lines:
+                if line.startswith("tail: "):
+                    self.notes.append(line)
+                    continue
+                event = source.classify(line)
+                if event is not None:
+                    events.append(event)
+                elif self.include_unclassified:
+                    events.append(_unclassified(source, line))
+        if not alive and not events:
+            return None
+        return events
+
+    async def batches(self, interval: float = 0.2) -> AsyncIterator[list[LogEvent]]:
+        """Non-empty batches as they come; the tails are closed when the consumer stops or is cancelled."""
+        try:
+            while True:
+                batch = await asyncio.to_thread(self.poll, interval)
+                if batch is None:
+                    return
+                if batch:
+                    yield batch
+        finally:
+            await asyncio.to_thread(self.close)
+
+    def close(self) -> None:
+        for _, stream in self._streams:
+            stream.close()
+
+    def __enter__(self) -> LogFollower:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
