@@ -278,7 +278,7 @@ def ping_interval(facts: Facts) -> tuple[float, str]:
             return h.ping_interval / 1000, f"the handshake at {where}"
     if facts.hold is not None and facts.hold.ping_interval:
         return facts.hold.ping_interval / 1000, "the held tunnel's open packet"
-    return DEFAULT_PING_MS / 1000, "assumed: the Socket.IO default (no handshake measured)"
+    return DEFAULT_PING_MS / 1000, "assumed: the Socket.IO default, no handshake measured"
 
 
 def who(ex: Exchange) -> str:

@@ -105,14 +105,17 @@ def _config_verdict(facts: Facts) -> _Verdict:
             "return",
         )
     if r.proxy_pass is None:
-        v = _no_location(facts, r, srv_ev)
-        v.title = f"{u.loc_name(loc)} does not proxy {path}"
-        v.summary = (
+        return _Verdict(
+            Status.FAIL,
+            f"{u.loc_name(loc)} does not proxy {path}",
             f"{req} reaches {u.loc_label(loc)}, which has no proxy_pass, so nginx looks for a file under its root "
-            "and answers 404 — the backends never see the request."
+            "and answers 404 — the backends never see the request.",
+            u.cfg_lines_ev(
+                config, [loc, *(d for d in loc.block or () if d.name in ("root", "alias", "try_files"))]
+            ),
+            _proxy_fix(facts, loc),
+            "404",
         )
-        v.evidence = u.cfg_lines_ev(config, [loc]) + v.evidence[1:]
-        return v
 
     # Regex locations that take the request away from the Socket.IO prefix location.
     stolen = _stolen(config, r)
@@ -126,7 +129,8 @@ def _config_verdict(facts: Facts) -> _Verdict:
         return broken
     notes = "; ".join(r.notes)
     chain = (
-        f"{req} → {u.server_label(r.server)} → {u.loc_label(loc)} ({r.location_reason}) → upstream {upstream}"
+        f"{req} goes to {u.server_label(r.server)}, then {u.loc_label(loc)} — {r.location_reason} — and "
+        f"upstream as {upstream}"
     )
     return _Verdict(
         Status.PASS, TITLE, chain + (f"; note: {notes}" if notes else "") + ".", evidence, None, "proxied"
@@ -189,27 +193,47 @@ def _no_location(facts: Facts, r, srv_ev: list[Evidence]) -> _Verdict:
     return _Verdict(Status.FAIL, title, summary, evidence, _add_location_fix(facts, r), "404")
 
 
+def _proxy_lines(config) -> list[str]:
+    """proxy_pass to the config's only upstream (else a placeholder to edit) with the WebSocket settings."""
+    ups = list(config.upstreams())
+    target = f"http://{ups[0]}" if len(ups) == 1 else "http://127.0.0.1:3000"
+    conn = "$connection_upgrade" if "$connection_upgrade" in config.maps() else '"upgrade"'
+    return [
+        f"proxy_pass {target};" + ("" if len(ups) == 1 else "  # wsdoctor: your Socket.IO backend"),
+        "proxy_http_version 1.1;",
+        "proxy_set_header Upgrade $http_upgrade;",
+        f"proxy_set_header Connection {conn};",
+        "proxy_set_header Host $host;",
+        "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+        "proxy_set_header X-Forwarded-Proto $scheme;",
+    ]
+
+
+def _proxy_fix(facts: Facts, loc) -> Fix:
+    """The location exists but serves files: make it proxy (a second `location` of that name is an error)."""
+    from wsdoctor.nginx.patch import Patch
+
+    config = facts.config
+    p = Patch(config)
+    try:
+        p.insert_in_block(loc, _proxy_lines(config))
+        diff = p.diff()
+    except (ValueError, KeyError, IndexError):
+        diff = ""
+    return Fix(
+        summary=f"Make {u.loc_name(loc)} proxy to the Socket.IO backends with the WebSocket headers.",
+        diff=diff,
+    )
+
+
 def _add_location_fix(facts: Facts, r) -> Fix:
     """A location for the engine path, proxying to the config's (only) upstream, with the WebSocket headers."""
     from wsdoctor.nginx.patch import Patch
 
     config, c = facts.config, facts.client
     assert config is not None and c is not None
-    ups = list(config.upstreams())
-    target = f"http://{ups[0]}" if len(ups) == 1 else "http://127.0.0.1:3000"
-    conn = "$connection_upgrade" if "$connection_upgrade" in config.maps() else '"upgrade"'
     prefix = c.path
-    body = [
-        f"location {prefix} {{",
-        f"    proxy_pass {target};" + ("" if len(ups) == 1 else "  # wsdoctor: your Socket.IO backend"),
-        "    proxy_http_version 1.1;",
-        "    proxy_set_header Upgrade $http_upgrade;",
-        f"    proxy_set_header Connection {conn};",
-        "    proxy_set_header Host $host;",
-        "    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
-        "    proxy_set_header X-Forwarded-Proto $scheme;",
-        "}",
-    ]
+    body = [f"location {prefix} {{", *("    " + x for x in _proxy_lines(config)), "}"]
     p = Patch(config)
     locs = r.server.children("location")
     try:

@@ -111,8 +111,12 @@ def check(facts: Facts) -> Finding:
 def _config_verdict(facts: Facts, r, polling: bool):
     config = facts.config
     c = facts.client
-    servers = r.upstream_servers
     up = r.upstream
+    servers = r.upstream_servers
+    if up is not None:  # servers marked down or backup take no share of the sessions
+        servers = [
+            " ".join(s.args[:1]) for s in up.children("server") if not {"down", "backup"} & set(s.args[1:])
+        ]
     ev: list[Evidence] = []
     if up is not None:
         ev = u.cfg_lines_ev(config, [up, *_balancers(up), *up.children("server")])
@@ -125,6 +129,14 @@ def _config_verdict(facts: Facts, r, polling: bool):
             TITLE,
             f"The client uses only the websocket transport ({', '.join(c.transports)}): a session is one connection, "
             "so no sticky sessions are needed (broadcasting across instances still needs an adapter, e.g. Redis).",
+            ev,
+            None,
+        )
+    if up is not None and not servers:
+        return (
+            Status.PASS,
+            TITLE,
+            f"upstream {name} has no usable server (see upstream): nothing to pin.",
             ev,
             None,
         )
@@ -177,11 +189,11 @@ def _config_verdict(facts: Facts, r, polling: bool):
             return (
                 Status.FAIL,
                 f"hash {key} does not pin Socket.IO sessions",
-                f"upstream {name} hashes on {key} ({d.where}), but {bad[1]}: "
+                f"upstream {name} hashes on {key} ({d.where}), but {bad[1]}; "
                 + (
                     "an empty key falls back to round robin"
                     if bad[0] == "empty"
-                    else "the key changes per request"
+                    else "a changing key moves every request"
                 )
                 + f", so polling requests of one session spread over {n} servers.",
                 ev,
@@ -229,12 +241,12 @@ def _bad_key(key: str) -> tuple[str, str] | None:
         return None
     for v in names:
         if v in _CHANGING_KEYS:
-            return ("changing", f"{v} changes: {_CHANGING_KEYS[v]}")
+            return ("changing", f"{v} changes ({_CHANGING_KEYS[v]})")
     for v in names:
         if v in _EMPTY_KEYS:
-            return ("empty", f"{v} is empty: {_EMPTY_KEYS[v]}")
+            return ("empty", f"{v} is empty ({_EMPTY_KEYS[v]})")
         if v.startswith("$cookie_"):
-            return ("empty", f"{v} is empty unless your app sets that cookie")
+            return ("empty", f"{v} is empty (unless your app sets that cookie)")
     return None
 
 
@@ -278,7 +290,8 @@ def _fix(facts: Facts, r, what: str, existing=None) -> Fix:
     except (ValueError, KeyError, IndexError):
         diff = ""
     return Fix(
-        summary=f"Replace {what} by `{SUGGESTED}` in upstream {r.upstream_name} (or make the client use "
+        summary=(f"Add `{SUGGESTED}` to" if existing is None else f"Replace {what} by `{SUGGESTED}` in")
+        + f" upstream {r.upstream_name} (or make the client use "
         "transports: ['websocket'], which needs no affinity).",
         diff=diff,
     )

@@ -60,7 +60,7 @@ def check(facts: Facts) -> Finding:
     if problems or test_failed:
         first = problems[0] if problems else _first_emerg(test.stderr if test else "")
         n = len(problems)
-        summary = f"nginx would refuse this configuration: {first}"
+        summary = f"nginx would refuse to load it: {first}"
         if n > 1:
             summary += f" (and {n - 1} more)"
         if test_failed and problems:
@@ -80,7 +80,7 @@ def check(facts: Facts) -> Finding:
         return u.finding(
             ID,
             Status.FAIL,
-            "nginx would refuse this configuration" if not test_failed else "`nginx -t` fails",
+            f"nginx would refuse {first.split(': ', 1)[0]}" if problems else "`nginx -t` fails",
             summary + ".",
             evidence,
             Fix(

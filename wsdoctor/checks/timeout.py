@@ -48,7 +48,6 @@ def check(facts: Facts) -> Finding:
     loc = r.config_block if getattr(r, "config_block", None) is not None else r.location
     version = facts.nginx_version
     ping, ping_src = u.ping_interval(facts)
-    measured = not ping_src.startswith("assumed")
     read = effective.scalar(loc, "proxy_read_timeout", version)
     connect = effective.scalar(loc, "proxy_connect_timeout", version)
     read_s = _seconds(read)
@@ -122,11 +121,9 @@ def check(facts: Facts) -> Finding:
     notes: list[str] = []
     if read_s is not None and read_s >= LONG_READ:
         notes.append(
-            f"a {u.human_seconds(read_s)} read timeout is harmless but keeps dead peers' sockets that long "
+            f"a read timeout of {u.human_seconds(read_s)} is harmless but keeps dead peers' sockets that long "
             "(Socket.IO's ping/pong already detects them)"
         )
-    if not measured:
-        notes.append("pingInterval assumed 25 s, the Socket.IO default: no handshake measured")
 
     fix = _fix(facts, r, edits) if edits else None
     if live_fail and not any(p[0] is Status.FAIL for p in problems):

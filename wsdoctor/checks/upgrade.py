@@ -320,7 +320,11 @@ def _fix(facts: Facts, r, problems: list[_Problem]) -> Fix:
     loc = r.location
     p = Patch(config)
     parts: list[str] = []
-    conn_value = "$connection_upgrade" if "$connection_upgrade" in config.maps() else "upgrade"
+    from wsdoctor.nginx.effective import map_value
+
+    good_map = (map_value(config, "$connection_upgrade", "websocket") or "").lower() == "upgrade"
+    conn_value = "$connection_upgrade" if good_map else '"upgrade"'
+
     local_headers = [d for d in loc.children("proxy_set_header") if d.file == loc.file]
     anchor = (
         local_headers[-1] if local_headers else r.proxy_pass if r.proxy_pass in (loc.block or []) else None

@@ -168,7 +168,9 @@ def _config_decides(facts: Facts, r) -> Finding | None:
                 f"{u.loc_label(r.location)} proxies to upstream {r.upstream_name} ({r.upstream.where}), which has "
                 f"{what}: nginx answers 502 to every request.",
                 u.cfg_lines_ev(config, [r.upstream, *servers, r.proxy_pass]),
-                Fix(summary=f"Add the backends to upstream {r.upstream_name} (`server HOST:PORT;`)."),
+                Fix(
+                    summary=f"Give upstream {r.upstream_name} a usable server (`server HOST:PORT;`, without `down`)."
+                ),
             )
     # A proxy_pass to a plain host name may resolve (/etc/hosts, Docker DNS): only the probes can tell.
     return None
