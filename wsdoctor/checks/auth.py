@@ -109,7 +109,7 @@ def check(facts: Facts, now: datetime | None = None) -> Finding:
             ev,
         )
     if msg is not None:
-        summary = f"The server refused CONNECT to {cp.namespace} with {str(msg)!r} {sent}"
+        summary = f"The server refused the CONNECT to {cp.namespace} ({sent}) with {str(msg)!r}"
         if jwt_problem is not None:
             summary += f": {jwt_problem[1][0].lower()}{jwt_problem[1][1:]}"
             title = jwt_problem[0]
@@ -120,9 +120,8 @@ def check(facts: Facts, now: datetime | None = None) -> Finding:
             fix = Fix(summary="Run again with --token-env VAR (the token goes in the CONNECT auth payload).")
         else:
             summary += (
-                f" — the token {'(a JWT, ' + jwt.describe_times() + ') ' if jwt else ''}is not accepted: check the "
-                "signing secret/issuer the server expects."
-            )
+                f": the JWT is in date ({jwt.describe_times()}) but" if jwt else ": the token is"
+            ) + " not accepted — check the signing secret/issuer the server expects."
             title = f"The server refuses the token: {str(msg)[:60]}"
             fix = Fix(
                 summary="Issue the token with the secret/audience the server verifies, and make sure the client "
@@ -203,7 +202,7 @@ def _what_was_sent(cp: ConnectProbe, token: str | None) -> str:
     if cp.sent_token:
         parts.append("the token in the CONNECT auth payload")
     if cp.sent_auth_header:
-        parts.append("an Authorization: Bearer header")
+        parts.append("as an Authorization header")
     return "with " + " and ".join(parts)
 
 

@@ -143,7 +143,7 @@ def _prefix_trap(facts: Facts, c: ClientRequest) -> Finding | None:
         ID,
         Status.FAIL,
         f"The client joins namespace {c.namespace} instead of requesting {wanted_path}",
-        f"{_io_call(c)} takes {c.namespace} as the Socket.IO namespace and sends {c.request_line()}, {outcome}; "
+        f"{_io_call(c)} joins namespace {c.namespace} and sends {c.request_line()}, {outcome}; "
         f"the prefix {c.namespace.rstrip('/')}/ is routed by {u.loc_label(loc)}, so it belongs in the `path` option.",
         evidence,
         Fix(

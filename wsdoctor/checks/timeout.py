@@ -144,13 +144,24 @@ def check(facts: Facts) -> Finding:
                 facts, r, [("proxy_read_timeout", read.directive, u.nginx_duration(max(60.0, 2 * ping)))]
             )
         return u.finding(
-            ID, Status.FAIL, title, summary, evidence + live_ev, fix or Fix(summary="Find what closes it.")
+            ID,
+            Status.FAIL,
+            title,
+            summary,
+            evidence + live_ev,
+            fix
+            or Fix(
+                summary="Find what closes the tunnel: a load balancer in front of nginx with a shorter idle "
+                "timeout (raise it above pingInterval), or the server itself (its logs at the drop time)."
+            ),
         )
     if problems:
         worst = Status.FAIL if any(p[0] is Status.FAIL for p in problems) else Status.WARN
         main = next(p for p in problems if p[0] is worst)
         others = [p[2] for p in problems if p is not main]
         summary = main[2] + (f" Also: {' '.join(others)}" if others else "")
+        if not any(p[1].startswith("proxy_read_timeout") for p in problems) and read_s is not None:
+            summary += f" {read_text} outlasts {ping_text}, so pings keep idle tunnels open."
         if live_fail:
             summary += f" Live: {live_fail}."
         elif live_ok:

@@ -1,0 +1,93 @@
+"""The runbook's own config and client (the seed): what wsdoctor must say about them, from a dump and a tree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.checks.helpers import (
+    RUNBOOK_URL,
+    SEED_DUMP,
+    SEED_TREE,
+    apply_diff,
+    make_facts,
+    parse_client_code,
+    run,
+)
+from wsdoctor.report import Status
+
+FIXED = {"url": "wss://api.x-or.cloud", "path": "/dev/aiwm/chat/socket.io"}
+
+
+def _facts(source: str, **kw):
+    if source == "dump":
+        return make_facts(dump=SEED_DUMP, **kw)
+    return make_facts(root=SEED_TREE, **kw)
+
+
+@pytest.mark.parametrize("source", ["dump", "tree"])
+def test_runbook_client_fails_client_and_route(source: str) -> None:
+    f = run(_facts(source, url=RUNBOOK_URL, transports=("websocket",), version=None))
+    assert f["client"].status is Status.FAIL
+    assert f["route"].status is Status.FAIL
+    assert "/socket.io/" in f["route"].title and "404" in f["route"].title
+    assert "namespace /dev/aiwm/chat" in f["client"].summary
+    assert "GET /socket.io/?EIO=4&transport=websocket" in f["client"].summary
+    code = f["client"].fix.code
+    assert "io('wss://api.x-or.cloud', {" in code and "path: '/dev/aiwm/chat/socket.io'" in code
+    assert "transports: ['websocket']" in code
+    assert any(e.where == "/etc/nginx/sites-enabled/api.x-or.cloud:12" for e in f["client"].evidence)
+    others = {cid: x.status for cid, x in f.items() if cid not in ("client", "route")}
+    assert Status.FAIL not in others.values(), others
+
+
+@pytest.mark.parametrize("source", ["dump", "tree"])
+@pytest.mark.parametrize("version", [None, "1.22.1"])
+def test_corrected_client_passes_and_warns_the_connect_timeout(source: str, version: str | None) -> None:
+    f = run(_facts(source, version=version, **FIXED))
+    for cid in ("client", "route", "upgrade", "sticky"):
+        assert f[cid].status is Status.PASS, (cid, f[cid].summary)
+    t = f["timeout"]
+    assert t.status is Status.WARN
+    assert "proxy_connect_timeout" in t.title
+    assert "/etc/nginx/sites-enabled/api.x-or.cloud:32" in t.summary
+    assert "25 s" in t.summary and "assumed" in t.summary  # offline: the Socket.IO default, said so
+    assert "upstream as http://api-aiwm-ws/chat/socket.io/?EIO=4&transport=polling" in f["route"].summary
+    assert "order" in f["route"].summary  # prefix order does not matter: never flagged
+    assert all(x.status is not Status.FAIL for x in f.values())
+    # offline: the checks that need probes skip with the reason
+    for cid in ("upstream", "auth", "tls"):
+        assert f[cid].status is Status.SKIP and "--offline" in f[cid].summary
+
+
+def test_dump_and_tree_give_the_same_findings() -> None:
+    for kw in ({"url": RUNBOOK_URL, "transports": ("websocket",)}, FIXED):
+        a = run(_facts("dump", **kw))
+        b = run(_facts("tree", **kw))
+        for cid in a:
+            ja, jb = a[cid].to_json(), b[cid].to_json()
+            # the source description differs (dump file vs tree), nothing else may
+            for j in (ja, jb):
+                j["summary"] = j["summary"].split(" parsed without errors")[-1]
+            assert ja == jb, cid
+
+
+def test_timeout_fix_applies_to_the_seed_tree(tmp_path: Path) -> None:
+    t = run(_facts("tree", **FIXED))["timeout"]
+    assert t.fix is not None and t.fix.diff.startswith("--- a/etc/nginx/sites-enabled/api.x-or.cloud\n")
+    assert "+        proxy_connect_timeout 5s;" in t.fix.diff
+    tree = apply_diff(SEED_TREE, t.fix.diff, tmp_path)
+    again = run(make_facts(root=tree, **FIXED))
+    assert again["timeout"].status is Status.PASS, again["timeout"].summary
+    assert all(x.status is not Status.FAIL for x in again.values())
+
+
+def test_client_fix_code_makes_client_and_route_pass() -> None:
+    f = run(_facts("dump", url=RUNBOOK_URL, transports=("websocket",)))
+    url, path, transports = parse_client_code(f["client"].fix.code)
+    again = run(_facts("dump", url=url, path=path, transports=transports))
+    assert again["client"].status is Status.PASS
+    assert again["route"].status is Status.PASS
+    # the route fix points at the same client code
+    assert f["route"].fix.code == f["client"].fix.code
