@@ -558,18 +558,12 @@ class Lab:
 
     def down(self) -> dict[str, int]:
         """Stop every process this lab started (by pid, ours only); keep every file. Returns {name: pid}."""
-        stopped: dict[str, int] = {}
         with self._lock:
-            # sshd and nginx first: clients see the front door close before the backends go.
-            order = sorted(self.state["processes"], key=lambda n: (not n.startswith(("sshd", "nginx")), n))
-            for name in order:
-                r = self.state["processes"][name]
-                pid = r.get("pid")
-                if pid and procs.terminate(int(pid), self.marker):
-                    stopped[name] = int(pid)
+            by_pid = {int(r["pid"]): name for name, r in self.state["processes"].items() if r.get("pid")}
+            stopped = procs.terminate_all(list(by_pid), self.marker)  # all at once: down is quick
             self.state["down"] = True
             self._save()
-        return stopped
+        return {by_pid[pid]: pid for pid in stopped}
 
     def stop_backend(self, index: int) -> int | None:
         """Stop backend INDEX on purpose (status: stopped). Returns the pid stopped, if it ran."""

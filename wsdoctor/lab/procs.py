@@ -132,29 +132,34 @@ def terminate(pid: int, marker: str, grace: float = 3.0) -> bool:
 
     Returns True when a process of ours was stopped, False when PID was already gone or is not ours.
     """
-    if not owned(pid, marker):
-        reap(pid)
-        return False
-    family = descendants(pid)
-    _signal(pid, signal.SIGTERM)
+    return bool(terminate_all([pid], marker, grace))
+
+
+def terminate_all(pids: list[int], marker: str, grace: float = 3.0) -> list[int]:
+    """Stop every pid of PIDS that is ours, all at once (SIGTERM, SIGKILL after GRACE), and the
+    children they leave behind (sshd sessions outlive their listener). Returns the pids stopped."""
+    mine = [pid for pid in pids if owned(pid, marker)]
+    for pid in pids:
+        if pid not in mine:
+            reap(pid)
+    family = [child for pid in mine for child in descendants(pid)]
+    for pid in mine:
+        _signal(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while alive(pid) and time.monotonic() < deadline:
+    while any(alive(pid) for pid in mine) and time.monotonic() < deadline:
         time.sleep(0.02)
-    if alive(pid):
-        _signal(pid, signal.SIGKILL)
-        kill_deadline = time.monotonic() + 2.0
-        while alive(pid) and time.monotonic() < kill_deadline:
-            time.sleep(0.02)
-    # Children the main process left behind (sshd sessions outlive their listener).
+    for pid in mine:
+        if alive(pid):
+            _signal(pid, signal.SIGKILL)
     for child in family:
         if alive(child):
             _signal(child, signal.SIGKILL)
-    for child in family:
-        end = time.monotonic() + 1.0
-        while alive(child) and time.monotonic() < end:
-            time.sleep(0.01)
-    reap(pid)
-    return True
+    deadline = time.monotonic() + 2.0
+    while any(alive(pid) for pid in mine + family) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    for pid in mine:
+        reap(pid)
+    return mine
 
 
 def first_lines(path: Path, count: int = 3, max_bytes: int = 64 * 1024) -> str:
