@@ -62,9 +62,7 @@ def plan(target: Target, facts: Facts, notes: list[str]) -> list[Gatherer]:
         for name in PROBE_FACTS:
             facts.unavailable[name] = "--offline: no probes were sent"
     else:
-        from wsdoctor.probes.plan import probe_gatherers
-
-        gatherers += probe_gatherers(target, facts, config_ready, notes)
+        gatherers += _probe_gatherers(target, facts, config_ready)
     return gatherers
 
 
@@ -97,10 +95,10 @@ def load_local_config(target: Target, facts: Facts) -> None:
     try:
         if target.nginx_dump:
             if target.nginx_dump == "-":
-                text, name = sys.stdin.read(), "nginx -T dump on stdin"
+                text, name = sys.stdin.read(), "stdin"
             else:
                 with open(target.nginx_dump, encoding="utf-8", errors="replace") as fh:
-                    text, name = fh.read(), f"nginx -T dump {target.nginx_dump}"
+                    text, name = fh.read(), target.nginx_dump
             facts.config = load_dump(text, name)
         else:
             assert target.nginx_conf is not None
@@ -124,3 +122,165 @@ def load_local_config(target: Target, facts: Facts) -> None:
         facts.unavailable["version"] = (
             "nginx version unknown (give --nginx-version X.Y.Z); version-dependent defaults show both outcomes"
         )
+
+
+# --- live probes ------------------------------------------------------------
+
+
+def _probe(facts: Facts, name: str, run: Callable[[], Awaitable[None]]) -> Gatherer:
+    """A gatherer for one probe fact: pending until it is done, whatever happens."""
+    facts.pending.add(name)
+
+    async def gatherer(f: Facts) -> None:
+        try:
+            await run()
+        finally:
+            f.pending.discard(name)
+
+    gatherer.__name__ = f"probe {name}"
+    return gatherer
+
+
+def _probe_gatherers(target: Target, facts: Facts, config_ready: asyncio.Event) -> list[Gatherer]:
+    from wsdoctor import probes
+    from wsdoctor.probes import ProbeConfigError, ProbeContext
+
+    try:
+        ctx = ProbeContext.from_target(target).prepare()
+    except ProbeConfigError as e:
+        raise InputError(str(e)) from None
+    if target.server_name:
+        ctx.host_header = target.server_name
+    gs: list[Gatherer] = []
+    c = facts.client
+    public = ("handshake:proxy", "websocket", "upgrade", "connect", "sticky", "hold", "tls", "cors")
+    if c is None:
+        for name in public:
+            facts.unavailable[name] = "no --url given: nothing to probe through the proxy"
+    else:
+        polling_url, ws_url = c.url_for("polling"), c.url_for("websocket")
+        uses_polling, uses_ws = "polling" in c.transports, "websocket" in c.transports
+
+        async def handshake() -> None:
+            facts.handshakes["proxy"] = await probes.handshake(polling_url, ctx=ctx, where="proxy")
+
+        async def websocket() -> None:
+            facts.websocket = await probes.websocket(ws_url, ctx=ctx, where="proxy")
+
+        async def upgrade() -> None:
+            facts.upgrade = await probes.upgrade(polling_url, ctx=ctx, where="proxy")
+
+        async def connect() -> None:
+            facts.connect = await probes.connect(
+                c.url_for(c.first_transport),
+                ctx=ctx,
+                where="proxy",
+                namespace=c.namespace,
+                transport=c.first_transport,
+            )
+
+        async def sticky() -> None:
+            facts.sticky = await probes.sticky(polling_url, ctx=ctx, where="proxy", namespace=c.namespace)
+
+        async def hold() -> None:
+            assert target.hold is not None
+            facts.hold = await probes.hold(
+                ws_url, seconds=target.hold, ctx=ctx, where="proxy", namespace=c.namespace
+            )
+
+        async def tls() -> None:
+            facts.tls = await probes.tls(c.host, c.port, ctx=ctx, server_hostname=target.server_name)
+
+        async def cors() -> None:
+            facts.cors = await probes.cors(
+                polling_url, origin=f"{c.scheme}://{c.netloc}", ctx=ctx, where="proxy"
+            )
+
+        gs.append(_probe(facts, "handshake:proxy", handshake))
+        gs.append(_probe(facts, "websocket", websocket))
+        if uses_polling and uses_ws:
+            gs.append(_probe(facts, "upgrade", upgrade))
+        else:
+            facts.unavailable["upgrade"] = (
+                "the client uses one transport only: no polling→websocket upgrade to try"
+            )
+        gs.append(_probe(facts, "connect", connect))
+        if uses_polling:
+            gs.append(_probe(facts, "sticky", sticky))
+        else:
+            facts.unavailable["sticky"] = (
+                "websocket-only client: each session is one connection, nothing to keep sticky"
+            )
+        if target.hold:
+            gs.append(_probe(facts, "hold", hold))
+        else:
+            facts.unavailable["hold"] = (
+                "no tunnel held (give --hold SECONDS to keep one open and catch drops)"
+            )
+        if c.secure:
+            gs.append(_probe(facts, "tls", tls))
+        else:
+            facts.unavailable["tls"] = f"{c.scheme}:// URL: no TLS on the public side"
+        gs.append(_probe(facts, "cors", cors))
+    gs.append(
+        _probe(facts, "handshake:backends", lambda: _backend_handshakes(target, facts, ctx, config_ready))
+    )
+    return gs
+
+
+async def _backend_handshakes(target: Target, facts: Facts, ctx, config_ready: asyncio.Event) -> None:
+    """Each upstream server's Engine.IO handshake at the URI nginx sends (from the proxy host with --ssh)."""
+    import dataclasses
+    from urllib.parse import urlsplit
+
+    from wsdoctor import probes
+
+    await config_ready.wait()
+    route = None
+    if facts.config is not None and facts.client is not None:
+        from wsdoctor.nginx.routing import route_for
+
+        route = route_for(facts)
+    if route is not None and route.upstream_uri and route.upstream_uri.startswith("/"):
+        path = route.upstream_uri
+    elif facts.client is not None:
+        path = facts.client.request_uri("polling")
+    else:
+        path = "/socket.io/?EIO=4&transport=polling"
+    if target.backends:
+        bases = [b.rstrip("/") for b in target.backends]
+    elif route is not None and route.upstream_servers:
+        scheme = "https" if route.upstream_target.startswith("https") else "http"
+        bases = [f"{scheme}://{hp}" for hp in route.upstream_servers if not hp.startswith("unix:")]
+    else:
+        why = (
+            "no backends to probe: the route reaches no upstream (give --backend URL)"
+            if route is not None
+            else "no backends to probe: give --backend URL, or a config (--nginx-conf/--nginx-dump/--ssh) and --url"
+        )
+        facts.unavailable["handshake:backends"] = why
+        return
+
+    session = None
+    if target.ssh:
+        from wsdoctor.remote.session import session_for
+
+        session = session_for(target)
+
+    async def one(base: str) -> None:
+        bctx = dataclasses.replace(ctx, host_header=None, server_hostname=None)
+        if session is not None:
+            u = urlsplit(base)
+            port = u.port or (443 if u.scheme == "https" else 80)
+            try:
+                bctx.connect_to = await asyncio.to_thread(session.forward, u.hostname or "", port)
+            except Exception as e:  # noqa: BLE001 - the proxy host cannot reach it: that is the finding
+                from wsdoctor.facts import Exchange, Handshake
+
+                msg = f"the proxy host {target.ssh} cannot reach {u.hostname}:{port}: {e}"
+                ex = Exchange("GET", base + path, error=msg, stage="connect")
+                facts.handshakes[base] = Handshake(where=base, exchange=ex, error=msg)
+                return
+        facts.handshakes[base] = await probes.handshake(base, path, ctx=bctx, where=base)
+
+    await asyncio.gather(*(one(b) for b in bases))
