@@ -139,7 +139,7 @@ class Patch:
         fe = self._file(d.file)
         i = self._check(fe, d.file, d.line)
         text = _strip_eol(fe.current(i))
-        col = _find_word(text, d.name)
+        col = _find_statement(text, d.name, d.args)
         if col < 0:
             raise ValueError(f"cannot find {d.name!r} at {d.file}:{d.line}")
         j, c = i, col + len(d.name)
@@ -300,9 +300,8 @@ class Patch:
         return bool(self.changed_files())
 
 
-def _find_word(text: str, word: str) -> int:
-    """Column of WORD as a whole token in TEXT (not inside a comment), or -1."""
-    start = 0
+def _find_word(text: str, word: str, start: int = 0) -> int:
+    """Column of WORD as a whole token in TEXT from START (not inside a comment), or -1."""
     while True:
         col = text.find(word, start)
         if col < 0:
@@ -315,3 +314,16 @@ def _find_word(text: str, word: str) -> int:
         if (before.isspace() or before in ";{}") and (after.isspace() or after in ";{"):
             return col
         start = col + 1
+
+
+def _find_statement(text: str, name: str, args: list[str]) -> int:
+    """Column of the statement NAME whose first argument is ARGS[0] (two on one line: the right one)."""
+    first = _find_word(text, name)
+    col = first
+    while col >= 0 and args:
+        rest = text[col + len(name) :].lstrip()
+        token = rest.split(None, 1)[0].rstrip(";{") if rest.split() else ""
+        if token.strip("\"'") == args[0]:
+            return col
+        col = _find_word(text, name, col + 1)
+    return first
