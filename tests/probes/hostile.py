@@ -57,6 +57,19 @@ async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
 async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     await read_head(reader)
     writer.write(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\nProtocol mismatch.\r\n")
+    await writer.drain()  # then close, as sshd does when an HTTP client knocks
+
+
+async def http_on_anything(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A plain HTTP server that answers whatever arrives (a TLS hello included) with 400, then closes."""
+    await reader.read(1)
+    writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+    await writer.drain()
+
+
+async def garbage_then_silence(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await read_head(reader)
+    writer.write(b"220 mail.example ESMTP ready\r\n")
     await writer.drain()
     await asyncio.sleep(3600)
 

@@ -154,8 +154,9 @@ class _Backend(httpcore.AsyncNetworkBackend):
 
 
 class _Transport(httpx.AsyncHTTPTransport):
-    def __init__(self, ctx: ProbeContext, tracker: Tracker) -> None:
-        ssl_ctx = ctx.ssl_context
+    def __init__(self, ctx: ProbeContext, tracker: Tracker, secure: bool) -> None:
+        # Loading a trust store is slow disk I/O: only https/wss probes need (and share) the real one.
+        ssl_ctx = ctx.ssl_context if secure else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         super().__init__(verify=ssl_ctx, trust_env=False, retries=0)
         # httpx builds its pool without a way to pass a network backend: build the same pool with ours.
         self._pool = httpcore.AsyncConnectionPool(
@@ -171,11 +172,12 @@ class _Transport(httpx.AsyncHTTPTransport):
 
 
 @asynccontextmanager
-async def open_client(ctx: ProbeContext) -> AsyncIterator[tuple[httpx.AsyncClient, Tracker]]:
-    """An httpx client of its own (its own connections and tracker): probes never share one."""
+async def open_client(ctx: ProbeContext, url: str) -> AsyncIterator[tuple[httpx.AsyncClient, Tracker]]:
+    """An httpx client of its own for URL's origin (its own connections and tracker): never shared."""
     tracker = Tracker()
+    secure = urlsplit(url).scheme.lower() in ("https", "wss")
     client = httpx.AsyncClient(
-        transport=_Transport(ctx, tracker),
+        transport=_Transport(ctx, tracker, secure),
         timeout=httpx.Timeout(ctx.timeout),
         follow_redirects=False,
         trust_env=False,
@@ -362,7 +364,10 @@ _WAITING = {
 def timeout_message(seconds: float, stage: str, tracker: Tracker | None = None) -> str:
     what = _WAITING.get(stage, "waiting")
     t = tracker or Tracker()
-    return f"timed out after {seconds:.1f} s " + what.format(host=t.host, port=t.port, received=t.received)
+    msg = f"timed out after {seconds:.1f} s " + what.format(host=t.host, port=t.port, received=t.received)
+    if stage in ("response", "upgrade") and t.head:
+        msg += f"; all it sent was {_show(bytes(t.head))}, which is not a complete HTTP answer"
+    return msg
 
 
 _SPECIFIC = (socket.gaierror, ssl.SSLError, ConnectionRefusedError, ConnectionResetError, BrokenPipeError)

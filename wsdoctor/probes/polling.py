@@ -172,7 +172,7 @@ async def handshake(
         return Handshake(
             where=where, exchange=Exchange("GET", url, error=str(e), stage="request"), error=str(e)
         )
-    async with open_client(ctx) as (client, tracker):
+    async with open_client(ctx, url) as (client, tracker):
         session = PollingSession(client, tracker, ctx, url, path, eio=eio, headers=headers)
         hs = await session.handshake(where)
         await session.close_quietly()
@@ -227,7 +227,7 @@ async def sticky(
     connect_text = "4" + sio.connect(namespace, auth)
     connect_shown = "4" + sio.redacted_connect(namespace, auth)
     deadline = time.monotonic() + ctx.timeout * 3  # the whole probe, on top of each request's own timeout
-    async with open_client(ctx) as (client, tracker):
+    async with open_client(ctx, url) as (client, tracker):
         session = PollingSession(client, tracker, ctx, url, path)
         hs = await session.handshake(where)
         probe.exchanges.append(hs.exchange)

@@ -165,7 +165,7 @@ async def _over_polling(
     probe: ConnectProbe, ctx: ProbeContext, url: str, path: str | None, text: str, shown: str
 ) -> None:
     start = time.monotonic()
-    async with open_client(ctx) as (client, tracker):
+    async with open_client(ctx, url) as (client, tracker):
         session = PollingSession(client, tracker, ctx, url, path)
         try:
             hs = await session.handshake(probe.where)

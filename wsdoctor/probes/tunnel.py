@@ -45,7 +45,8 @@ def refusal(ex: Exchange) -> str:
 
 async def first_open_packet(conn: WsConn, ex: Exchange, ctx: ProbeContext, eio: int = 4) -> OpenPacket | None:
     """Read the first frame (stage first-frame); it must be the open packet. Problems go into EX."""
-    deadline = asyncio.get_running_loop().time() + ctx.timeout
+    # one budget from the upgrade request to the first frame, like every other exchange
+    deadline = asyncio.get_running_loop().time() + max(ctx.timeout - ex.elapsed, 0.05)
     try:
         msg = await recv_within(conn, deadline)
     except TimeoutError:
@@ -121,7 +122,7 @@ async def upgrade(
     except ValueError as e:
         probe.error = str(e)
         return probe
-    async with open_client(ctx) as (client, tracker):
+    async with open_client(ctx, url) as (client, tracker):
         session = PollingSession(client, tracker, ctx, url, path)
         hs = await session.handshake(where)
         probe.exchanges.append(hs.exchange)
@@ -207,7 +208,7 @@ async def hold(
                 "4" + sio.connect(namespace, auth), shown="4" + sio.redacted_connect(namespace, auth)
             )
             while True:
-                msg = await recv_within(conn, deadline)
+                msg = await recv_within(conn, deadline, stall=False)
                 if msg == "2":
                     probe.pings += 1
                     await conn.send("3")

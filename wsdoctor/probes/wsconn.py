@@ -63,6 +63,7 @@ class WsConn:
         self._part_text = False
         self._log = log
         self.closed: WsClosed | None = None
+        self.stalled = False  # the server stopped answering: close without waiting for its close frame
         self.opened_at = time.monotonic()
         self.last_received: float | None = None  # monotonic time of the last frame
 
@@ -147,7 +148,7 @@ class WsConn:
     async def aclose(self, code: int = 1000) -> None:
         """Close politely (close frame, brief wait for the answer), never for long."""
         try:
-            if self.closed is None and self._proto.state is State.OPEN:
+            if self.closed is None and self._proto.state is State.OPEN and not self.stalled:
                 self._proto.send_close(code)
                 await self._flush()
                 async with asyncio.timeout(0.5):
@@ -182,7 +183,7 @@ async def open_ws(
 
     The exchange's ``error``/``stage`` say why there is no tunnel (refused, timed out, not WebSocket).
     """
-    async with open_client(ctx) as (client, tracker):
+    async with open_client(ctx, url) as (client, tracker):
         key = base64.b64encode(os.urandom(16)).decode("ascii")
         extra = [
             ("Connection", "Upgrade"),
@@ -238,10 +239,18 @@ async def open_ws(
                     pass
 
 
-async def recv_within(conn: WsConn, deadline: float) -> str | bytes:
-    """The next message before DEADLINE (loop time); raises TimeoutError or WsClosed."""
+async def recv_within(conn: WsConn, deadline: float, *, stall: bool = True) -> str | bytes:
+    """The next message before DEADLINE (loop time); raises TimeoutError or WsClosed.
+
+    With STALL a timeout marks the server as unresponsive (no polite close afterwards); a hold that
+    simply reached its end passes ``stall=False``.
+    """
     remaining = deadline - asyncio.get_running_loop().time()
-    if remaining <= 0:
-        raise TimeoutError
-    async with asyncio.timeout(remaining):
-        return await conn.recv()
+    try:
+        if remaining <= 0:
+            raise TimeoutError
+        async with asyncio.timeout(remaining):
+            return await conn.recv()
+    except TimeoutError:
+        conn.stalled = conn.stalled or stall
+        raise
