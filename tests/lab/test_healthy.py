@@ -17,12 +17,25 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+import socketio
 
-from tests.lab.helpers import http_client, open_packet, public_http, wait_for_text
+from tests.lab.helpers import (
+    http_client,
+    open_packet,
+    public_http,
+    recv_text,
+    socketio_connect,
+    wait_for_text,
+    websocket,
+)
 from wsdoctor.lab import Lab
 
-socketio = pytest.importorskip("socketio")
-aiohttp = pytest.importorskip("aiohttp", reason="python-socketio's AsyncClient needs aiohttp")
+try:  # python-socketio's AsyncClient needs aiohttp (not a wsdoctor dependency)
+    import aiohttp
+except ImportError:  # pragma: no cover - the raw-protocol tests below still run
+    aiohttp = None
+
+needs_aiohttp = pytest.mark.skipif(aiohttp is None, reason="python-socketio's AsyncClient needs aiohttp")
 
 pytestmark = pytest.mark.lab
 
@@ -67,6 +80,7 @@ async def wait_transport(client: socketio.AsyncClient, want: str, timeout: float
         await asyncio.sleep(0.05)
 
 
+@needs_aiohttp
 async def test_polling_upgrades_to_websocket_and_survives_pings(fast_lab: Lab) -> None:
     async with real_client(fast_lab, ["polling", "websocket"]) as (client, instances):
         await wait_transport(client, "websocket")
@@ -75,7 +89,7 @@ async def test_polling_upgrades_to_websocket_and_survives_pings(fast_lab: Lab) -
         assert await client.call("whoami", timeout=5) == instance
 
         # Several ping intervals (1 s each, pong due within 1 s): the tunnel and the session stay up.
-        await asyncio.sleep(4.5)
+        await asyncio.sleep(3.5)
         assert client.connected and client.eio.state == "connected"
         assert client.transport() == "websocket"
         assert await client.call("whoami", timeout=5) == instance
@@ -91,6 +105,7 @@ async def test_polling_upgrades_to_websocket_and_survives_pings(fast_lab: Lab) -
     assert re.search(rf'"GET {fast_lab.path}/\?transport=websocket&EIO=4&sid={eio_sid}[^"]*" 101 ', access)
 
 
+@needs_aiohttp
 async def test_websocket_only(fast_lab: Lab) -> None:
     async with real_client(fast_lab, ["websocket"]) as (client, instances):
         assert client.transport() == "websocket"
@@ -121,3 +136,20 @@ async def test_polling_session_stays_on_one_backend(fast_lab: Lab) -> None:
             assert (post.status_code, post.text) == (200, "OK")
             got = await http.get(base, params=params)
             assert (got.status_code, got.text) == (200, f'43{ack_id}["{instance}"]')
+
+
+async def test_raw_tunnel_answers_pings_and_stays_open(fast_lab: Lab) -> None:
+    """The same through a hand-made client: every server ping crosses nginx and is answered."""
+    async with websocket(fast_lab) as ws:
+        frames = await socketio_connect(ws, fast_lab.token)
+        assert open_packet(frames[0])["pingInterval"] == 1000 and frames[-1].startswith('40{"sid":')
+        pings, started = 0, time.monotonic()
+        while time.monotonic() - started < 3.3:
+            frame = await recv_text(ws, timeout=2.5)  # a ping every second, or the test fails
+            assert frame == "2", frame
+            await ws.send("3")
+            pings += 1
+        await ws.send('421["whoami"]')
+        frame = await recv_text(ws)
+        assert frame.startswith('431["backend-')
+    assert pings >= 3

@@ -161,28 +161,39 @@ async def test_status_reports_a_crashed_backend(lab_factory, capsys: pytest.Capt
     assert status["processes"]["backend-0"]["status"] == "stopped" and status["crashed"] == []
 
 
+def _wsdoctor(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the real command line in its own process, as a user does."""
+    env = {**os.environ, "PYTHONPATH": str(Path(lab_module.__file__).resolve().parents[2])}
+    return subprocess.run(
+        [sys.executable, "-m", "wsdoctor", *args], capture_output=True, text=True, timeout=60, env=env
+    )
+
+
 def test_cli_up_status_down_json(lab_factory, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`wsdoctor lab up` returns and the lab keeps running; status and down find it from its state file."""
     directory = str(tmp_path / "cli-lab")
-    assert lab_command("up", "bad-auth", "json", directory) == 0
-    up = json.loads(capsys.readouterr().out)
+    done = _wsdoctor("lab", "up", "--scenario", "bad-auth", "--dir", directory, "--format", "json")
+    assert done.returncode == 0, done.stderr
+    up = json.loads(done.stdout)
     lab_factory.remember(Lab.load(directory))
     try:
         assert set(up) >= ISSUE_KEYS and up["scenario"] == "bad-auth"
         assert up["token"] != up["valid_token"] and up["status"]["state"] == "up"
+        assert all(procs.alive(pid) for pid in up["pids"].values())  # outlived the command
         assert lab_command("status", None, "json", directory) == 0
         status = json.loads(capsys.readouterr().out)
         assert status["pids"] == up["pids"] and status["token"] == up["token"]
         assert lab_command("status", None, "text", directory) == 0
         text = capsys.readouterr().out
         assert up["token"] in text and up["check_command"] in text and up["ca_file"] in text
-        assert f"-p {up['ssh']['port']}" in text
+        assert f"-p {up['ssh']['port']}" in text and "this token is refused on purpose" in text
     finally:
-        assert lab_command("down", None, "json", directory) == 0
-    down = json.loads(capsys.readouterr().out)
-    assert set(down["stopped"].values()) == set(up["pids"].values())
+        down = _wsdoctor("lab", "down", "--dir", directory, "--format", "json")
+    assert down.returncode == 0, down.stderr
+    assert set(json.loads(down.stdout)["stopped"].values()) == set(up["pids"].values())
     assert _dead(list(up["pids"].values()))
-    assert lab_command("down", None, "text", directory) == 0  # idempotent
-    assert "nothing was running" in capsys.readouterr().out
+    again = _wsdoctor("lab", "down", "--dir", directory)  # idempotent
+    assert again.returncode == 0 and "nothing was running" in again.stdout
 
 
 def test_clear_errors(

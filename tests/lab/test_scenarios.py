@@ -14,12 +14,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.lab.helpers import (
     http_client,
     open_packet,
     public_http,
+    public_ws,
     recv_text,
     socketio_connect,
     ssl_context,
@@ -168,6 +170,14 @@ async def test_bad_auth_connect_is_refused(lab_factory) -> None:
     async with websocket(lab) as ws:  # the same path with a valid token is accepted
         frames = await socketio_connect(ws, info["valid_token"])
     assert frames[-1].startswith('40{"sid":')
+    # Header auth (what browsers cannot send with websocket only) is accepted too, when present.
+    bearer = {"Authorization": f"Bearer {info['valid_token']}"}
+    async with connect(public_ws(lab), ssl=ssl_context(lab), additional_headers=bearer, open_timeout=5) as ws:
+        open_packet(await recv_text(ws))
+        await ws.send("40")
+        assert (await recv_text(ws)).startswith('42["instance","backend-')
+        assert (await recv_text(ws)).startswith('40{"sid":')
+    await wait_for_text(info["backend_log"], "token via header")
 
 
 async def test_no_upgrade_websocket_fails_polling_works(lab_factory) -> None:

@@ -119,6 +119,8 @@ def lab_command(action: str, scenario: str | None, fmt: str, directory: str | No
         return _error(f"unknown action {action!r}; use up, down or status")
     except LabError as e:
         return _error(str(e))
+    except BrokenPipeError:
+        raise  # the reader went away (`| head`): wsdoctor's main exits quietly
     except OSError as e:
         return _error(
             f"{e.strerror or e}{': ' + str(e.filename) if e.filename else ''}; check the lab directory"
