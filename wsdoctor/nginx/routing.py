@@ -611,10 +611,15 @@ def _levels(
 def _find_static(
     statics: list[tuple[LocSpec, Directive]], uri: str, st: _Search
 ) -> tuple[str, Directive | None]:
-    """ngx_http_core_find_static_location, as its tree walk behaves."""
+    """ngx_http_core_find_static_location, as its tree walk behaves.
+
+    nginx joins an exact and a prefix location of the same name into one tree node whose ``auto_redirect``
+    is either one's and whose configuration is the exact one's when it exists.
+    """
     exact: Directive | None = None
     same_name: Directive | None = None
-    redirect: Directive | None = None
+    slashed_exact: Directive | None = None
+    slashed_prefix: Directive | None = None
     best: Directive | None = None
     best_len = -1
     slashed = uri + "/"
@@ -624,8 +629,8 @@ def _find_static(
             if name == uri and exact is None:
                 exact = d
                 st.candidates.append(d)
-            elif name == slashed and redirect is None and has_auto_redirect(d):
-                redirect = d
+            elif name == slashed and slashed_exact is None:
+                slashed_exact = d
             continue
         if uri.startswith(name):
             st.candidates.append(d)
@@ -633,14 +638,14 @@ def _find_static(
                 best, best_len = d, len(name)
             if name == uri and same_name is None:
                 same_name = d
-        elif name == slashed and redirect is None and has_auto_redirect(d):
-            redirect = d
+        elif name == slashed and slashed_prefix is None:
+            slashed_prefix = d
     if exact is not None:
         return _OK, exact
     if same_name is not None:
         return _AGAIN, same_name
-    if redirect is not None:
-        return _DONE, redirect
+    if any(d is not None and has_auto_redirect(d) for d in (slashed_exact, slashed_prefix)):
+        return _DONE, slashed_exact or slashed_prefix
     if best is not None:
         return _AGAIN, best
     return _DECLINED, None
@@ -1101,13 +1106,11 @@ def _upstream_servers(up: Directive) -> list[str]:
 
 def proxy_host(route: Route) -> str | None:
     """``$proxy_host``: the upstream name, with the port when it is not the scheme's default."""
-    if route.proxy_pass is None or not route.proxy_pass.args:
+    if route.proxy_pass is None or not route.upstream_name or "$" in route.upstream_name:
         return None
-    pu = parse_proxy_pass(route.proxy_pass.args[0])
-    if pu.variables and "$" in pu.host:
-        return None
-    name, port = _split_port(pu.host, pu.scheme)
-    default = 443 if pu.scheme == "https" else 80
+    scheme = route.upstream_target.partition("://")[0] or "http"
+    name, port = _split_port(route.upstream_name, scheme)
+    default = 443 if scheme == "https" else 80
     if port is None or port == default:
         return name
     return f"{name}:{port}"
