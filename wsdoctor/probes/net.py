@@ -307,6 +307,9 @@ def classify(status: int | None, headers: list[tuple[str, str]], body: bytes) ->
     who = _engineio_kind(text)
     if who:
         return who
+    ctype = " ".join(v for k, v in headers if k.lower() == "content-type").lower()
+    if status == 404 and text == "Not Found" and ctype.startswith("text/plain") and "charset" not in ctype:
+        return ENGINEIO_PY  # python-engineio's ASGIApp/WSGIApp not_found(), byte for byte
     if any(s in server for s in _PY_SERVERS):
         return ENGINEIO_PY
     return OTHER  # an empty or unknown body behind "Server: nginx" was not written by nginx itself
