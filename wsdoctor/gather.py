@@ -170,13 +170,17 @@ def _probe_gatherers(target: Target, facts: Facts, config_ready: asyncio.Event) 
         async def upgrade() -> None:
             facts.upgrade = await probes.upgrade(polling_url, ctx=ctx, where="proxy")
 
+        # The token is judged over one WebSocket when the client may use it: a polling CONNECT spans several
+        # requests, and without sticky sessions they land on different backends (that is `sticky`'s finding).
+        connect_transport = "websocket" if uses_ws else "polling"
+
         async def connect() -> None:
             facts.connect = await probes.connect(
-                c.url_for(c.first_transport),
+                c.url_for(connect_transport),
                 ctx=ctx,
                 where="proxy",
                 namespace=c.namespace,
-                transport=c.first_transport,
+                transport=connect_transport,
             )
 
         async def sticky() -> None:
