@@ -306,11 +306,22 @@ def body_text(ex: Exchange, limit: int = 120) -> str:
 def status_line(ex: Exchange) -> str:
     if ex.status is None:
         return f"no answer ({ex.error or 'unknown error'}{' at ' + ex.stage if ex.stage else ''})"
+    head = f"{ex.status}{' ' + ex.reason if ex.reason else ''}"
     body = body_text(ex)
-    return f"{ex.status}{' ' + ex.reason if ex.reason else ''}" + (f" {body}" if body else "")
+    if body.startswith(str(ex.status)) or body.lower() in (ex.reason.lower(), head.lower()):
+        body = ""  # nginx's and uvicorn's pages only repeat the status line
+    return head + (f" {body[:100]}" if body else "")
 
 
 # --- wording ------------------------------------------------------------------
+
+
+def short_error(text: str | None, limit: int = 200) -> str:
+    """A probe's error as one line for a summary: an HTML page it quotes is cut, the rest capped."""
+    if not text:
+        return ""
+    one = re.sub(r"\s+", " ", text.split(": <")[0]).strip()
+    return one if len(one) <= limit else one[: limit - 1] + "…"
 
 
 def human_seconds(s: float) -> str:

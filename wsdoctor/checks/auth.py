@@ -133,7 +133,7 @@ def check(facts: Facts, now: datetime | None = None) -> Finding:
         return u.finding(ID, Status.FAIL, title, summary.rstrip(".") + ".", ev, fix)
 
     # No ack and no refusal: the CONNECT never got an answer (transport failure).
-    why = cp.error or "no answer to CONNECT"
+    why = u.short_error(cp.error) or "no answer to CONNECT"
     if jwt_problem is not None:
         return u.finding(
             ID,
@@ -153,7 +153,12 @@ def check(facts: Facts, now: datetime | None = None) -> Finding:
             ev,
             Fix(summary="Fix the transport first (see route/upstream/upgrade), then check the token."),
         )
-    return u.skip(ID, TITLE, f"the CONNECT could not be completed ({why}); see route/upstream/upgrade", ev)
+    see = (
+        "sticky"
+        if ("invalid session" in why.lower() or "session id unknown" in why.lower())
+        else "route/upstream/upgrade"
+    )
+    return u.skip(ID, TITLE, f"the CONNECT could not be completed ({why}); see {see}", ev)
 
 
 def _jwt_problem(jwt: JwtInfo | None, now: datetime) -> tuple[str, str] | None:

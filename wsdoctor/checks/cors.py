@@ -70,7 +70,7 @@ def check(facts: Facts) -> Finding:
                 ID,
                 Status.FAIL,
                 "Two Access-Control-Allow-Origin headers",
-                f"nginx adds Access-Control-Allow-Origin {acao[0][1]} in {label} ({src}) on top of the Socket.IO "
+                f"nginx adds Access-Control-Allow-Origin {acao[0][1]} in {u.loc_name(r.location)} (at {src}) on top of the Socket.IO "
                 f"server's own: the handshake with Origin {live.origin} got {len(values)} values "
                 f"({', '.join(repr(v) for v in values)}), which browsers refuse.",
                 evidence + live_ev,
@@ -81,7 +81,7 @@ def check(facts: Facts) -> Finding:
                 ID,
                 Status.WARN,
                 "nginx adds CORS headers to the Socket.IO location",
-                f"{label} adds Access-Control-Allow-Origin ({src}); live there is one value ({values[0]!r}), so the "
+                f"{u.loc_name(r.location)} adds Access-Control-Allow-Origin (at {src}); live there is one value ({values[0]!r}), so the "
                 "server sends none today — enabling the server's `cors` option would duplicate it.",
                 evidence + live_ev,
                 _fix(facts, r, loc, cors_all, inherited),
@@ -90,7 +90,7 @@ def check(facts: Facts) -> Finding:
             ID,
             Status.WARN,
             "nginx adds CORS headers to the Socket.IO location",
-            f"{label} adds Access-Control-Allow-Origin {acao[0][1]} ({src}); if the Socket.IO server sets its own "
+            f"{u.loc_name(r.location)} adds Access-Control-Allow-Origin {acao[0][1]} (at {src}); if the Socket.IO server sets its own "
             "(its `cors` option), browsers get two values and refuse the handshake.",
             evidence,
             _fix(facts, r, loc, cors_all, inherited),

@@ -387,7 +387,7 @@ def _backend_refused(facts: Facts, v: _Verdict, hs: Handshake, ev: list[Evidence
     assert r is not None
     ex = hs.exchange
     up = r.upstream_uri or "?"
-    fix = _fix_from_backends(facts, r) or v.fix
+    fix = _fix_from_backends(facts, r) or v.fix or _find_path_fix(r)
     if ex.status == 404:
         summary = (
             f"nginx forwards the request to {r.upstream_target}{up} and {u.who(ex)} answers 404: the backend "
@@ -401,6 +401,23 @@ def _backend_refused(facts: Facts, v: _Verdict, hs: Handshake, ev: list[Evidence
         )
         title = f"The backend refuses the handshake ({ex.status})"
     return u.finding(ID, Status.FAIL, title, summary, ev, fix)
+
+
+def _find_path_fix(r) -> Fix:
+    """No backend answered at any path we know: say how to find the engine path and how to map to it."""
+    server = r.upstream_servers[0] if r.upstream_servers else "BACKEND:PORT"
+    lp = u.location_path(r.location) if r.location is not None else None
+    base = r.upstream_target or "http://backend"
+    example = (
+        f"`proxy_pass {base}/chat/;` in `location {lp}`"
+        if lp and lp.endswith("/")
+        else f"`proxy_pass {base}/chat/;`"
+    )
+    return Fix(
+        summary=f"Find where the backends serve Socket.IO (curl http://{server}/socket.io/?EIO=4&transport=polling, "
+        f"then the app's own prefix, e.g. /chat/socket.io/) and map the location to it: e.g. {example} sends "
+        "/chat/socket.io/ upstream."
+    )
 
 
 def _fix_from_backends(facts: Facts, r) -> Fix | None:

@@ -103,7 +103,12 @@ def check(facts: Facts) -> Finding:
         return u.finding(ID, status, title, f"{summary.rstrip('.')}; {ok}.", ev, fix)
     if live.error:
         return u.finding(
-            ID, status, title, f"{summary.rstrip('.')} (live probe failed: {live.error}).", ev, fix
+            ID,
+            status,
+            title,
+            f"{summary.rstrip('.')} (live probe failed: {u.short_error(live.error)}).",
+            ev,
+            fix,
         )
     return u.finding(ID, status, title, summary, ev, fix)
 
@@ -349,4 +354,6 @@ def _live_only(facts: Facts, why: str) -> Finding:
             TITLE,
             f"{live.requests} polling requests of one session were all accepted ({why}).",
         )
-    return u.skip(ID, TITLE, f"{why}; the sticky probe did not finish ({live.error or 'no requests'})")
+    return u.skip(
+        ID, TITLE, f"{why}; the sticky probe did not finish ({u.short_error(live.error) or 'no requests'})"
+    )

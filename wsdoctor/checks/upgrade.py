@@ -55,8 +55,16 @@ def check(facts: Facts) -> Finding:
     live_ev: list[Evidence] = []
     live_fail: str | None = None
     live_ok: str | None = None
+    proxy_hs = u.proxy_handshake(facts)
+    inconclusive = proxy_hs is not None and not proxy_hs.ok  # polling fails too: not the upgrade's fault
     if ws is not None:
         live_ev.append(u.probe_ev(ws.exchange))
+    if inconclusive:
+        notes.append(
+            f"live: the polling handshake through the proxy fails too ({u.status_line(proxy_hs.exchange)}), "
+            "so the WebSocket result says nothing about the upgrade (see route/upstream)"
+        )
+    elif ws is not None:
         if ws.ok:
             live_ok = "live: 101 Switching Protocols through the proxy and an Engine.IO open packet"
         elif _upgrade_refused(ws.exchange):
@@ -67,8 +75,8 @@ def check(facts: Facts) -> Finding:
         live_ev += [u.probe_ev(ex) for ex in upg.exchanges[-2:]]
         if upg.ok:
             live_ok = (live_ok + "; " if live_ok else "live: ") + "the polling→websocket upgrade completed"
-        elif upg.error and live_fail is None and (ws is None or ws.ok is False):
-            live_fail = f"live: the polling→websocket upgrade failed ({upg.error})"
+        elif upg.error and not inconclusive and live_fail is None and (ws is None or ws.ok is False):
+            live_fail = f"live: the polling→websocket upgrade failed ({u.short_error(upg.error)})"
 
     worst = max((p.status for p in problems), key=lambda s: _RANK[s], default=Status.PASS)
     fix = _fix(facts, r, problems) if problems else None

@@ -42,7 +42,9 @@ def check(facts: Facts) -> Finding:
             )
         return u.skip(ID, TITLE, "no backend handshake was measured")
 
-    dead = {k: h for k, h in backends.items() if not h.ok}
+    # A backend that answers HTTP at all is up; a 404 there means nginx sends the wrong path (route's finding).
+    dead = {k: h for k, h in backends.items() if not h.ok and _unreachable(h)}
+    wrong_path = {k: h for k, h in backends.items() if not h.ok and not _unreachable(h)}
     alive = {k: h for k, h in backends.items() if h.ok}
     evidence: list[Evidence] = []
     for h in dead.values():
@@ -59,7 +61,11 @@ def check(facts: Facts) -> Finding:
 
     if dead:
         names = ", ".join(_short(k) for k in dead)
-        reasons = "; ".join(f"{_short(k)}: {_why(h)}" for k, h in dead.items())
+        generic = {_why(h).replace(_short(k), "each") for k, h in dead.items()}
+        if len(dead) > 1 and len(generic) == 1:
+            reasons = f"{names}: {generic.pop()}"
+        else:
+            reasons = "; ".join(f"{_short(k)}: {_why(h)}" for k, h in dead.items())
         if alive:
             summary = (
                 f"{len(dead)} of {len(backends)} servers of {upstream_name} fail the Engine.IO handshake ({reasons}); "
@@ -92,6 +98,19 @@ def check(facts: Facts) -> Finding:
             evidence + cfg_ev,
             Fix(summary="Compare the upstream's server addresses with where the backends listen (ss -ltnp)."),
         )
+    if wrong_path:
+        h0 = next(iter(wrong_path.values()))
+        path = _probe_path(wrong_path)
+        up_count = len(wrong_path) + len(alive)
+        return u.finding(
+            ID,
+            Status.PASS,
+            TITLE,
+            f"All {up_count} server(s) of {upstream_name} are up, but {len(wrong_path)} answer "
+            f"{u.status_line(h0.exchange)} at {path}, the path nginx sends: no 502 here, the path is wrong "
+            "(see route).",
+            [u.probe_ev(h0.exchange), *cfg_ev],
+        )
     if logs:
         return u.finding(
             ID,
@@ -114,6 +133,12 @@ def check(facts: Facts) -> Finding:
         + ".",
         [u.probe_ev(h.exchange) for h in list(alive.values())[:1]] + cfg_ev,
     )
+
+
+def _unreachable(h) -> bool:
+    """No HTTP answer at all (refused, timed out, reset) or a gateway error from something in between."""
+    status = h.exchange.status
+    return status is None or status in (502, 503, 504)
 
 
 def _short(key: str) -> str:
