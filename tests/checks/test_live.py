@@ -561,3 +561,33 @@ def test_no_facts_at_all_every_check_skips_with_a_reason() -> None:
         assert finding.status is Status.SKIP, (cid, finding.summary)
         assert "internal error" not in finding.summary
         assert finding.summary.strip(), cid
+
+
+# --- log lines as evidence ------------------------------------------------------------------------------
+
+
+def test_logs_become_evidence(tmp_path: Path) -> None:
+    # route: nginx's own 404 for the runbook client's request
+    f = live_facts(tmp_path, lab_conf(GOOD_LOC), path=None)
+    line = '2026/01/01 10:00:00 [error] 7#7: *1 open() "/usr/share/nginx/html/socket.io/index.html" failed (2: No such file or directory)'
+    f.logs.append(LogEvent("error", "/var/log/nginx/error.log", 3, line, "socketio-404", "route"))
+    r = checks.run_check("route", f)
+    assert r.status is Status.FAIL and any(e.kind == "log" and "index.html" in e.text for e in r.evidence)
+
+    # sticky: config pins, but the access log shows polling requests refused with 400
+    f = live_facts(tmp_path, lab_conf(GOOD_LOC))
+    access = '10.0.0.9 - - [01/Jan/2026:10:00:00 +0000] "POST /chat/socket.io/?EIO=4&transport=polling&sid=x HTTP/1.1" 400 29'
+    f.logs.append(LogEvent("access", "/var/log/nginx/access.log", 9, access, "400-polling-sid", "sticky"))
+    s = checks.run_check("sticky", f)
+    assert s.status is Status.WARN and s.evidence[-1].where == "/var/log/nginx/access.log:9"
+
+    # timeout: config fine, but nginx logged idle tunnels closed by its timer
+    f = live_facts(tmp_path, lab_conf(GOOD_LOC))
+    info = (
+        "2026/01/01 10:01:00 [info] 7#7: *9 upstream timed out (110: Connection timed out) while proxying "
+        "upgraded connection, client: 10.0.0.9"
+    )
+    f.logs.append(LogEvent("error", "/var/log/nginx/error.log", 40, info, "upgraded-timeout", "timeout"))
+    t = checks.run_check("timeout", f)
+    assert t.status is Status.FAIL and "error log" in t.summary
+    assert any(e.kind == "log" for e in t.evidence)

@@ -47,9 +47,15 @@ def check(facts: Facts) -> Finding:
             return _live_only(facts, hs)
         return u.skip(ID, TITLE, u.config_missing(facts) or u.NO_CONFIG)
     v = _config_verdict(facts)
-    if hs is None:
-        return u.finding(ID, v.status, v.title, v.summary, v.evidence, v.fix)
-    return _combine(facts, v, hs)
+    f = (
+        u.finding(ID, v.status, v.title, v.summary, v.evidence, v.fix)
+        if hs is None
+        else _combine(facts, v, hs)
+    )
+    logs = u.logs_for(facts, ID) + u.logs_for(facts, "client")
+    if logs and f.status is not Status.PASS:
+        f.evidence += u.log_evidence(logs)  # nginx's own `open() "…/socket.io/…" failed` / 404 lines
+    return f
 
 
 # --- config half ----------------------------------------------------------------

@@ -57,7 +57,21 @@ def check(facts: Facts) -> Finding:
     assert r is not None and c is not None and facts.config is not None
     verdict = _config_verdict(facts, r, polling)
     status, title, summary, evidence, fix = verdict
+    logs = u.logs_for(facts, ID)  # access-log 400s on polling requests that carry a sid
+    evidence = evidence + u.log_evidence(logs)
     if live is None:
+        if logs and status is Status.PASS and polling:
+            return u.finding(
+                ID,
+                Status.WARN,
+                "The access log shows refused polling sessions",
+                f"{summary.rstrip('.')}, but the access log has {u.plural(len(logs), 'polling request')} with a sid "
+                "answered 400: sessions did change backend (nginx behind another balancer, or a backend restart).",
+                evidence,
+                Fix(
+                    summary="Run with the live probes (no --offline) to see whether sessions stay on one backend now."
+                ),
+            )
         return u.finding(ID, status, title, summary, evidence, fix)
 
     ev = evidence + [u.probe_ev(ex) for ex in live.refused[:2]]

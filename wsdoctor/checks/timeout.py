@@ -28,7 +28,8 @@ MARGIN = 5.0  # seconds of slack a ping needs over the network
 def check(facts: Facts) -> Finding:
     r, why = u.proxy_location(facts)
     hold = facts.hold
-    logs = u.logs_for(facts, ID)
+    # Idle tunnels closed by nginx's timer; "recv() failed … while proxying upgraded connection" is a peer reset.
+    logs = u.logs_for(facts, ID, ("upgraded-timeout", "101-idle-timeout"))
     if why:
         if hold is not None and hold.closed:
             return u.finding(
