@@ -1,0 +1,76 @@
+"""Helpers for the TUI tests: a deterministic app, the screen as text, bounded waits."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from collections.abc import Callable
+
+import pytest
+from rich.console import Console
+
+from tests.tui.recorded import recorded_factory, recorded_target
+from wsdoctor.app import WsdoctorApp
+
+FROZEN = 1000.0
+RECORDED = object()  # make_app's default target: the recorded incident's
+
+
+def make_app(target=RECORDED, factory=None, log_source=None, **kwargs) -> WsdoctorApp:
+    """An app with recorded findings, a frozen clock and no animations (Textual reads
+    TEXTUAL_ANIMATIONS at import, before conftest runs, so it is set on the instance)."""
+    app = WsdoctorApp(
+        recorded_target() if target is RECORDED else target,
+        factory or recorded_factory(),
+        log_source,
+        clock=kwargs.pop("clock", lambda: FROZEN),
+        **kwargs,
+    )
+    app.animation_level = "none"
+    return app
+
+
+def screen_text(app) -> str:
+    """What the terminal shows right now, as plain text (the same compositor output as a screenshot)."""
+    width, height = app.size
+    console = Console(
+        width=width, height=height, file=io.StringIO(), record=True, color_system=None, legacy_windows=False
+    )
+    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
+    return console.export_text()
+
+
+async def wait_for(pilot, predicate: Callable[[], object], timeout: float = 5.0) -> None:
+    """Pump the app until PREDICATE holds; fail the test after TIMEOUT seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await pilot.pause(0.02)
+
+
+def settled(app) -> bool:
+    """The diagnosis is done and its final update is on screen (rows render after the screen mounts)."""
+    if app.last_update is None or not app.last_update.done or app.diagnosis_screen is None:
+        return False
+    rows = app.diagnosis_screen.findings.rows
+    return all(rows[cid].state.status is not None for cid in app.last_update.findings if cid in rows)
+
+
+@pytest.fixture
+def export_dir(tmp_path, monkeypatch):
+    """Exports and profiles go to a temp dir; nothing touches the real home."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.delenv("WSDOCTOR_EXPORT_DIR", raising=False)
+    return tmp_path
+
+
+async def no_workers_left(app, timeout: float = 5.0) -> list:
+    """Workers still running after TIMEOUT (empty when everything was cancelled)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = [w for w in app.workers if not w.is_finished]
+        if not alive or time.monotonic() > deadline:
+            return alive
+        await asyncio.sleep(0.02)

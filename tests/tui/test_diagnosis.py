@@ -1,0 +1,236 @@
+"""The diagnosis screen driven by recorded updates: statuses, selection, detail, copy, export, quit, errors."""
+
+from __future__ import annotations
+
+import json
+
+from textual.command import CommandPalette
+
+from wsdoctor.app import DiagnosisUpdated
+from wsdoctor.diagnose import target_summary
+from wsdoctor.report import Report, Status
+from wsdoctor.screens.detail import DetailScreen
+from wsdoctor.screens.help import HelpScreen
+from wsdoctor.widgets.findings import FindingList
+
+from .conftest import make_app, no_workers_left, screen_text, settled, wait_for
+from .logsources import scripted_source
+from .recorded import FINAL, TOKEN, recorded_factory, recorded_target
+
+
+def row_statuses(app) -> dict[str, Status | None]:
+    rows = app.diagnosis_screen.query_one(FindingList).rows
+    return {cid: row.state.status for cid, row in rows.items()}
+
+
+async def test_pending_then_mixed_statuses_updated_in_place():
+    messages = []
+    factory = recorded_factory(manual=True)
+    app = make_app(factory=factory)
+    async with app.run_test(size=(100, 32), message_hook=messages.append) as pilot:
+        findings = app.diagnosis_screen.query_one(FindingList)
+        rows_before = dict(findings.rows)
+        await wait_for(pilot, lambda: row_statuses(app)["client"] is not None)
+        first = row_statuses(app)
+        assert first["client"] is Status.FAIL
+        assert all(first[cid] is None for cid in first if cid != "client")  # pending: spinner
+        assert "gathering facts…" in screen_text(app)
+
+        factory.made[0].allowed = 1  # the config arrives: config-only checks decided, probes pending
+        await wait_for(pilot, lambda: row_statuses(app)["route"] is not None)
+        second = row_statuses(app)
+        assert second["route"] is Status.FAIL and second["timeout"] is Status.WARN
+        assert second["sticky"] is None and second["upstream"] is None
+        assert "nginx 1.22.1" in screen_text(app) and "running" in screen_text(app)
+
+        factory.made[0].allowed = 2
+        await wait_for(pilot, lambda: settled(app))
+        assert row_statuses(app) == {cid: f.status for cid, f in FINAL.items()}
+        text = screen_text(app)
+        for line in (
+            "✗ FAIL  client",
+            "✗ FAIL  route",
+            "✓ PASS  upstream",
+            "! WARN  timeout",
+            "✗ FAIL  sticky",
+        ):
+            assert line in text
+        assert "– SKIP  cors" in text and "! WARN  tls" in text
+        assert "done in 2.7 s" in text and "nginx 1.22.1" in text and "ssh root@lb1.x-or.cloud" in text
+        assert "request GET /socket.io/?EIO=4&transport=polling" in text
+        # keyed in-place updates: the same row widgets, one per check, updated three times
+        assert findings.rows == rows_before and len(app.diagnosis_screen.query("FindingRow")) == len(FINAL)
+        assert len([m for m in messages if isinstance(m, DiagnosisUpdated)]) == 3
+        await pilot.press("q")
+
+
+async def test_first_failing_finding_selected_and_enter_shows_evidence_and_fix():
+    app = make_app()
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: settled(app))
+        findings = app.diagnosis_screen.query_one(FindingList)
+        assert findings.selected == "client"
+        await pilot.press("down", "down", "down", "down")
+        assert findings.selected == "sticky"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen))
+        detail = app.screen
+        await pilot.pause()
+        body = "\n".join(str(w.render()) for w in detail.query("#detail-body Static"))
+        assert "/etc/nginx/conf.d/upstream.conf:2" in body
+        assert '"Invalid session Qx1Yt9b3UuS2eM0fAAAB"' in body
+        assert "+    ip_hash;" in body
+        assert TOKEN not in body and "Authorization: Bearer ***" in body and "Cookie: ***" in body
+
+        await pilot.press("c")
+        assert (
+            app.clipboard.startswith("--- a/etc/nginx/conf.d/upstream.conf")
+            and "+    ip_hash;" in app.clipboard
+        )
+        await pilot.press("y")
+        assert app.clipboard.startswith("[config] /etc/nginx/conf.d/upstream.conf:2")
+        assert TOKEN not in app.clipboard
+
+        await pilot.press("escape")
+        assert app.screen is app.diagnosis_screen and findings.selected == "sticky"
+        await pilot.press("q")
+
+
+async def test_client_detail_shows_the_corrected_code():
+    app = make_app()
+    async with app.run_test(size=(100, 40)) as pilot:
+        await wait_for(pilot, lambda: settled(app))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen))
+        await pilot.pause()
+        assert app.screen.check_id == "client"
+        text = screen_text(app)
+        assert "Client code" in text and "path: '/dev/aiwm/chat/socket.io'" in text
+        await pilot.press("c")
+        assert app.clipboard.startswith("const socket = io('wss://api.x-or.cloud', {")
+        await pilot.press("q")
+
+
+async def test_export_writes_markdown_and_json_equal_to_the_report(export_dir):
+    factory = recorded_factory()
+    app = make_app(factory=factory, export_dir=export_dir / "out")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: settled(app))
+        await pilot.press("e")
+        await pilot.press("q")
+    files = sorted((export_dir / "out").iterdir())
+    assert [f.suffix for f in files] == [".json", ".md"]
+    data = json.loads(files[0].read_text())
+    diagnosis = factory.made[0]
+    expected = Report(
+        target=target_summary(diagnosis.facts), findings=list(FINAL.values()), secrets=[TOKEN]
+    ).to_json()
+    assert files[0].read_text() == expected == diagnosis.report().to_json()
+    assert data["summary"] == {"pass": 5, "warn": 2, "fail": 3, "skip": 1}
+    markdown = files[1].read_text()
+    assert "### ❌ sticky: Sticky sessions" in markdown and "+    ip_hash;" in markdown
+    for f in files:
+        assert TOKEN not in f.read_text()
+
+
+async def test_export_dir_from_the_environment(export_dir, monkeypatch):
+    monkeypatch.setenv("WSDOCTOR_EXPORT_DIR", str(export_dir / "env-out"))
+    app = make_app()
+    async with app.run_test(size=(100, 32), notifications=True) as pilot:
+        await wait_for(pilot, lambda: settled(app))
+        await pilot.press("e")
+        notes = [n.message for n in app._notifications]
+        assert any(str(export_dir / "env-out") in n and n.startswith("Report written to") for n in notes)
+        await pilot.press("q")
+    assert len(list((export_dir / "env-out").glob("wsdoctor-report-*.json"))) == 1
+
+
+async def test_quit_cancels_every_worker_and_closes_the_sources():
+    factory = recorded_factory(hold=True)  # a diagnosis that never finishes by itself
+    source = scripted_source([[]], hold=True)  # a tail that waits for lines forever
+    app = make_app(factory=factory, log_source=source)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: app.last_update is not None and source.state.started == 1)
+        assert [w for w in app.workers if not w.is_finished]
+        await pilot.press("q")
+        assert await no_workers_left(app) == []
+    assert factory.made[0].closed
+    assert source.state.closed == source.state.started == 1
+    assert app.return_value == 1  # the last update had failures
+
+
+async def test_a_failing_diagnosis_worker_shows_an_error_and_the_app_stays_up():
+    factory = recorded_factory(fail_with=RuntimeError("probe exploded"))
+    app = make_app(factory=factory)
+    async with app.run_test(size=(100, 32), notifications=True) as pilot:
+        await wait_for(pilot, lambda: "stopped: RuntimeError: probe exploded" in screen_text(app))
+        assert app.is_running and app.error == "RuntimeError: probe exploded"
+        assert any("The diagnosis stopped" in n.message for n in app._notifications)
+        await pilot.press("r")  # re-run starts a fresh diagnosis
+        await wait_for(pilot, lambda: len(factory.made) == 2)
+        assert factory.made[0].closed
+        await pilot.press("q")
+
+
+async def test_rerun_replaces_the_run_and_drops_stale_updates():
+    factory = recorded_factory(delay=0.2)
+    app = make_app(factory=factory)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: app.last_update is not None)
+        await pilot.press("r")
+        await wait_for(pilot, lambda: settled(app))
+        assert len(factory.made) == 2 and factory.made[0].closed
+        assert app.generation == 2
+        await pilot.press("q")
+
+
+async def test_help_lists_every_key_and_the_palette_runs_actions(export_dir):
+    app = make_app(export_dir=export_dir / "pal")
+    async with app.run_test(size=(100, 40)) as pilot:
+        await wait_for(pilot, lambda: settled(app))
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        text = screen_text(app)
+        for key in (
+            "Re-run",
+            "Export",
+            "Logs",
+            "Copy fix",
+            "Copy evidence",
+            "Filter",
+            "Pause",
+            "Follow",
+            "Ctrl+Q",
+        ):
+            assert key in text
+        await pilot.press("escape")
+        await pilot.press("ctrl+p")
+        await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette))
+        await pilot.press(*"export the report")
+        await pilot.pause(0.3)
+        assert "Export the report" in screen_text(app)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: (export_dir / "pal").exists())
+        await pilot.press("q")
+
+
+async def test_80x24_shows_every_check():
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: settled(app))
+        text = screen_text(app)
+        for cid in FINAL:
+            assert f"  {cid}" in text, cid
+        await pilot.press("q")
+
+
+async def test_theme_toggle_and_target_without_secrets_in_header():
+    target = recorded_target()
+    app = make_app(target=target)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: settled(app))
+        dark = app.current_theme.dark
+        await pilot.press("t")
+        assert app.current_theme.dark is not dark
+        assert TOKEN not in screen_text(app)
+        await pilot.press("q")

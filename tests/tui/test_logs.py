@@ -1,0 +1,159 @@
+"""Live logs: tags and colours, filter, pause/follow, lines landing in the diagnosis, injection, load."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from textual import events
+
+from wsdoctor.screens.detail import DetailScreen
+from wsdoctor.screens.logs import LogsScreen
+from wsdoctor.widgets.findings import FindingList
+from wsdoctor.widgets.logview import LOG_CAP, LogView
+
+from .conftest import make_app, screen_text, settled, wait_for
+from .logsources import flood_source, scripted_source
+from .recorded import INJECTION, LOG_LINES, TOKEN
+
+
+def view_lines(app) -> list[str]:
+    return list(app.logs_screen.query_one(LogView).lines)
+
+
+async def open_logs(pilot) -> LogsScreen:
+    app = pilot.app
+    await wait_for(pilot, lambda: settled(app))
+    await pilot.press("l")
+    await wait_for(pilot, lambda: isinstance(app.screen, LogsScreen))
+    return app.screen
+
+
+async def test_lines_are_tagged_filtered_paused_and_followed():
+    source = scripted_source([LOG_LINES])
+    app = make_app(log_source=source)
+    async with app.run_test(size=(110, 32)) as pilot:
+        screen = await open_logs(pilot)
+        await wait_for(pilot, lambda: len(view_lines(app)) == len(LOG_LINES))
+        lines = view_lines(app)
+        assert lines[0].startswith("! client    404-socketio       access  203.0.113.7")
+        assert lines[3].startswith("✗ upstream  connect-refused    error   2026/11/26 03:12:12 [error]")
+        assert lines[4].startswith("· -         other")
+
+        await pilot.press("slash", *"UPSTREAM")
+        await wait_for(pilot, lambda: len(view_lines(app)) == 1)
+        assert "connect() failed (111: Connection refused)" in view_lines(app)[0]
+        assert "filter 'upstream'" in screen_text(app)
+        await pilot.press("escape")  # clears the filter
+        await wait_for(pilot, lambda: len(view_lines(app)) == len(LOG_LINES))
+
+        await pilot.press("p")
+        assert screen.paused
+        app.post_message(_batch(app, [LOG_LINES[0]]))
+        await wait_for(pilot, lambda: len(app.log_lines) == len(LOG_LINES) + 1)
+        await pilot.pause(0.25)  # two flush intervals: a paused view does not move
+        assert len(view_lines(app)) == len(LOG_LINES)
+        assert "paused — 1 new lines" in screen_text(app)
+        await pilot.press("f")
+        await wait_for(pilot, lambda: len(view_lines(app)) == len(LOG_LINES) + 1)
+        assert "● following" in screen_text(app)
+        await pilot.press("escape")
+        assert app.screen is app.diagnosis_screen
+        await pilot.press("q")
+
+
+def _batch(app, events):
+    from wsdoctor.app import LogBatch
+
+    return LogBatch(list(events), app.generation)
+
+
+async def test_classified_lines_land_in_the_diagnosis_live():
+    source = scripted_source([LOG_LINES], delay=0.2)
+    app = make_app(log_source=source)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: settled(app))
+        diagnosis = app.diagnosis
+        await wait_for(pilot, lambda: any(e.kind == "404-socketio" for e in diagnosis.facts.logs), timeout=5)
+        assert all(e.check for e in diagnosis.facts.logs)  # the unclassified healthz line is not evidence
+        # the new evidence reaches the screen: the client finding now carries the access-log line
+        await wait_for(
+            pilot, lambda: any(e.kind == "log" for e in app.last_update.findings["client"].evidence)
+        )
+        assert app.diagnosis_screen.query_one(FindingList).selected == "client"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen))
+        await pilot.pause()
+        body = "\n".join(str(w.render()) for w in app.screen.query("#detail-body Static"))
+        assert '"GET /socket.io/?EIO=4&transport=polling HTTP/1.1" 404 153' in body
+        await pilot.press("q")
+
+
+async def test_markup_and_escape_sequences_in_log_lines_are_shown_literally():
+    secret_line = LOG_LINES[2].__class__(
+        **{**LOG_LINES[2].__dict__, "text": f"Authorization: Bearer {TOKEN}"}
+    )
+    source = scripted_source([[INJECTION, secret_line]])
+    app = make_app(log_source=source)
+    async with app.run_test(size=(160, 32)) as pilot:
+        await open_logs(pilot)
+        await wait_for(pilot, lambda: len(view_lines(app)) == 2)
+        await pilot.pause(0.2)
+        line = view_lines(app)[0]
+        assert "[bold red]x[/] [@click=app.quit]click[/] cleared" in line
+        assert "\x1b" not in line and "\x07" not in line and "pwned" not in line
+        text = screen_text(app)
+        assert "[bold red]x[/] [@click=app.quit]click[/] cleared" in text
+        assert TOKEN not in text and "Authorization: Bearer ***" in text
+        await pilot.click(LogView, offset=(80, 1))  # clicking the [@click=app.quit] text does nothing
+        await pilot.pause(0.1)
+        assert app.is_running and isinstance(app.screen, LogsScreen)
+        await pilot.press("q")
+
+
+async def test_no_log_source_says_what_to_give():
+    app = make_app(log_source=None)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await open_logs(pilot)
+        await wait_for(
+            pilot, lambda: "no log source (give --ssh or a local nginx config)" in screen_text(app)
+        )
+        assert app.is_running
+        await pilot.press("q")
+
+
+async def press_and_time(app, key: str, done, timeout: float = 2.0) -> float:
+    """Seconds from a key arriving (as the terminal driver delivers it) to its effect being visible in the app."""
+    t0 = time.perf_counter()
+    app._driver.send_message(events.Key(key, key))
+    while not done():
+        if time.perf_counter() - t0 > timeout:
+            raise AssertionError(f"key {key!r} not handled within {timeout} s")
+        await asyncio.sleep(0.001)
+    return time.perf_counter() - t0
+
+
+async def test_keys_stay_responsive_under_10000_lines_per_second():
+    rate, duration = 10_000, 2.0
+    source = flood_source(LOG_LINES, rate=rate, duration=duration, gated=True)
+    app = make_app(log_source=source)
+    latencies: list[float] = []
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = await open_logs(pilot)
+        source.state.go = True
+        await wait_for(pilot, lambda: source.state.sent > 0)
+        i = 0
+        while source.state.closed == 0 and i < 12:  # keys only while the flood runs
+            await asyncio.sleep(0.1)
+            paused = i % 2 == 0  # p pauses, f follows (re-rendering up to 10,000 kept lines)
+            latency = await press_and_time(app, "p" if paused else "f", lambda p=paused: screen.paused is p)
+            if source.state.closed == 0:
+                latencies.append(latency)
+            i += 1
+        assert len(latencies) >= 4, latencies
+        await wait_for(pilot, lambda: app.log_received == rate * duration, timeout=duration + 3)
+        assert source.state.closed == 1 and source.state.elapsed < duration * 1.5  # the pace was kept
+        assert len(app.log_lines) == LOG_CAP  # the cap holds
+        assert len(view_lines(app)) <= LOG_CAP
+        await pilot.press("q")
+    assert max(latencies) < 0.5, latencies

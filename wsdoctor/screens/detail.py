@@ -1,0 +1,154 @@
+"""One finding in full: summary, evidence grouped by kind, the fix as a coloured diff; copy keys.
+
+Everything shown here came from the network or the proxy host (config excerpts,
+server answers, log lines), so it goes in as sanitized, redacted ``Content``: never
+markup. The finding is re-rendered if a later update changes it (a log line that
+lands as new evidence while the engineer is reading).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.content import Content
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import Footer, Static
+
+from wsdoctor.report import Finding
+from wsdoctor.widgets.render import (
+    KIND_TITLES,
+    clean,
+    code_text,
+    diff_text,
+    evidence_body,
+    evidence_plain,
+    fix_plain,
+    group_evidence,
+    status_badge,
+)
+
+
+class DetailScreen(Screen):
+    """Detail of one finding; ``c`` copies the fix, ``y`` the evidence, Esc goes back."""
+
+    DEFAULT_CSS = """
+    DetailScreen {
+        #detail-title {
+            background: $boost;
+            padding: 0 1;
+            border-bottom: solid $primary 50%;
+            height: auto;
+        }
+        #detail-body {
+            padding: 0 1;
+            scrollbar-size-vertical: 1;
+        }
+        .summary { margin: 1 0 0 0; }
+        .section { margin: 1 0 0 0; text-style: bold; color: $accent; }
+        .kind { margin: 1 0 0 0; text-style: bold underline; }
+        .where { color: $text-muted; margin: 1 0 0 0; }
+        .code {
+            background: $surface;
+            padding: 0 1;
+            width: 100%;
+        }
+        .none { color: $text-muted; }
+    }
+    """
+
+    BINDINGS = [
+        Binding("c", "copy_fix", "Copy fix"),
+        Binding("y", "copy_evidence", "Copy evidence"),
+        Binding("escape,backspace", "back", "Back"),
+    ]
+
+    def __init__(self, finding: Finding, secrets: Sequence[str] = ()) -> None:
+        super().__init__()
+        self.finding = finding
+        self.secrets = tuple(secrets)
+        self._shown: dict | None = None
+
+    @property
+    def check_id(self) -> str:
+        return self.finding.id
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="detail-title")
+        yield VerticalScroll(id="detail-body")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._render_finding()
+        self.query_one("#detail-body").focus()
+
+    def refresh_finding(self, finding: Finding | None) -> None:
+        """A newer version of this finding arrived: re-render only if it changed."""
+        if finding is None:
+            return
+        self.finding = finding
+        if self.is_mounted and finding.to_json() != self._shown:
+            self._render_finding()
+
+    def _render_finding(self) -> None:
+        f = self.finding
+        self._shown = f.to_json()
+        s = self.secrets
+        self.query_one("#detail-title", Static).update(
+            Content.assemble(
+                status_badge(f.status),
+                "  ",
+                (f.id, "bold"),
+                " — ",
+                (clean(f.title, s, multiline=False), "bold"),
+            )
+        )
+        body = self.query_one("#detail-body", VerticalScroll)
+        widgets: list[Widget] = [Static(Content(clean(f.summary, s)), classes="summary")]
+        widgets.append(Static("Evidence", classes="section"))
+        if not f.evidence:
+            widgets.append(Static(Content("No evidence recorded for this check."), classes="none"))
+        for kind, items in group_evidence(f.evidence):
+            widgets.append(Static(Content(KIND_TITLES.get(kind, kind.title())), classes="kind"))
+            for ev in items:
+                widgets.append(Static(Content(clean(ev.where, s, multiline=False)), classes="where"))
+                widgets.append(Static(evidence_body(ev, s), classes="code"))
+        widgets.append(Static("Fix", classes="section"))
+        fix = f.fix
+        if fix is None:
+            widgets.append(Static(Content("No fix: nothing to change for this check."), classes="none"))
+        else:
+            widgets.append(Static(Content(clean(fix.summary, s))))
+            if fix.code:
+                widgets.append(Static(Content("Client code"), classes="where"))
+                widgets.append(Static(code_text(fix.code, s), classes="code"))
+            if fix.diff:
+                widgets.append(Static(Content("Diff (patch -p1 from /)"), classes="where"))
+                widgets.append(Static(diff_text(fix.diff, s), classes="code"))
+        with self.app.batch_update():
+            body.remove_children()
+            body.mount_all(widgets)
+
+    # -- actions -------------------------------------------------------------
+
+    def action_copy_fix(self) -> None:
+        text = fix_plain(self.finding.fix, self.secrets)
+        if not text:
+            self.notify("This finding has no fix to copy.", severity="warning")
+            return
+        self.app.copy_to_clipboard(text)
+        self.notify(f"Fix copied to the clipboard ({len(text.splitlines())} lines).")
+
+    def action_copy_evidence(self) -> None:
+        text = evidence_plain(self.finding, self.secrets)
+        if not text:
+            self.notify("This finding has no evidence to copy.", severity="warning")
+            return
+        self.app.copy_to_clipboard(text)
+        self.notify(f"Evidence copied to the clipboard ({len(self.finding.evidence)} items).")
+
+    def action_back(self) -> None:
+        self.dismiss()

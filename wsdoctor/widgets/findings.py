@@ -1,0 +1,274 @@
+"""The runbook's five issues as the spine, each with its checks, then the checklist: one keyed row per check.
+
+Rows are created once (one per check id, in ``report.GROUPS`` order) and updated in
+place when an update changes them: no rebuild, no flicker, the selection stays put.
+A row renders itself at its own width, so 80 columns and 250 columns both read well.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.content import Content
+from textual.events import Click
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from wsdoctor.report import GROUPS, Finding, Status
+from wsdoctor.widgets.render import STATUS_STYLE, clean, status_badge
+
+_RANK = {Status.FAIL: 0, Status.WARN: 1, Status.PASS: 2, Status.SKIP: 3}
+
+
+@dataclass(frozen=True)
+class RowState:
+    """What a row shows; rows compare states to skip redundant repaints."""
+
+    status: Status | None  # None: pending (facts still being gathered)
+    title: str
+    summary: str
+
+
+class FindingRow(Widget):
+    """One check: status (spinner while pending), id, title, one-line summary."""
+
+    DEFAULT_CSS = """
+    FindingRow {
+        height: 1;
+        padding: 0 1 0 2;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
+        &.-selected { background: $block-cursor-blurred-background; }
+    }
+    FindingList:focus FindingRow.-selected {
+        background: $block-cursor-background;
+        color: $block-cursor-foreground;
+        text-style: $block-cursor-text-style;
+    }
+    """
+
+    spinner_frame: reactive[int] = reactive(0)
+
+    class Clicked(Message):
+        def __init__(self, check_id: str) -> None:
+            super().__init__()
+            self.check_id = check_id
+
+    def __init__(self, check_id: str, title: str = "") -> None:
+        super().__init__(id=f"row-{check_id}")
+        self.check_id = check_id
+        self.state = RowState(None, title or check_id, "waiting for facts…")
+        self.finding: Finding | None = None
+
+    def set_state(self, finding: Finding | None, pending: bool, secrets: tuple[str, ...] = ()) -> bool:
+        """Apply new data; repaint only when something visible changed. Returns whether it did."""
+        self.finding = finding
+        if finding is None:
+            state = RowState(None, self.state.title, "waiting for facts…")
+        else:
+            summary = clean(finding.summary, secrets, multiline=False)
+            state = RowState(None if pending else finding.status, clean(finding.title, secrets), summary)
+            if pending:  # the check's verdict so far would mislead: its facts are still coming
+                state = RowState(None, state.title, "gathering facts…")
+        if state == self.state:
+            return False
+        self.state = state
+        self.refresh()
+        return True
+
+    @property
+    def pending(self) -> bool:
+        return self.state.status is None
+
+    def render(self) -> Content:
+        width = self.size.width or 100
+        title_width = 30 if width >= 110 else 24 if width >= 90 else 20
+        title = self.state.title
+        if len(title) > title_width - 1:
+            title = title[: title_width - 2] + "…"
+        summary_style = "$text-muted" if self.state.status in (None, Status.SKIP) else ""
+        return Content.assemble(
+            status_badge(self.state.status, self.spinner_frame),
+            "  ",
+            (f"{self.check_id:<10}", "bold"),
+            (f"{title:<{title_width}}", ""),
+            (self.state.summary, summary_style),
+        )
+
+    def watch_spinner_frame(self) -> None:
+        if self.pending:
+            self.refresh()
+
+    def on_click(self, event: Click) -> None:
+        event.stop()
+        self.post_message(self.Clicked(self.check_id))
+
+
+class GroupHeader(Widget):
+    """A runbook issue ("404 Not Found"): its name, coloured by the worst status among its checks."""
+
+    DEFAULT_CSS = """
+    GroupHeader {
+        height: 1;
+        padding: 0 1;
+        text-style: bold;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
+    }
+    """
+
+    def __init__(self, index: int, name: str, check_ids: tuple[str, ...]) -> None:
+        super().__init__(id=f"group-{index}")
+        self.group_name = name
+        self.check_ids = check_ids
+        self.worst: Status | None = None
+        self.pending = True
+
+    def set_worst(self, worst: Status | None, pending: bool) -> None:
+        if (worst, pending) != (self.worst, self.pending):
+            self.worst, self.pending = worst, pending
+            self.refresh()
+
+    def render(self) -> Content:
+        if self.pending or self.worst is None:
+            return Content.styled(self.group_name, "bold")
+        symbol, word, style = STATUS_STYLE[self.worst]
+        verdict = {
+            Status.FAIL: "happening here",
+            Status.WARN: "at risk",
+            Status.PASS: "not happening",
+            Status.SKIP: "not checked",
+        }[self.worst]
+        if self.group_name == "Checklist":
+            verdict = {Status.FAIL: "items failing", Status.WARN: "items to review"}.get(self.worst, verdict)
+        return Content.assemble((self.group_name, "bold"), "  ", (f"{symbol} {verdict}", style))
+
+
+class FindingList(VerticalScroll, can_focus=True):
+    """The keyboard-driven list of rows: ↑/↓ (j/k) move, Enter opens, Home/End jump."""
+
+    DEFAULT_CSS = """
+    FindingList {
+        height: 1fr;
+        scrollbar-size-vertical: 1;
+        GroupHeader { margin-top: 1; }
+        GroupHeader:first-of-type { margin-top: 0; }
+        &.-compact GroupHeader { margin-top: 0; }
+    }
+    """
+
+    BINDINGS = [
+        Binding("down,j", "move(1)", "Down", show=False),
+        Binding("up,k", "move(-1)", "Up", show=False),
+        Binding("home", "jump(0)", "First", show=False),
+        Binding("end", "jump(-1)", "Last", show=False),
+        Binding("enter", "open", "Detail"),
+    ]
+
+    selected: reactive[str | None] = reactive(None)
+
+    class Opened(Message):
+        """Enter (or a click on the selected row): show this finding's detail."""
+
+        def __init__(self, check_id: str) -> None:
+            super().__init__()
+            self.check_id = check_id
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.rows: dict[str, FindingRow] = {}
+        self.groups: list[GroupHeader] = []
+        self.user_moved = False  # once the engineer navigates, updates stop moving the selection
+
+    def compose(self):
+        for index, (name, ids) in enumerate(GROUPS):
+            header = GroupHeader(index, name, ids)
+            self.groups.append(header)
+            yield header
+            for cid in ids:
+                row = FindingRow(cid)
+                self.rows[cid] = row
+                yield row
+
+    # -- data ----------------------------------------------------------------
+
+    def show(
+        self, findings: dict[str, Finding], pending: frozenset[str], secrets: tuple[str, ...] = ()
+    ) -> None:
+        """Update every row in place from one diagnosis update."""
+        for cid, finding in findings.items():
+            row = self.rows.get(cid)
+            if row is None:  # a check this build of the TUI does not know: list it at the end
+                row = FindingRow(cid)
+                self.rows[cid] = row
+                self.mount(row)
+            row.set_state(finding, cid in pending, secrets)
+        for cid, row in self.rows.items():
+            if cid not in findings:
+                row.set_state(None, True, secrets)
+        for header in self.groups:
+            rows = [self.rows[c] for c in header.check_ids if c in self.rows]
+            statuses = [r.state.status for r in rows if r.state.status is not None]
+            worst = min(statuses, key=_RANK.__getitem__) if statuses else None
+            header.set_worst(worst, pending=any(r.pending for r in rows) and worst is None)
+        if not self.user_moved:
+            self.selected = self.first_interesting()
+
+    def first_interesting(self) -> str | None:
+        """The first failing check, else the first warning, else the first row."""
+        order = list(self.rows)
+        for status in (Status.FAIL, Status.WARN):
+            for cid in order:
+                if self.rows[cid].state.status is status:
+                    return cid
+        return order[0] if order else None
+
+    def tick(self, frame: int) -> bool:
+        """Advance the spinner of pending rows; returns whether any row is still pending."""
+        pending = False
+        for row in self.rows.values():
+            if row.pending:
+                row.spinner_frame = frame
+                pending = True
+        return pending
+
+    # -- selection -------------------------------------------------------------
+
+    def watch_selected(self, old: str | None, new: str | None) -> None:
+        if old in self.rows:
+            self.rows[old].remove_class("-selected")
+        if new in self.rows:
+            row = self.rows[new]
+            row.add_class("-selected")
+            if self.is_mounted:
+                self.call_after_refresh(self.scroll_to_widget, row, animate=False)
+
+    def action_move(self, delta: int) -> None:
+        order = list(self.rows)
+        if not order:
+            return
+        index = order.index(self.selected) if self.selected in self.rows else -delta
+        self.user_moved = True
+        self.selected = order[max(0, min(len(order) - 1, index + delta))]
+
+    def action_jump(self, index: int) -> None:
+        order = list(self.rows)
+        if order:
+            self.user_moved = True
+            self.selected = order[index]
+
+    def action_open(self) -> None:
+        if self.selected is not None:
+            self.post_message(self.Opened(self.selected))
+
+    def on_finding_row_clicked(self, event: FindingRow.Clicked) -> None:
+        event.stop()
+        self.focus()
+        if self.selected == event.check_id:
+            self.post_message(self.Opened(event.check_id))
+        else:
+            self.user_moved = True
+            self.selected = event.check_id
