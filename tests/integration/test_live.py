@@ -1,0 +1,157 @@
+"""The whole product against the real lab: every scenario is diagnosed as what it is, locally and over SSH.
+
+Real nginx, real python-socketio backends, real sshd on loopback (the root conftest's lab fixtures).
+For each scenario the set of failing checks is exactly the expected one (no spurious failure), and the
+failing finding carries the evidence an on-call engineer needs: the probe's answer, the config line,
+and over SSH the nginx log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import re
+
+import pytest
+
+from wsdoctor.demo import lab_target
+from wsdoctor.diagnose import Diagnosis
+from wsdoctor.report import Finding, Status
+from wsdoctor.target import Target
+
+# scenario -> the exact set of checks that must fail
+EXPECTED: dict[str, set[str]] = {
+    "healthy": set(),
+    "seed": {"client", "route"},
+    "no-rewrite": {"route"},
+    "backend-down": {"upstream"},
+    "backend-down-all": {"upstream"},
+    "no-sticky": {"sticky"},
+    "bad-auth": {"auth"},
+    "no-upgrade": {"upgrade"},
+    "header-inheritance": set(),
+    "cors-duplicate": {"cors"},
+}
+
+
+def _target(lab, ssh: bool, **changes) -> Target:
+    t = lab_target(lab.info())
+    if not ssh:
+        t.ssh = t.identity = t.known_hosts = None
+        t.nginx_conf = lab.info()["nginx_conf"]
+    t.timeout = 5.0
+    return dataclasses.replace(t, **changes) if changes else t
+
+
+def _diagnose(target: Target) -> dict[str, Finding]:
+    d = Diagnosis(target)
+    asyncio.run(asyncio.wait_for(d.run(), 90))
+    report = d.report()
+    if target.ssh:
+        assert report.target.get("ssh") == target.ssh
+    assert target.token not in report.to_json() + report.to_text() + report.to_markdown()
+    return {f.id: f for f in report.findings}
+
+
+def _failing(findings: dict[str, Finding]) -> set[str]:
+    return {cid for cid, f in findings.items() if f.status is Status.FAIL}
+
+
+def _evidence(f: Finding, kind: str | None = None) -> str:
+    return "\n".join(f"{e.where}\n{e.text}" for e in f.evidence if kind is None or e.kind == kind)
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize("scenario", sorted(EXPECTED))
+def test_scenario_local(lab_factory, scenario: str) -> None:
+    lab = lab_factory(scenario)
+    findings = _diagnose(_target(lab, ssh=False))
+    assert _failing(findings) == EXPECTED[scenario], {
+        c: f.summary for c, f in findings.items() if f.status is Status.FAIL
+    }
+    _assert_evidence(scenario, lab, findings)
+    if scenario == "healthy":
+        skipped = {c: f.summary for c, f in findings.items() if f.status is not Status.PASS}
+        assert not skipped, skipped
+
+
+def _assert_evidence(scenario: str, lab, findings: dict[str, Finding]) -> None:
+    info = lab.info()
+    if scenario == "seed":
+        f = findings["client"]
+        assert "/dev/aiwm/chat/socket.io" in (f.fix.code if f.fix else "")
+        assert "404" in _evidence(findings["route"], "probe") or "404" in findings["route"].summary
+    elif scenario == "no-rewrite":
+        ev = _evidence(findings["route"], "probe")
+        assert "404" in ev, ev
+        assert findings["route"].fix and "/chat/" in findings["route"].fix.summary + findings["route"].fix.diff
+    elif scenario == "backend-down":
+        dead = info["backends"][2].split("//", 1)[1]
+        assert dead in findings["upstream"].summary
+    elif scenario == "backend-down-all":
+        for b in info["backends"]:
+            assert b.split("//", 1)[1] in findings["upstream"].summary + _evidence(findings["upstream"])
+    elif scenario == "no-sticky":
+        ev = _evidence(findings["sticky"], "probe")
+        assert "400" in ev and "Invalid session" in ev, ev
+        assert findings["sticky"].fix and findings["sticky"].fix.diff
+    elif scenario == "bad-auth":
+        f = findings["auth"]
+        assert "authentication failed" in f.summary + _evidence(f)
+        assert info["token"] not in json.dumps([e.text for e in f.evidence]) + f.summary
+    elif scenario == "no-upgrade":
+        f = findings["upgrade"]
+        assert re.search(r"\b(400|403)\b", _evidence(f, "probe")), _evidence(f)
+        assert f.fix and "Upgrade" in f.fix.diff
+    elif scenario == "header-inheritance":
+        f = findings["upgrade"]
+        assert f.status is Status.WARN
+        assert "Host" in f.summary and "X-Forwarded-For" in f.summary
+    elif scenario == "cors-duplicate":
+        f = findings["cors"]
+        assert "Access-Control-Allow-Origin" in _evidence(f, "probe")
+        assert f.fix and f.fix.diff
+
+
+@pytest.mark.lab
+def test_short_timeout_hold_measures_the_drop(lab_factory) -> None:
+    lab = lab_factory("short-timeout")
+    findings = _diagnose(_target(lab, ssh=False, hold=6.0))
+    assert _failing(findings) == {"timeout"}
+    f = findings["timeout"]
+    m = re.search(r"(\d+(?:\.\d+)?) s", f.summary)
+    assert m, f.summary
+    text = f.summary + _evidence(f)
+    assert "3" in text
+    drop = [float(x) for x in re.findall(r"after (\d+(?:\.\d+)?) s", text)]
+    assert drop and any(2.5 <= x <= 4.5 for x in drop), text
+
+
+# Over SSH: the same verdicts, plus the nginx log lines as evidence.
+SSH_LOGS = {
+    "backend-down": ("upstream", "connect() failed (111"),
+    "no-sticky": ("sticky", "sid="),
+    "seed": ("route", None),
+    "healthy": (None, None),
+    "bad-auth": ("auth", None),
+}
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize("scenario", sorted(SSH_LOGS))
+def test_scenario_over_ssh(lab_factory, scenario: str) -> None:
+    lab = lab_factory(scenario)
+    findings = _diagnose(_target(lab, ssh=True))
+    assert _failing(findings) == EXPECTED[scenario]
+    cid, needle = SSH_LOGS[scenario]
+    if needle:
+        assert needle in _evidence(findings[cid], "log"), _evidence(findings[cid])
+
+
+@pytest.mark.lab
+def test_short_timeout_over_ssh_shows_the_upgraded_timeout_line(lab_factory) -> None:
+    lab = lab_factory("short-timeout")
+    findings = _diagnose(_target(lab, ssh=True, hold=6.0))
+    assert _failing(findings) == {"timeout"}
+    assert "while proxying upgraded connection" in _evidence(findings["timeout"], "log")
