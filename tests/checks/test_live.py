@@ -591,3 +591,27 @@ def test_logs_become_evidence(tmp_path: Path) -> None:
     t = checks.run_check("timeout", f)
     assert t.status is Status.FAIL and "error log" in t.summary
     assert any(e.kind == "log" for e in t.evidence)
+
+
+def test_route_error_log_upstream_field_confirms_or_contradicts(tmp_path: Path) -> None:
+    line = (
+        "2026/01/01 10:00:00 [error] 7#7: *1 connect() failed (111: Connection refused) while connecting to upstream, "
+        'request: "GET /chat/socket.io/?EIO=4&transport=polling HTTP/1.1", upstream: "http://127.0.0.1:3350{uri}"'
+    )
+    for uri, status in (
+        ("/socket.io/?EIO=4&transport=polling", Status.PASS),
+        ("/chat/socket.io/?EIO=4", Status.FAIL),
+    ):
+        f = live_facts(tmp_path, lab_conf(GOOD_LOC))
+        ev = LogEvent(
+            "error", "/var/log/nginx/error.log", 5, line.format(uri=uri), "connect-refused", "upstream"
+        )
+        ev.upstream = "http://127.0.0.1:3350" + uri
+        ev.request = "GET /chat/socket.io/?EIO=4&transport=polling HTTP/1.1"
+        f.logs.append(ev)
+        r = checks.run_check("route", f)
+        assert r.status is status, r.summary
+        if status is Status.PASS:
+            assert "the error log confirms nginx sent /socket.io/ upstream" in r.summary
+        else:
+            assert "disagree" in r.title and r.evidence[-1].kind == "log"

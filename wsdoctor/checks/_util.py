@@ -53,7 +53,7 @@ def fact_reason(facts: Facts, name: str, default: str) -> str:
 
 
 def skip(cid: str, title: str, reason: str, evidence: list[Evidence] | None = None) -> Finding:
-    return Finding(id=cid, status=Status.SKIP, title=title, summary=reason, evidence=evidence or [])
+    return finding(cid, Status.SKIP, title, reason, evidence)
 
 
 def finding(
@@ -64,7 +64,15 @@ def finding(
     evidence: list[Evidence] | None = None,
     fix: Fix | None = None,
 ) -> Finding:
-    return Finding(id=cid, status=status, title=title, summary=summary, evidence=evidence or [], fix=fix)
+    """A finding with secret-looking text already removed (Authorization values, cookies, JWTs, token=…).
+
+    Reports redact again with the literal secrets; this pass protects every other consumer of a Finding
+    (the TUI shows findings as they stream in).
+    """
+    ev = [Evidence(e.kind, redact(e.where), redact(e.text), e.highlight) for e in evidence or []]
+    if fix is not None:
+        fix = Fix(summary=redact(fix.summary), diff=redact(fix.diff), code=redact(fix.code))
+    return Finding(id=cid, status=status, title=redact(title), summary=redact(summary), evidence=ev, fix=fix)
 
 
 # --- the route ----------------------------------------------------------------
@@ -235,7 +243,7 @@ def probe_ev(ex: Exchange, secrets: tuple[str, ...] | list[str] = ()) -> Evidenc
 
 def log_ev(ev: LogEvent) -> Evidence:
     where = f"{ev.file}:{ev.line_no}" if ev.line_no else ev.file
-    return Evidence(kind="log", where=where, text=ev.text)
+    return Evidence(kind="log", where=where, text=redact(ev.text))
 
 
 def cmd_ev(cr: CommandResult) -> Evidence:

@@ -55,6 +55,39 @@ def check(facts: Facts) -> Finding:
     logs = u.logs_for(facts, ID) + u.logs_for(facts, "client")
     if logs and f.status is not Status.PASS:
         f.evidence += u.log_evidence(logs)  # nginx's own `open() "…/socket.io/…" failed` / 404 lines
+    return _confirm_with_error_log(facts, f)
+
+
+def _confirm_with_error_log(facts: Facts, f: Finding) -> Finding:
+    """An error line's `upstream: "http://…/URI"` is the URI nginx really sent: it must match the prediction."""
+    from urllib.parse import urlsplit
+
+    r = u.route_of(facts)
+    if r is None or not r.upstream_uri or not u.proxied(r):
+        return f
+    req_path = r.uri.split("?")[0]
+    predicted = r.upstream_uri.split("?")[0]
+    for ev in reversed(facts.logs):
+        if not ev.upstream or not ev.request:
+            continue
+        parts = ev.request.split()
+        if len(parts) < 2 or parts[1].split("?")[0] != req_path:
+            continue
+        sent = urlsplit(ev.upstream).path or "/"
+        if sent == predicted:
+            f.summary = f.summary.rstrip(".") + f"; the error log confirms nginx sent {sent} upstream."
+            return f
+        return u.finding(
+            ID,
+            Status.FAIL,
+            "Config and error log disagree on the upstream URI",
+            f"The config predicts {predicted} upstream for {req_path}, but nginx logged `upstream: "
+            f'"{ev.upstream}"` ({ev.file}:{ev.line_no}): the config given is not the one nginx runs.',
+            [*f.evidence, u.log_ev(ev)],
+            Fix(
+                summary="Analyse the running config (--ssh reads `nginx -T`), or reload nginx with this one."
+            ),
+        )
     return f
 
 
