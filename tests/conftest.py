@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from wsdoctor.lab import SCENARIOS, Lab
+from wsdoctor.lab import SCENARIOS, Lab, LabError
 from wsdoctor.lab import procs as lab_procs
 
 #: Every lab scenario name, for parametrizing tests in any package (``from tests.conftest import …``).
@@ -58,7 +58,13 @@ class LabFactory:
         return lab
 
     def remember(self, lab: Lab) -> None:
-        """Record LAB's pids and their children (nginx workers, sshd sessions) for the leak check."""
+        """Record LAB's pids and their children (nginx workers, sshd sessions) for the leak check.
+
+        A lab a test started itself (``Lab.up`` directly) is also stopped at session end, in case the
+        test failed before its own ``down``.
+        """
+        if all(known.directory != lab.directory for known in self._all):
+            self._all.append(lab)
         for pid in lab.all_pids():
             self.pids.add(pid)
             self.pids.update(lab_procs.descendants(pid))
@@ -85,10 +91,17 @@ class LabFactory:
 
     def close(self) -> None:
         """Stop every lab of the session, all at once (each down waits for its processes to exit)."""
+        labs: dict[Path, Lab] = {}
         for lab in self._all:
             self.remember(lab)
+            try:  # the state on disk is the truth (a later `up` in the same directory replaced it)
+                labs[lab.directory] = Lab.load(lab.directory)
+            except LabError:
+                labs[lab.directory] = lab
+        for lab in labs.values():
+            self.remember(lab)
         with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(Lab.down, self._all))
+            list(pool.map(Lab.down, labs.values()))
 
 
 def _survivors(pids: set[int], marker: str) -> list[str]:
@@ -149,8 +162,3 @@ def lab_factory(_lab_root: Path, _no_process_survives: set[int]) -> Iterator[Lab
 def lab(request: pytest.FixtureRequest, lab_factory: LabFactory) -> Lab:
     """The shared lab of the scenario given by indirect parametrization (default: healthy)."""
     return lab_factory(getattr(request, "param", "healthy"))
-
-
-@pytest.fixture(scope="session")
-def lab_scenarios() -> tuple[str, ...]:
-    return LAB_SCENARIOS

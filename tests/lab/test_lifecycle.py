@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -48,8 +49,7 @@ def _listeners(ports: list[int]) -> dict[int, set[str]]:
     return found
 
 
-def test_info_is_the_issue_json_and_ssh_works(lab_factory) -> None:
-    lab = lab_factory("healthy")
+def test_info_is_the_issue_json_and_ssh_works(lab: Lab) -> None:
     info = lab.info()
     assert set(info) >= ISSUE_KEYS
     json.dumps(info)  # JSON-ready
@@ -229,6 +229,33 @@ def test_nginx_start_failure_is_one_sentence(
     lab = Lab.load(tmp_path / "bad")
     lab_factory.remember(lab)
     assert lab.status()["state"] == "down" and _dead(lab.all_pids())
+
+
+def test_a_port_taken_before_nginx_binds_it_is_retried(
+    lab_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """free_ports() can race with another program: nginx then fails to bind and the lab retries."""
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    taken = squatter.getsockname()[1]
+    real_free_ports = procs.free_ports
+    calls: list[int] = []
+
+    def racy_free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+        calls.append(count)
+        ports = real_free_ports(count, host)
+        return [taken, *ports[1:]] if len(calls) == 1 else ports
+
+    monkeypatch.setattr(procs, "free_ports", racy_free_ports)
+    try:
+        lab = Lab.up("healthy", tmp_path / "racy", ssh=False)
+        lab_factory.remember(lab)
+        assert len(calls) == 2 and lab.info()["public_port"] != taken
+        assert lab.status()["state"] == "up"
+        lab.down()
+    finally:
+        squatter.close()
 
 
 def test_templates_document_their_failure_and_render_completely() -> None:

@@ -367,8 +367,11 @@ class Lab:
                 record = self.state["processes"][name]
                 if proc.poll() is not None:
                     self._startup_failed(name, record, f"exited with status {proc.returncode}")
-                if procs.listening(record["port"]):
+                if procs.listening(record["port"], pid=proc.pid):
                     del waiting[name]
+                elif "Address already in use" in procs.first_lines(Path(record["log"]), 5):
+                    # nginx keeps retrying a failed bind for seconds: give up on this port at once.
+                    raise _PortTaken(f"{name} could not bind port {record['port']}")
             if not waiting:
                 return
             if time.monotonic() > deadline:

@@ -40,24 +40,46 @@ def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.2) -> bool:
         return False
 
 
-def listening(port: int, host: str = "127.0.0.1") -> bool:
-    """True when a socket LISTENs on HOST:PORT, read from /proc/net/tcp without connecting.
+def _listen_inodes(port: int, host: str) -> set[str]:
+    """Socket inodes LISTENing on HOST:PORT (or on all addresses), from /proc/net/tcp."""
+    want = f"{socket.htonl(int.from_bytes(socket.inet_aton(host), 'big')):08X}:{port:04X}"
+    inodes: set[str] = set()
+    with open("/proc/net/tcp") as f:
+        next(f, None)
+        for line in f:
+            fields = line.split()
+            if len(fields) > 9 and fields[3] == "0A" and fields[1] in (want, f"00000000:{port:04X}"):
+                inodes.add(fields[9])
+    return inodes
+
+
+def listening(port: int, host: str = "127.0.0.1", pid: int | None = None) -> bool:
+    """True when a socket LISTENs on HOST:PORT (held by PID, when given), read from /proc, no connect.
 
     Not connecting matters: a bare TCP connect to nginx's TLS port leaves a "client closed connection
     while SSL handshaking" line in the lab's error log, noise that log classification would then read.
+    Checking the owner matters too: another program listening on a port we picked must not pass for
+    our nginx (which keeps retrying its bind for seconds before it gives up).
     Falls back to a connect where /proc is not available.
     """
-    want = f"{socket.htonl(int.from_bytes(socket.inet_aton(host), 'big')):08X}:{port:04X}"
     try:
-        with open("/proc/net/tcp") as f:
-            next(f, None)
-            for line in f:
-                fields = line.split()
-                if len(fields) > 3 and fields[3] == "0A" and fields[1] in (want, f"00000000:{port:04X}"):
-                    return True
-        return False
+        inodes = _listen_inodes(port, host)
     except OSError:
         return port_open(port, host)
+    if not inodes or pid is None:
+        return bool(inodes)
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target[8:-1] in inodes:
+            return True
+    return False
 
 
 def cmdline(pid: int) -> str:
