@@ -177,3 +177,35 @@ async def test_bad_urls_are_sentences_not_exceptions() -> None:
     assert not hs.ok and hs.error and "http(s)://" in hs.error
     ws = await websocket("not a url", ctx=ctx())
     assert not ws.ok and ws.error
+
+
+@pytest.mark.parametrize("kind", ["polling", "tunnel"])
+async def test_cancelling_a_probe_is_prompt(kind: str) -> None:
+    """Ctrl+C: a probe stuck on a dead server stops at once when cancelled (no swallowed cancellation)."""
+    handler = hostile.silent if kind == "polling" else hostile.websocket(hostile.ws_silent)
+    async with hostile.serve(handler) as port:
+        slow = ProbeContext(timeout=30)
+        probe = (
+            handshake(base(port), "/socket.io/", ctx=slow)
+            if kind == "polling"
+            else hold(base(port), ctx=slow, seconds=30)
+        )
+        task = asyncio.create_task(probe)
+        await asyncio.sleep(0.2)
+        task.cancel()
+        start = time.monotonic()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert time.monotonic() - start < 1.5
+
+
+async def test_transcripts_show_the_exchange_without_secrets() -> None:
+    async with hostile.serve(hostile.NODE_OPEN) as port:
+        c = ProbeContext(
+            timeout=TIMEOUT, token="tok-secret-value", auth_header=True, headers=[("Cookie", "io=abc")]
+        )
+        st = await sticky(base(port), "/socket.io/", ctx=c)
+    text = "\n\n".join(ex.transcript() for ex in st.exchanges)
+    assert "tok-secret-value" not in text and "io=abc" not in text
+    assert "Authorization: Bearer ***" in text and "Cookie: ***" in text
+    assert '40{"token":"***"}' in text  # the POSTed CONNECT, masked

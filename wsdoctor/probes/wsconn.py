@@ -212,8 +212,11 @@ async def open_ws(
             ex.error = timeout_message(ctx.timeout, tracker.stage, tracker)
         except (httpx.HTTPError, OSError) as e:
             ex.stage, ex.error = describe(e, tracker.stage, tracker, ctx.timeout)
-        except ValueError as e:
+        except (ValueError, httpx.InvalidURL) as e:
             ex.stage, ex.error = "request", f"cannot send this request: {e}"
+        except Exception as e:  # noqa: BLE001 - a probe returns a fact, never a traceback
+            ex.stage = ex.stage or tracker.stage
+            ex.error = f"the probe failed unexpectedly ({type(e).__name__}: {e}); please report this"
         ex.elapsed = time.monotonic() - start
         ex.answered_by = classify(ex.status, ex.headers, ex.body)
         if response is not None and ex.status == 101 and ex.error is None:
