@@ -68,7 +68,8 @@ def _confirm_with_error_log(facts: Facts, f: Finding) -> Finding:
     req_path = r.uri.split("?")[0]
     predicted = r.upstream_uri.split("?")[0]
     for ev in reversed(facts.logs):
-        if not ev.upstream or not ev.request:
+        # only error-log lines carry the full upstream URL; an access log's $upstream_addr is host:port
+        if ev.source != "error" or not ev.upstream or "://" not in ev.upstream or not ev.request:
             continue
         parts = ev.request.split()
         if len(parts) < 2 or parts[1].split("?")[0] != req_path:
