@@ -107,9 +107,9 @@ def _config_verdict(facts: Facts) -> _Verdict:
         return _Verdict(
             Status.FAIL,
             f"No server listens on port {c.port}",
-            f"No server block in {config.source} listens on port {c.port} for {c.host} ({r.server_reason}); the "
-            "client's connection is refused or lands on another nginx.",
-            [],
+            f"No server block listens on port {c.port} for {c.host} ({r.server_reason}); the client's connection "
+            "is refused or lands on another nginx.",
+            u.cfg_lines_ev(config, [d for srv in config.servers() for d in srv.children("listen")][:12]),
             Fix(summary=f"Add `listen {c.port}{' ssl' if c.secure else ''};` to the server for {c.host}."),
             "refused",
         )
@@ -127,7 +127,8 @@ def _config_verdict(facts: Facts) -> _Verdict:
             "WebSocket handshake fails on any answer but 101 and clients do not follow it.",
             u.cfg_lines_ev(config, [loc]),
             Fix(
-                summary=f"Make the client request the slashed path ({path}/…): use `path` ending in /socket.io."
+                summary=f"Request the slashed path {path}/ (e.g. {path}/?EIO=4&transport=websocket); a "
+                "socket.io-client always adds the slash to its `path`, so this only hits raw clients."
             ),
             "301",
         )
