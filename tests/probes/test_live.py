@@ -186,3 +186,15 @@ async def test_backend_down_is_nobody(backends: dict[str, SocketIOBackend]) -> N
     hs = await handshake(f"http://127.0.0.1:{port}", PATH, ctx=ctx())
     assert not hs.ok and hs.exchange.answered_by == NOBODY and hs.exchange.stage == "connect"
     assert hs.error == f"connection to 127.0.0.1:{port} refused: nothing listens there"
+
+
+async def test_host_override_and_connect_to(backends: dict[str, SocketIOBackend]) -> None:
+    """--ssh forwarding and --server-name: dial a local port, keep the URL and Host the real server expects."""
+    b = backends["b1"]
+    c = ctx(host_header="api.x-or.cloud", connect_to=("127.0.0.1", b.port))
+    hs = await handshake("http://backend.internal:3350", PATH, ctx=c, where="http://backend.internal:3350")
+    assert hs.ok, hs.error
+    assert hs.exchange.url.startswith("http://backend.internal:3350/chat/socket.io/?EIO=4")
+    assert [v for k, v in hs.exchange.request_headers if k.lower() == "host"] == ["api.x-or.cloud"]
+    ws = await websocket("http://backend.internal:3350", PATH, ctx=c)
+    assert ws.ok and ws.exchange.url.startswith("ws://backend.internal:3350/")

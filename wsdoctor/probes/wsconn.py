@@ -3,7 +3,8 @@
 The upgrade is an ordinary HTTP/1.1 request sent through :mod:`wsdoctor.probes.net` (same stages, same
 evidence, same capped body when it is refused); after ``101`` the raw stream is handed to websockets'
 sans-I/O :class:`~websockets.protocol.Protocol`, which does framing, masking, WebSocket pings and the close
-handshake. Every read is bounded by the caller's deadline; messages are capped at ``ctx.body_cap``.
+handshake. Every read is bounded by the caller's deadline; one message is at most 1 MB (Engine.IO's
+default maxPayload) and only its first 300 characters are kept in the transcript.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from wsdoctor.probes.net import (
 
 _GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _READ = 65536
+MESSAGE_CAP = 1_000_000  # one message at most (Engine.IO's default maxPayload); messages are not kept
 _LOG_CAP = 200  # frames kept for the transcript (a chatty server must not grow memory)
 
 
@@ -229,7 +231,7 @@ async def open_ws(
                 if stream is None:  # pragma: no cover - httpcore always hands over the stream on 101
                     ex.stage, ex.error = "upgrade", "the upgraded connection could not be taken over"
                 else:
-                    conn = WsConn(stream, ctx.body_cap, ex.frames)
+                    conn = WsConn(stream, max(ctx.body_cap, MESSAGE_CAP), ex.frames)
         try:
             yield ex, conn, tracker
         finally:
