@@ -9,9 +9,16 @@ buffering + polling warns, and with websocket-only clients both are irrelevant (
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from wsdoctor.checks import _util as u
 from wsdoctor.facts import Facts
 from wsdoctor.report import Finding, Fix, Status
+
+if TYPE_CHECKING:
+    from wsdoctor.nginx.model import Directive
+    from wsdoctor.nginx.routing import Route
+
 
 ID = "buffering"
 TITLE = "Proxy buffering and caching"
@@ -88,7 +95,7 @@ def check(facts: Facts) -> Finding:
     )
 
 
-def _fix(facts: Facts, r, name: str, existing, value: str) -> Fix:
+def _fix(facts: Facts, r: Route, name: str, existing: Directive | None, value: str) -> Fix:
     from wsdoctor.nginx.patch import Patch
 
     loc = r.location

@@ -10,7 +10,7 @@ confirms it from the server's side.
 from __future__ import annotations
 
 from wsdoctor.checks import _util as u
-from wsdoctor.facts import Facts
+from wsdoctor.facts import ConnectProbe, Facts
 from wsdoctor.report import Evidence, Finding, Fix, Status, redact
 from wsdoctor.wire.client import DEFAULT_PATH, ClientRequest, client_code, js_string
 
@@ -155,7 +155,7 @@ def _prefix_trap(facts: Facts, c: ClientRequest) -> Finding | None:
     )
 
 
-def _connect_ev(cp, secrets: list[str]) -> list[Evidence]:
+def _connect_ev(cp: ConnectProbe, secrets: list[str]) -> list[Evidence]:
     out = [u.probe_ev(ex, secrets) for ex in cp.exchanges[-1:]]
     if cp.packets:
         text = redact("\n".join(p[:300] for p in cp.packets[-6:]), secrets)

@@ -9,9 +9,16 @@ config here" for that reason. Live, a handshake with an ``Origin`` counts the he
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from wsdoctor.checks import _util as u
-from wsdoctor.facts import Facts
+from wsdoctor.facts import CorsProbe, Facts
 from wsdoctor.report import Evidence, Finding, Fix, Status
+
+if TYPE_CHECKING:
+    from wsdoctor.nginx.model import Config, Directive
+    from wsdoctor.nginx.routing import Route
+
 
 ID = "cors"
 TITLE = "CORS headers"
@@ -117,14 +124,14 @@ def check(facts: Facts) -> Finding:
     return u.finding(ID, Status.PASS, TITLE, summary + ".", live_ev)
 
 
-def _live_text(live) -> str:
+def _live_text(live: CorsProbe) -> str:
     vals = live.allow_origin
     if not vals:
         return f"live: no Access-Control-Allow-Origin for Origin {live.origin} (same-origin clients only)"
     return f"live: one Access-Control-Allow-Origin ({vals[0]!r}) for Origin {live.origin}"
 
 
-def _include_ev(config, loc, d) -> list[Evidence]:
+def _include_ev(config: Config, loc: Directive, d: Directive) -> list[Evidence]:
     """When the add_header comes from an included file, show the include line in the location too."""
     if d.file == loc.file:
         return []
@@ -132,7 +139,9 @@ def _include_ev(config, loc, d) -> list[Evidence]:
     return u.cfg_lines_ev(config, inc)
 
 
-def _fix(facts: Facts, r, loc, cors_all, inherited: bool) -> Fix:
+def _fix(
+    facts: Facts, r: Route, loc: Directive, cors_all: list[tuple[str, str, Directive]], inherited: bool
+) -> Fix:
     from wsdoctor.nginx.patch import Patch
 
     config = facts.config

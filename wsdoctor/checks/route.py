@@ -9,10 +9,17 @@ handshake through the proxy shows who answered; config and probe must agree or t
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from wsdoctor.checks import _util as u
 from wsdoctor.facts import ENGINEIO_NODE, ENGINEIO_PY, NGINX, Facts, Handshake
 from wsdoctor.report import Evidence, Finding, Fix, Status
 from wsdoctor.wire.client import client_code
+
+if TYPE_CHECKING:
+    from wsdoctor.nginx.model import Config, Directive
+    from wsdoctor.nginx.routing import Route
+
 
 ID = "route"
 TITLE = "Server, location and upstream URI"
@@ -178,7 +185,7 @@ def _config_verdict(facts: Facts) -> _Verdict:
     )
 
 
-def _socketio_locations(server) -> list:
+def _socketio_locations(server: Directive) -> list:
     """Locations of SERVER (nested included) that look like the Socket.IO one: proxy + Upgrade header."""
     out = []
     stack = list(server.children("location"))
@@ -190,7 +197,7 @@ def _socketio_locations(server) -> list:
     return out
 
 
-def _no_location(facts: Facts, r, srv_ev: list[Evidence]) -> _Verdict:
+def _no_location(facts: Facts, r: Route, srv_ev: list[Evidence]) -> _Verdict:
     config, c = facts.config, facts.client
     assert config is not None and c is not None
     path = r.uri.split("?")[0]
@@ -234,7 +241,7 @@ def _no_location(facts: Facts, r, srv_ev: list[Evidence]) -> _Verdict:
     return _Verdict(Status.FAIL, title, summary, evidence, _add_location_fix(facts, r), "404")
 
 
-def _proxy_lines(config) -> list[str]:
+def _proxy_lines(config: Config) -> list[str]:
     """proxy_pass to the config's only upstream (else a placeholder to edit) with the WebSocket settings."""
     ups = list(config.upstreams())
     target = f"http://{ups[0]}" if len(ups) == 1 else "http://127.0.0.1:3000"
@@ -250,7 +257,7 @@ def _proxy_lines(config) -> list[str]:
     ]
 
 
-def _proxy_fix(facts: Facts, loc) -> Fix:
+def _proxy_fix(facts: Facts, loc: Directive) -> Fix:
     """The location exists but serves files: make it proxy (a second `location` of that name is an error)."""
     from wsdoctor.nginx.patch import Patch
 
@@ -267,7 +274,7 @@ def _proxy_fix(facts: Facts, loc) -> Fix:
     )
 
 
-def _add_location_fix(facts: Facts, r) -> Fix:
+def _add_location_fix(facts: Facts, r: Route) -> Fix:
     """A location for the engine path, proxying to the config's (only) upstream, with the WebSocket headers."""
     from wsdoctor.nginx.patch import Patch
 
@@ -292,7 +299,7 @@ def _add_location_fix(facts: Facts, r) -> Fix:
     )
 
 
-def _stolen(config, r) -> _Verdict | None:
+def _stolen(config: Config, r: Route) -> _Verdict | None:
     loc = r.location
     if not u.is_regex_location(loc):
         return None
@@ -326,7 +333,7 @@ def _stolen(config, r) -> _Verdict | None:
     )
 
 
-def _broken_uri(config, r) -> _Verdict | None:
+def _broken_uri(config: Config, r: Route) -> _Verdict | None:
     """``/chatsocket.io/`` and ``/chat//socket.io/``: the slash mismatch of the KNOWLEDGE.md table."""
     up = (r.upstream_uri or "").split("?")[0]
     if not up or r.proxy_pass is None:
@@ -444,7 +451,7 @@ def _backend_refused(facts: Facts, v: _Verdict, hs: Handshake, ev: list[Evidence
     return u.finding(ID, Status.FAIL, title, summary, ev, fix)
 
 
-def _find_path_fix(r) -> Fix:
+def _find_path_fix(r: Route) -> Fix:
     """No backend answered at any path we know: say how to find the engine path and how to map to it."""
     server = r.upstream_servers[0] if r.upstream_servers else "BACKEND:PORT"
     lp = u.location_path(r.location) if r.location is not None else None
@@ -461,7 +468,7 @@ def _find_path_fix(r) -> Fix:
     )
 
 
-def _fix_from_backends(facts: Facts, r) -> Fix | None:
+def _fix_from_backends(facts: Facts, r: Route) -> Fix | None:
     """When a backend answered the handshake at some path, map the location's prefix to that path."""
     from urllib.parse import urlsplit
 

@@ -13,6 +13,7 @@ polling session kept over several requests through the proxy shows the refusals.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from wsdoctor.checks import _util as u
 from wsdoctor.facts import Facts
@@ -29,6 +30,11 @@ PINNING_KEYS = (
     "$http_x_real_ip",
     "$realip_remote_addr",
 )
+
+if TYPE_CHECKING:
+    from wsdoctor.nginx.model import Config, Directive
+    from wsdoctor.nginx.routing import Route
+
 SUGGESTED = "hash $remote_addr consistent"
 _EMPTY_KEYS = {
     "$cookie_io": "Socket.IO sets no `io` cookie unless the server enables `cookie`",
@@ -127,7 +133,7 @@ def check(facts: Facts) -> Finding:
     return u.finding(ID, status, title, summary, ev, fix)
 
 
-def _config_verdict(facts: Facts, r, polling: bool):
+def _config_verdict(facts: Facts, r: Route, polling: bool):
     config = facts.config
     c = facts.client
     up = r.upstream
@@ -243,7 +249,7 @@ def _config_verdict(facts: Facts, r, polling: bool):
     )
 
 
-def _balancers(up) -> list:
+def _balancers(up: Directive) -> list:
     return [
         d
         for d in up.block or ()
@@ -269,7 +275,7 @@ def _bad_key(key: str) -> tuple[str, str] | None:
     return None
 
 
-def _behind_proxy(config) -> tuple[str, list] | None:
+def _behind_proxy(config: Config) -> tuple[str, list] | None:
     """Signs that nginx receives traffic from another proxy, and no real_ip setup to undo it."""
     signs: list = []
     reason = ""
@@ -295,7 +301,7 @@ def _behind_proxy(config) -> tuple[str, list] | None:
     return reason, signs
 
 
-def _fix(facts: Facts, r, what: str, existing=None) -> Fix:
+def _fix(facts: Facts, r: Route, what: str, existing: Directive | None = None) -> Fix:
     from wsdoctor.nginx.patch import Patch
 
     up = r.upstream

@@ -8,9 +8,15 @@ nginx is reachable (locally or over SSH), the verdict of ``nginx -t`` itself.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from wsdoctor.checks import _util as u
 from wsdoctor.facts import Facts
 from wsdoctor.report import Evidence, Finding, Fix, Status
+
+if TYPE_CHECKING:
+    from wsdoctor.nginx.model import Config
+
 
 ID = "syntax"
 TITLE = "Configuration accepted by nginx"
@@ -106,7 +112,7 @@ def _first_emerg(stderr: str) -> str:
     return stderr.strip().splitlines()[0] if stderr.strip() else "see the command output"
 
 
-def _semantic_errors(config) -> list[tuple[object, str]]:
+def _semantic_errors(config: Config) -> list[tuple[object, str]]:
     """proxy_pass with a URI part where nginx forbids one (regex/named location, if, limit_except)."""
     out = []
     for d in config.walk():

@@ -11,9 +11,16 @@ connection`` lines are the drops.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from wsdoctor.checks import _util as u
-from wsdoctor.facts import Facts
+from wsdoctor.facts import Facts, HoldProbe
 from wsdoctor.report import Evidence, Finding, Fix, Status
+
+if TYPE_CHECKING:
+    from wsdoctor.nginx.effective import Setting
+    from wsdoctor.nginx.routing import Route
+
 
 ID = "timeout"
 TITLE = "Proxy timeouts vs pingInterval"
@@ -178,7 +185,7 @@ def check(facts: Facts) -> Finding:
     return u.finding(ID, Status.PASS, TITLE, summary + ".", evidence + live_ev)
 
 
-def _seconds(setting) -> float | None:
+def _seconds(setting: Setting) -> float | None:
     from wsdoctor.nginx.effective import parse_duration
 
     if not setting.value:
@@ -186,7 +193,7 @@ def _seconds(setting) -> float | None:
     return parse_duration(setting.value[0])
 
 
-def _setting_text(name: str, setting, seconds: float | None) -> str:
+def _setting_text(name: str, setting: Setting, seconds: float | None) -> str:
     value = setting.value[0] if setting.value else "?"
     shown = value
     if seconds is not None and u.human_seconds(seconds).replace(" ", "") != value:
@@ -196,13 +203,13 @@ def _setting_text(name: str, setting, seconds: float | None) -> str:
     return f"{name} {shown} (nginx default)"
 
 
-def _close_text(hold) -> str:
+def _close_text(hold: HoldProbe) -> str:
     if hold.close_code is None:
         return "no close frame: the TCP connection was cut"
     return f"close frame {hold.close_code}" + (f" {hold.close_reason!r}" if hold.close_reason else "")
 
 
-def _hold_ev(hold) -> Evidence:
+def _hold_ev(hold: HoldProbe) -> Evidence:
     lines = [
         f"held for {hold.held_for:.1f} s of {hold.requested:.0f} s requested",
         f"closed: {'yes' if hold.closed else 'no'}" + (f" ({_close_text(hold)})" if hold.closed else ""),
@@ -214,7 +221,7 @@ def _hold_ev(hold) -> Evidence:
     return Evidence(kind="probe", where=f"hold {hold.where}", text="\n".join(lines))
 
 
-def _fix(facts: Facts, r, edits: list[tuple[str, object, str]]) -> Fix:
+def _fix(facts: Facts, r: Route, edits: list[tuple[str, object, str]]) -> Fix:
     from wsdoctor.nginx.patch import Patch
 
     config = facts.config

@@ -8,9 +8,15 @@ a TLS ClientHello with garbage (or 400), which is decided without a probe.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from wsdoctor.checks import _util as u
-from wsdoctor.facts import Facts
+from wsdoctor.facts import Facts, TlsProbe
 from wsdoctor.report import Evidence, Finding, Fix, Status
+
+if TYPE_CHECKING:
+    from wsdoctor.nginx.model import Directive
+
 
 ID = "tls"
 TITLE = "TLS certificate and handshake"
@@ -112,7 +118,7 @@ def check(facts: Facts) -> Finding:
     )
 
 
-def _tls_text(tp) -> str:
+def _tls_text(tp: TlsProbe) -> str:
     lines = [
         f"version: {tp.version or '?'}   ALPN: {tp.alpn or 'none'}",
         f"subject: {tp.subject or '?'}",
@@ -179,7 +185,7 @@ def _config_decides(facts: Facts) -> Finding | None:
     )
 
 
-def _port_of(d) -> int | None:
+def _port_of(d: Directive) -> int | None:
     spec = d.args[0] if d.args else "80"
     if spec.isdigit():
         return int(spec)

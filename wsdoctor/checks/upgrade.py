@@ -10,9 +10,16 @@ proxy (and the polling→websocket upgrade) confirms or contradicts the config.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from wsdoctor.checks import _util as u
-from wsdoctor.facts import ENGINEIO_NODE, ENGINEIO_PY, Facts
+from wsdoctor.facts import ENGINEIO_NODE, ENGINEIO_PY, Exchange, Facts
 from wsdoctor.report import Evidence, Finding, Fix, Status
+
+if TYPE_CHECKING:
+    from wsdoctor.nginx.model import Config, Directive
+    from wsdoctor.nginx.routing import Route
+
 
 ID = "upgrade"
 TITLE = "WebSocket upgrade and forwarded headers"
@@ -110,7 +117,7 @@ def check(facts: Facts) -> Finding:
     return u.finding(ID, status, main.title, summary, evidence + live_ev, fix)
 
 
-def _upgrade_refused(ex) -> bool:
+def _upgrade_refused(ex: Exchange) -> bool:
     """A refusal that is the upgrade's fault (not a 404/502 that route/upstream explain)."""
     if ex.status is None:
         return ex.stage in ("upgrade", "first-frame")
@@ -119,7 +126,7 @@ def _upgrade_refused(ex) -> bool:
     return ex.status != 101
 
 
-def _config_problems(facts: Facts, r) -> tuple[list[_Problem], list[str], list]:
+def _config_problems(facts: Facts, r: Route) -> tuple[list[_Problem], list[str], list]:
     from wsdoctor.nginx import effective
     from wsdoctor.nginx.version import at_least
 
@@ -236,7 +243,9 @@ def _config_problems(facts: Facts, r) -> tuple[list[_Problem], list[str], list]:
     return problems, notes, ev
 
 
-def _connection_problem(config, loc, conn, version) -> _Problem | None:
+def _connection_problem(
+    config: Config, loc: Directive, conn: tuple[str, str, Directive | None] | None, version: str | None
+) -> _Problem | None:
     from wsdoctor.nginx import effective
 
     if conn is None or conn[2] is None:
@@ -304,7 +313,7 @@ def _new(version: str) -> bool:
     return bool(at_least(version, (1, 29, 7)))
 
 
-def _lost_headers(loc):
+def _lost_headers(loc: Directive):
     """(level that sets headers, outer level whose headers are lost, lost names) or None."""
     levels = [loc, *(a for a in loc.ancestors() if a.name in _HEADER_LEVELS)]
     sets = [lv for lv in levels if lv.children("proxy_set_header")]
@@ -321,7 +330,7 @@ def _lost_headers(loc):
     return level, outer, lost
 
 
-def _fix(facts: Facts, r, problems: list[_Problem]) -> Fix:
+def _fix(facts: Facts, r: Route, problems: list[_Problem]) -> Fix:
     from wsdoctor.nginx.patch import Patch
 
     config = facts.config
@@ -384,7 +393,7 @@ def _fix(facts: Facts, r, problems: list[_Problem]) -> Fix:
     return Fix(summary=f"In {u.loc_label(loc)}: " + "; ".join(parts) + ".", diff=diff)
 
 
-def _inherited(loc) -> list:
+def _inherited(loc: Directive) -> list:
     """The proxy_set_header directives LOC inherits now (a first one set in LOC would cut them all off)."""
     for a in loc.ancestors():
         if a.name in _HEADER_LEVELS and a.children("proxy_set_header"):

@@ -9,9 +9,15 @@ neither an upstream block nor a resolvable host, fails without any probe.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from wsdoctor.checks import _util as u
-from wsdoctor.facts import Facts
+from wsdoctor.facts import Facts, Handshake
 from wsdoctor.report import Evidence, Finding, Fix, Status
+
+if TYPE_CHECKING:
+    from wsdoctor.nginx.routing import Route
+
 
 ID = "upstream"
 TITLE = "Backends answer"
@@ -135,7 +141,7 @@ def check(facts: Facts) -> Finding:
     )
 
 
-def _unreachable(h) -> bool:
+def _unreachable(h: Handshake) -> bool:
     """No HTTP answer at all (refused, timed out, reset) or a gateway error from something in between."""
     status = h.exchange.status
     return status is None or status in (502, 503, 504)
@@ -145,7 +151,7 @@ def _short(key: str) -> str:
     return key.split("://", 1)[-1].rstrip("/")
 
 
-def _why(h) -> str:
+def _why(h: Handshake) -> str:
     ex = h.exchange
     if ex.status is None:
         return ex.error or h.error or "no answer"
@@ -160,13 +166,13 @@ def _probe_path(hs: dict) -> str:
     return ""
 
 
-def _servers_text(r) -> str:
+def _servers_text(r: Route) -> str:
     if r is None or not r.upstream_servers:
         return ""
     return f"upstream {r.upstream_name}: {', '.join(r.upstream_servers)}"
 
 
-def _upstream_ev(facts: Facts, r) -> list[Evidence]:
+def _upstream_ev(facts: Facts, r: Route) -> list[Evidence]:
     if facts.config is None or r is None:
         return []
     if r.upstream is not None:
@@ -176,7 +182,7 @@ def _upstream_ev(facts: Facts, r) -> list[Evidence]:
     return []
 
 
-def _config_decides(facts: Facts, r) -> Finding | None:
+def _config_decides(facts: Facts, r: Route) -> Finding | None:
     """Failures the config alone proves: an upstream block without a usable server."""
     if r is None or r.proxy_pass is None or facts.config is None:
         return None
