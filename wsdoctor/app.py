@@ -7,18 +7,21 @@ each) that never touch widgets; they post typed messages, and failures are shown
 one place (``on_worker_state_changed``) while the app stays up.
 
 Both sources are injectable so tests and screenshots drive the screens with
-recorded findings and fake log streams, and the integrator plugs in the real ones:
+recorded findings and fake log streams (the defaults are the real ones):
 
-- ``diagnosis_factory(target) -> Diagnosis`` (default: the real one);
+- ``diagnosis_factory(target) -> Diagnosis`` (default: ``Diagnosis``);
 - ``log_source_factory(target, facts) -> AsyncIterator[list[LogEvent]]``: batches of
   classified lines, cancellable (closing the iterator must stop any remote tail). It
   may raise an exception whose text is one sentence (e.g. why there is no log source);
-  that sentence is shown on the logs screen.
+  that sentence is shown on the logs screen. Default: ``default_log_source`` (the
+  remote helper's ``live_logs`` over the run's SSH session, or locally).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import sys
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -56,11 +59,35 @@ class LogSourceUnavailable(Exception):
 
 
 async def no_log_source(target: Target, facts: Facts) -> AsyncIterator[list[LogEvent]]:
-    """The log source until a real one is plugged in: says why there are no logs, yields nothing."""
+    """For targets whose logs are not on a host we can read: says why there are no logs, yields nothing."""
     raise LogSourceUnavailable(
         facts.unavailable.get("logs") or "no log source (give --ssh or a local nginx config)"
     )
     yield []  # pragma: no cover - makes this an async generator
+
+
+async def default_log_source(target: Target, facts: Facts) -> AsyncIterator[list[LogEvent]]:
+    """The live tail of the logs that serve the Socket.IO location: over the run's SSH session with
+    ``--ssh``, on this machine for a local ``--nginx-conf`` (a dump or a copied tree names another
+    host's files, so those have no live logs)."""
+    local = bool(target.nginx_conf) and not target.root and not target.nginx_dump
+    if not (target.ssh or local):
+        async for batch in no_log_source(target, facts):
+            yield batch
+        return
+    from wsdoctor.remote.session import live_logs
+
+    async for batch in live_logs(target, facts):
+        yield batch
+
+
+def close_remote(targets: list[Target]) -> None:
+    """Close the SSH sessions (and every tail and forward on them) the runs of these targets opened."""
+    module = sys.modules.get("wsdoctor.remote.session")  # never imported: nothing was opened
+    if module is None:
+        return
+    for target in targets:
+        module.close_session(target)
 
 
 def write_report(report: Report, directory: Path, stamp: str) -> tuple[Path, Path]:
@@ -143,7 +170,7 @@ class WsdoctorApp(App[int]):
         self.target = target if target is not None and not target.is_empty() else None
         self.initial_target = target
         self.diagnosis_factory = diagnosis_factory
-        self.log_source_factory: LogSourceFactory = log_source_factory or no_log_source
+        self.log_source_factory: LogSourceFactory = log_source_factory or default_log_source
         self.clock = clock
         self.export_dir = Path(export_dir) if export_dir is not None else None
         self.log_cap = log_cap
@@ -164,6 +191,7 @@ class WsdoctorApp(App[int]):
         self._events_for_diagnosis: list[LogEvent] = []
         self.diagnosis_screen: DiagnosisScreen | None = None
         self.logs_screen: LogsScreen | None = None
+        self.targets_used: list[Target] = []
 
     # -- screens ----------------------------------------------------------------------
 
@@ -194,7 +222,11 @@ class WsdoctorApp(App[int]):
         """(Re)start the diagnosis and the log tail for TARGET, cancelling the previous run."""
         self._cancel_run()
         self.generation += 1
+        if self.target is not None and self.target is not target:
+            self._close_remote([self.target])  # a new target: the old one's SSH session is done
         self.target = target
+        if target not in self.targets_used:
+            self.targets_used.append(target)
         self.secrets = tuple(target.secrets())
         self.last_update = None
         self.done_elapsed = None
@@ -268,9 +300,15 @@ class WsdoctorApp(App[int]):
             self._show_log_status()
 
     def on_log_source_ended(self, message: LogSourceEnded) -> None:
-        if message.generation == self.generation:
+        if message.generation != self.generation:
+            return
+        if self.log_status == "live":
             self.log_status = "the log source ended"
-            self._show_log_status()
+        else:
+            facts = self.diagnosis.facts if self.diagnosis is not None else None
+            reason = facts.unavailable.get("logs") if facts is not None else None
+            self.log_status = f"no log lines to follow: {reason or 'no log file serves this location'}"
+        self._show_log_status()
 
     def _apply_log_events(self) -> None:
         """Hand classified lines to the diagnosis in one batch: the checks re-run at most twice a second."""
@@ -409,10 +447,15 @@ class WsdoctorApp(App[int]):
         self.push_screen(TargetScreen(self.target or self.initial_target), callback=self._target_chosen)
 
     async def action_quit(self) -> None:
-        """Cancel every worker (closing the diagnosis and the log tail, remote processes included), then exit."""
+        """Cancel every worker (closing the diagnosis and the log tail), close the SSH sessions, then exit."""
         self._cancel_run()
         self.workers.cancel_all()
+        await asyncio.to_thread(close_remote, self.targets_used)
         self.exit(self.exit_code())
+
+    @work(thread=True, exit_on_error=False, group="cleanup", name="close ssh session")
+    def _close_remote(self, targets: list[Target]) -> None:
+        close_remote(targets)
 
     def exit_code(self) -> int:
         if self.last_update is None:
@@ -440,6 +483,7 @@ def run_tui(
     try:
         result = app.run()
     finally:
+        close_remote(app.targets_used)  # also after a crash: no tail may outlive the TUI
         if on_exit is not None:
             on_exit()
     if app.return_code not in (None, 0):

@@ -11,7 +11,7 @@ import pytest
 from rich.console import Console
 
 from tests.tui.recorded import recorded_factory, recorded_target
-from wsdoctor.app import WsdoctorApp
+from wsdoctor.app import WsdoctorApp, no_log_source
 
 FROZEN = 1000.0
 RECORDED = object()  # make_app's default target: the recorded incident's
@@ -23,7 +23,7 @@ def make_app(target=RECORDED, factory=None, log_source=None, **kwargs) -> Wsdoct
     app = WsdoctorApp(
         recorded_target() if target is RECORDED else target,
         factory or recorded_factory(),
-        log_source,
+        log_source or no_log_source,  # never the real tail: it would open SSH to the recorded host
         clock=kwargs.pop("clock", lambda: FROZEN),
         **kwargs,
     )

@@ -29,6 +29,13 @@ SITE = "/etc/nginx/sites-enabled/api.x-or.cloud"
 UPSTREAM = "/etc/nginx/conf.d/upstream.conf"
 
 
+def numbered(first: int, text: str) -> str:
+    """An excerpt as the checks write it (nginx/model.py Config.excerpt): ``  42 | proxy_pass …``."""
+    lines = text.split("\n")
+    width = len(str(first + len(lines) - 1))
+    return "\n".join(f"{first + i:>{width}} | {line}" for i, line in enumerate(lines))
+
+
 def recorded_target() -> Target:
     return Target(
         url="wss://api.x-or.cloud/dev/aiwm/chat",
@@ -89,24 +96,30 @@ ROUTE = Finding(
         Evidence(
             "config",
             f"{SITE}:12",
-            "    location /dev/aiwm/chat/ {\n"
-            "        access_log /var/log/nginx/api.x-or.cloud/path-dev-aiwm-ws.access.log;\n"
-            "        error_log  /var/log/nginx/api.x-or.cloud/path-dev-aiwm-ws.error.log;\n"
-            "\n"
-            "        # CRITICAL: Rewrite /dev/aiwm/chat/ to /chat/\n"
-            "        # The trailing slash in both location and proxy_pass is REQUIRED\n"
-            "        proxy_pass http://api-aiwm-ws/chat/;",
+            numbered(
+                12,
+                "    location /dev/aiwm/chat/ {\n"
+                "        access_log /var/log/nginx/api.x-or.cloud/path-dev-aiwm-ws.access.log;\n"
+                "        error_log  /var/log/nginx/api.x-or.cloud/path-dev-aiwm-ws.error.log;\n"
+                "\n"
+                "        # CRITICAL: Rewrite /dev/aiwm/chat/ to /chat/\n"
+                "        # The trailing slash in both location and proxy_pass is REQUIRED\n"
+                "        proxy_pass http://api-aiwm-ws/chat/;",
+            ),
             highlight=(12, 18),
         ),
         Evidence(
             "config",
             f"{SITE}:47",
-            "    location /dev/aiwm/ {\n"
-            "        access_log /var/log/nginx/api.x-or.cloud/path-dev-aiwm-v2.access.log;\n"
-            "        error_log  /var/log/nginx/api.x-or.cloud/path-dev-aiwm-v2.error.log;\n"
-            "\n"
-            "        include /etc/nginx/cors-01.conf;\n"
-            '        proxy_pass http://api-aiwm/;  # "[REST]" [bold]not markup[/]',
+            numbered(
+                47,
+                "    location /dev/aiwm/ {\n"
+                "        access_log /var/log/nginx/api.x-or.cloud/path-dev-aiwm-v2.access.log;\n"
+                "        error_log  /var/log/nginx/api.x-or.cloud/path-dev-aiwm-v2.error.log;\n"
+                "\n"
+                "        include /etc/nginx/cors-01.conf;\n"
+                '        proxy_pass http://api-aiwm/;  # "[REST]" [bold]not markup[/]',
+            ),
             highlight=(47,),
         ),
         Evidence(
@@ -170,10 +183,13 @@ TIMEOUT = Finding(
         Evidence(
             "config",
             f"{SITE}:31",
-            "        # Long timeouts for WebSocket (7 days = 604800 seconds)\n"
-            "        proxy_connect_timeout 604800s;\n"
-            "        proxy_send_timeout 604800s;\n"
-            "        proxy_read_timeout 604800s;",
+            numbered(
+                31,
+                "        # Long timeouts for WebSocket (7 days = 604800 seconds)\n"
+                "        proxy_connect_timeout 604800s;\n"
+                "        proxy_send_timeout 604800s;\n"
+                "        proxy_read_timeout 604800s;",
+            ),
             highlight=(32, 34),
         ),
     ],
@@ -211,12 +227,15 @@ STICKY = Finding(
         Evidence(
             "config",
             f"{UPSTREAM}:2",
-            "upstream api-aiwm-ws {\n"
-            "    server 172.16.2.100:3350 max_fails=3 fail_timeout=30s;\n"
-            "    server 172.16.2.100:3351 max_fails=3 fail_timeout=30s;\n"
-            "    server 172.16.2.100:3352 max_fails=3 fail_timeout=30s;\n"
-            "    keepalive 64;\n"
-            "}",
+            numbered(
+                2,
+                "upstream api-aiwm-ws {\n"
+                "    server 172.16.2.100:3350 max_fails=3 fail_timeout=30s;\n"
+                "    server 172.16.2.100:3351 max_fails=3 fail_timeout=30s;\n"
+                "    server 172.16.2.100:3352 max_fails=3 fail_timeout=30s;\n"
+                "    keepalive 64;\n"
+                "}",
+            ),
             highlight=(2,),
         ),
         Evidence(
@@ -267,9 +286,12 @@ UPGRADE = Finding(
         Evidence(
             "config",
             f"{SITE}:21",
-            "        proxy_http_version 1.1;\n"
-            "        proxy_set_header Upgrade $http_upgrade;\n"
-            '        proxy_set_header Connection "upgrade";',
+            numbered(
+                21,
+                "        proxy_http_version 1.1;\n"
+                "        proxy_set_header Upgrade $http_upgrade;\n"
+                '        proxy_set_header Connection "upgrade";',
+            ),
             highlight=(21, 22, 23),
         ),
     ],

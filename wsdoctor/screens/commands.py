@@ -31,6 +31,7 @@ COMMANDS: list[tuple[str, str, str, type[Screen] | None]] = [
     ("Toggle light / dark theme", "Switch between the light and the dark theme (t)", "toggle_theme", None),
     ("Quit wsdoctor", "Stop every probe and remote command, then quit (q)", "quit", None),
     ("Open the selected finding", "Its evidence and its fix (Enter)", "open_selected", DiagnosisScreen),
+    ("Show the fix", "Scroll the detail to its fix (f)", "show_fix", DetailScreen),
     ("Copy the fix", "The diff (and client code) to the clipboard (c)", "copy_fix", DetailScreen),
     ("Copy the evidence", "Every piece of evidence to the clipboard (y)", "copy_evidence", DetailScreen),
     ("Filter the logs", "Show only lines containing a text (/)", "filter", LogsScreen),

@@ -50,7 +50,9 @@ class DetailScreen(Screen):
         .summary { margin: 1 0 0 0; }
         .section { margin: 1 0 0 0; text-style: bold; color: $accent; }
         .kind { margin: 1 0 0 0; text-style: bold underline; }
-        .where { color: $text-muted; margin: 1 0 0 0; }
+        .kind.-first { margin: 0; }
+        .where { color: $text-muted; }
+        .where.-next { margin: 1 0 0 0; }
         .code {
             background: $surface;
             padding: 0 1;
@@ -61,6 +63,7 @@ class DetailScreen(Screen):
     """
 
     BINDINGS = [
+        Binding("f", "show_fix", "Fix"),
         Binding("c", "copy_fix", "Copy fix"),
         Binding("y", "copy_evidence", "Copy evidence"),
         Binding("escape,backspace", "back", "Back"),
@@ -111,12 +114,14 @@ class DetailScreen(Screen):
         widgets.append(Static("Evidence", classes="section"))
         if not f.evidence:
             widgets.append(Static(Content("No evidence recorded for this check."), classes="none"))
-        for kind, items in group_evidence(f.evidence):
-            widgets.append(Static(Content(KIND_TITLES.get(kind, kind.title())), classes="kind"))
-            for ev in items:
-                widgets.append(Static(Content(clean(ev.where, s, multiline=False)), classes="where"))
+        for g, (kind, items) in enumerate(group_evidence(f.evidence)):
+            title = KIND_TITLES.get(kind, kind.title())
+            widgets.append(Static(Content(title), classes="kind -first" if g == 0 else "kind"))
+            for i, ev in enumerate(items):
+                where = Content(clean(ev.where, s, multiline=False))
+                widgets.append(Static(where, classes="where -next" if i else "where"))
                 widgets.append(Static(evidence_body(ev, s), classes="code"))
-        widgets.append(Static("Fix", classes="section"))
+        widgets.append(Static("Fix", classes="section", id="fix"))
         fix = f.fix
         if fix is None:
             widgets.append(Static(Content("No fix: nothing to change for this check."), classes="none"))
@@ -133,6 +138,11 @@ class DetailScreen(Screen):
             body.mount_all(widgets)
 
     # -- actions -------------------------------------------------------------
+
+    def action_show_fix(self) -> None:
+        """Evidence can be long: bring the fix to the top of the pane."""
+        body = self.query_one("#detail-body", VerticalScroll)
+        body.scroll_to_widget(self.query_one("#fix"), animate=False, top=True)
 
     def action_copy_fix(self) -> None:
         text = fix_plain(self.finding.fix, self.secrets)

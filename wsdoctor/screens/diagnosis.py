@@ -16,7 +16,7 @@ from textual.widgets import Footer
 from wsdoctor.diagnose import Update
 from wsdoctor.screens.detail import DetailScreen
 from wsdoctor.widgets.chain import ChainHeader, chain_content, status_line
-from wsdoctor.widgets.findings import FindingList
+from wsdoctor.widgets.findings import FindingList, FindingPreview
 from wsdoctor.widgets.render import clean
 
 
@@ -32,6 +32,7 @@ class DiagnosisScreen(Screen):
     def compose(self) -> ComposeResult:
         yield ChainHeader(id="chain")
         yield FindingList(id="findings")
+        yield FindingPreview(id="preview")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -41,8 +42,10 @@ class DiagnosisScreen(Screen):
             self.call_after_refresh(render_state)
 
     def on_resize(self) -> None:
-        # 24 lines: drop the blank line between issues so all 17 rows fit under the header.
-        self.findings.set_class(self.size.height < 34, "-compact")
+        # Under 34 lines: no blank line between issues and no preview, so all 17 rows fit under the header.
+        compact = self.size.height < 34
+        self.findings.set_class(compact, "-compact")
+        self.query_one(FindingPreview).set_class(compact, "-hidden")
 
     @property
     def findings(self) -> FindingList:
@@ -59,10 +62,12 @@ class DiagnosisScreen(Screen):
     ) -> None:
         """Render one update: rows in place (inside one batch), then the header."""
         secrets = tuple(secrets)
+        self._secrets = secrets
         with self.app.batch_update():
             if update is not None:
                 self.findings.show(update.findings, update.pending, secrets)
             self.show_header(update, secrets=secrets, elapsed=elapsed, ssh=ssh, error=error)
+            self.show_preview()
 
     def show_header(
         self,
@@ -90,6 +95,18 @@ class DiagnosisScreen(Screen):
             more = f" (+{len(update.notes) - 1} more)" if len(update.notes) > 1 else ""
             notes = Content.styled(f"! {first}{more}", "$warning")
         self.query_one(ChainHeader).show(chain, status, notes)
+
+    def show_preview(self) -> None:
+        row = self.findings.rows.get(self.findings.selected or "")
+        preview = self.query_one(FindingPreview)
+        if row is None:
+            preview.show(None, True)
+        else:
+            preview.show(row.finding, row.pending, getattr(self, "_secrets", ()))
+
+    def on_finding_list_highlighted(self, event: FindingList.Highlighted) -> None:
+        event.stop()
+        self.show_preview()
 
     def tick(self, frame: int) -> None:
         """Advance the spinners of pending rows."""

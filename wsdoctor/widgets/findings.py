@@ -16,6 +16,7 @@ from textual.events import Click
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
+from textual.widgets import Static
 
 from wsdoctor.report import GROUPS, Finding, Status
 from wsdoctor.widgets.render import STATUS_STYLE, clean, status_badge
@@ -170,6 +171,13 @@ class FindingList(VerticalScroll, can_focus=True):
 
     selected: reactive[str | None] = reactive(None)
 
+    class Highlighted(Message):
+        """The selection moved (by key, click or a new first failure)."""
+
+        def __init__(self, check_id: str | None) -> None:
+            super().__init__()
+            self.check_id = check_id
+
     class Opened(Message):
         """Enter (or a click on the selected row): show this finding's detail."""
 
@@ -245,6 +253,7 @@ class FindingList(VerticalScroll, can_focus=True):
             row.add_class("-selected")
             if self.is_mounted:
                 self.call_after_refresh(self.scroll_to_widget, row, animate=False)
+        self.post_message(self.Highlighted(new))
 
     def action_move(self, delta: int) -> None:
         order = list(self.rows)
@@ -272,3 +281,40 @@ class FindingList(VerticalScroll, can_focus=True):
         else:
             self.user_moved = True
             self.selected = event.check_id
+
+
+class FindingPreview(Static):
+    """Under the list on tall terminals: the selected finding's whole summary and its fix, unabridged."""
+
+    DEFAULT_CSS = """
+    FindingPreview {
+        height: auto;
+        max-height: 8;
+        padding: 0 1;
+        border-top: solid $primary 50%;
+        &.-hidden { display: none; }
+    }
+    """
+
+    def show(self, finding: Finding | None, pending: bool, secrets: tuple[str, ...] = ()) -> None:
+        if finding is None:
+            self.update(Content.styled("Select a check to see its finding.", "$text-muted"))
+            return
+        head = Content.assemble(
+            status_badge(None if pending else finding.status),
+            "  ",
+            (finding.id, "bold"),
+            " — ",
+            (clean(finding.title, secrets, multiline=False), "bold"),
+        )
+        parts = [head, Content(clean(finding.summary, secrets, multiline=False))]
+        if pending:
+            parts[1] = Content.styled("Its facts are still being gathered.", "$text-muted")
+        elif finding.fix is not None:
+            parts.append(
+                Content.assemble(
+                    ("Fix: ", "bold $accent"), clean(finding.fix.summary, secrets, multiline=False)
+                )
+            )
+        parts.append(Content.styled("Enter: evidence and fix", "$text-muted"))
+        self.update(Content("\n").join(parts))

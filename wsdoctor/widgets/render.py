@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 from textual.content import Content
 
+from wsdoctor.remote.text import sanitize
 from wsdoctor.report import Evidence, Finding, Fix, Status, redact
-from wsdoctor.widgets.sanitize import sanitize
 
 # status → (symbol, word, style); the word is there for NO_COLOR and screen readers.
 STATUS_STYLE: dict[Status, tuple[str, str, str]] = {
@@ -41,9 +41,20 @@ def _may_hold_secret(text: str, secrets: Sequence[str]) -> bool:
     return "token" in low or "authorization" in low or "cookie" in low or "password" in low or "secret" in low
 
 
+# Bidi overrides and isolates reorder what the engineer reads (Trojan Source); escape sequences and
+# control characters are remote/text.py's job.
+_BIDI = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
 def clean(text: str, secrets: Sequence[str] = (), *, multiline: bool = True) -> str:
-    """Remote text as it may be shown: escape sequences stripped, secrets replaced by ***."""
-    text = sanitize(text, multiline=multiline)
+    """Remote text as it may be shown: escape sequences stripped, tabs expanded, secrets replaced by ***."""
+    if not text.isprintable():  # the common case (a plain log line) skips all of this
+        if not multiline:
+            text = text.replace("\r\n", " ").replace("\n", " ")
+        text = sanitize(text, keep_newlines=multiline)
+        text = _BIDI.sub("", text)
+        if "\t" in text:
+            text = text.expandtabs(4)
     return redact(text, secrets) if _may_hold_secret(text, secrets) else text
 
 
@@ -101,27 +112,46 @@ def nginx_line(line: str) -> Content:
     return content
 
 
-def config_excerpt(evidence: Evidence, secrets: Sequence[str] = ()) -> Content:
-    """A config excerpt with line numbers from ``where`` (its first line) and the highlighted lines marked.
+_NUMBERED = re.compile(r"^\s*(?P<n>\d+) \| ?(?P<text>.*)$")
+_GAP = re.compile(r"^\s*\| ?…\s*$")
 
-    Convention (shared with the checks): ``where`` is ``file:N`` where N is the file line of
-    the excerpt's first line; ``highlight`` holds file line numbers. A highlighted line gets a
-    ``▶`` marker and a background, so it stands out with or without colour.
+
+def config_excerpt(evidence: Evidence, secrets: Sequence[str] = ()) -> Content:
+    """A config excerpt with its file line numbers and the highlighted lines marked.
+
+    The checks write excerpts as ``  42 | proxy_pass …`` lines (``   | …`` between groups that
+    are not adjacent) and put file line numbers in ``highlight``; such a line gets a ``▶`` and a
+    background, so it stands out with or without colour. An excerpt without numbers is shown as
+    is; if it is one line, it gets the line number of ``where``.
     """
-    _, first = split_where(evidence.where)
     lines = clean(evidence.text, secrets).splitlines() or [""]
-    start = first if first is not None else 1
     marked = set(evidence.highlight)
-    width = len(str(start + len(lines) - 1))
+    rows: list[tuple[int | None, str, bool]] = []  # (file line, text, is a gap)
+    for line in lines:
+        if m := _NUMBERED.match(line):
+            rows.append((int(m.group("n")), m.group("text"), False))
+        elif _GAP.match(line):
+            rows.append((None, "…", True))
+        else:
+            rows.append((None, line, False))
+    if not any(n is not None for n, _, _ in rows) and len(rows) == 1:
+        rows = [(split_where(evidence.where)[1], rows[0][1], False)]
+    numbers = [n for n, _, _ in rows if n is not None]
+    width = len(str(max(numbers))) if numbers else 0
     parts: list[Content] = []
-    for i, line in enumerate(lines):
-        number = start + i
-        hot = number in marked
-        gutter = Content.styled(
-            f"{'▶' if hot else ' '}{number:>{width}} │ " if first is not None else ("▶ " if hot else "  "),
-            "bold $error" if hot else "$text-muted",
-        )
-        body = nginx_line(line)
+    for number, text, gap in rows:
+        hot = number is not None and number in marked
+        if width:
+            label = f"{number:>{width}}" if number is not None else " " * width
+            gutter = Content.styled(
+                f"{'▶' if hot else ' '}{label} │ ", "bold $error" if hot else "$text-muted"
+            )
+        else:
+            gutter = Content("")
+        if gap:
+            parts.append(Content.assemble(gutter, ("…", "$text-muted")))
+            continue
+        body = nginx_line(text)
         if hot:
             body = body.stylize_before("on $error 15%")
         parts.append(Content.assemble(gutter, body))
