@@ -615,3 +615,15 @@ def test_route_error_log_upstream_field_confirms_or_contradicts(tmp_path: Path) 
             assert "the error log confirms nginx sent /socket.io/ upstream" in r.summary
         else:
             assert "disagree" in r.title and r.evidence[-1].kind == "log"
+
+
+def test_client_without_config() -> None:
+    warn = checks.run_check("client", make_facts(url="wss://api.x-or.cloud/dev/aiwm/chat"))
+    assert warn.status is Status.WARN and "path prefix" in warn.title
+    assert "path: '/dev/aiwm/chat/socket.io'" in warn.fix.code
+    ok = checks.run_check("client", make_facts(url="wss://api.x-or.cloud/admin"))
+    assert ok.status is Status.PASS and "must define namespace /admin" in ok.summary
+    raw = checks.run_check(
+        "client", make_facts(url="ws://localhost:3350/chat", transports=("websocket",), raw=True)
+    )
+    assert raw.status is Status.WARN and "EIO" in raw.summary

@@ -205,8 +205,8 @@ def _no_location(facts: Facts, r: Route, srv_ev: list[Evidence]) -> _Verdict:
     evidence = srv_ev + (u.cfg_lines_ev(config, locs) if locs else [])
     title = f"No location for {path}: nginx answers 404"
     summary = (
-        f"In {u.server_label(r.server)} no location matches {path}, so nginx looks for "
-        f"html{path}index.html on disk and answers 404 — the request never reaches a backend."
+        f"No location of {u.server_label(r.server)} matches {path}, so nginx looks for html{path}index.html "
+        "on disk and answers 404: the request never reaches a backend."
     )
     # Is there a Socket.IO location the client should be using instead (the runbook case)?
     candidates = [d for d in _socketio_locations(r.server) if u.location_path(d)]
@@ -223,8 +223,9 @@ def _no_location(facts: Facts, r: Route, srv_ev: list[Evidence]) -> _Verdict:
             lp = (u.location_path(target) or "").rstrip("/")
             new_path = (prefix if prefix.startswith(lp) and prefix else lp) + c.path
             has_token = bool(facts.target.token or facts.target.token_env)
-            summary += (
-                f" The Socket.IO location is {u.loc_label(target)}: the client must request {new_path}."
+            summary = (
+                summary.rstrip(".").replace(": the request never reaches a backend", "")
+                + f"; the Socket.IO location is {u.loc_label(target)}, so the client must request {new_path}."
             )
             return _Verdict(
                 Status.FAIL,
