@@ -204,6 +204,9 @@ def test_clear_errors(
     assert err.count("\n") == 1 and "choose one of: healthy, seed" in err
     assert lab_command("status", None, "text", str(tmp_path / "nothing")) == 2
     assert "no lab in" in capsys.readouterr().err
+    with pytest.raises(LabError, match=r"choose another with --dir"):
+        Lab.up("healthy", tmp_path / "a b;c")  # nginx config cannot carry it
+    assert not (tmp_path / "a b;c").exists()
     monkeypatch.setattr(lab_module, "find_binary", lambda name: None)
     with pytest.raises(LabError, match=r"apt-get install nginx openssh-server"):
         Lab.up("healthy", tmp_path / "x")

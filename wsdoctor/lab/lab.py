@@ -12,6 +12,7 @@ directory. Nothing here talks to anything but 127.0.0.1.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import re
@@ -41,6 +42,7 @@ INSTALL_HINT = "run `apt-get install nginx openssh-server` (or `./run setup` as 
 _PLACEHOLDER = re.compile(r"(?<!\$)\{([a-z][a-z0-9_]*)\}")
 # A template may hold several files (like `nginx -T`): sections start with this marker line.
 _FILE_MARK = re.compile(r"^# --- file: (\S+) ---\n", re.M)
+_UNSAFE_PATH = re.compile(r"[\s\"';{}$\\#]")
 _LOG_PATH = re.compile(r"^\s*(?:access_log|error_log)\s+(/\S+?);?(?:\s|$)", re.M)
 
 
@@ -151,8 +153,21 @@ class Lab:
             raise LabError(f"nginx is not installed; {INSTALL_HINT}")
         if ssh and not Path("/usr/sbin/sshd").exists():
             raise LabError(f"/usr/sbin/sshd is not installed; {INSTALL_HINT}")
+        missing = [
+            m for m in ("socketio", "uvicorn", "jwt", "trustme") if importlib.util.find_spec(m) is None
+        ]
+        if missing:
+            raise LabError(
+                f"the lab needs the Python packages of wsdoctor's `lab` extra (missing: {', '.join(missing)}); "
+                "run `pip install 'wsdoctor[lab]'` (or `./run setup`) and try again"
+            )
         root = Path(directory).expanduser() if directory else default_dir()
         root = root.resolve()
+        if _UNSAFE_PATH.search(str(root)):
+            raise LabError(
+                f"the lab directory {str(root)!r} holds a space, quote or nginx special character that the "
+                "generated nginx config cannot carry; choose another with --dir"
+            )
         if (root / STATE_FILE).exists():
             with contextlib.suppress(LabError):
                 cls.load(root).down()
