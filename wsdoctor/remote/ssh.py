@@ -382,10 +382,16 @@ def _describe_connect_error(exc: BaseException, spec: SshSpec, timeout: float) -
         return f"{where} refused the SSH connection; check the host and port, and that sshd runs there."
     if isinstance(exc, socket.timeout | TimeoutError):
         return f"{where} did not answer within {timeout:g} s; check the host, the port and the network path."
-    if isinstance(exc, paramiko.SSHException):
+    if isinstance(exc, paramiko.SSHException | EOFError):
         text = str(exc) or type(exc).__name__
-        if "banner" in text.lower():
-            return f"{where} did not answer as an SSH server within {timeout:g} s; check the port."
+        low = text.lower()
+        stalled = ("banner", "no existing session", "negotiation timed out", "eof")
+        if isinstance(exc, EOFError) or any(m in low for m in stalled):
+            # paramiko words a silent or hung-up peer differently depending on where the handshake stalled
+            return (
+                f"{where} did not answer as an SSH server within {timeout:g} s (or dropped the handshake); "
+                "check the port and that sshd runs there."
+            )
         return f"the SSH connection to {where} failed ({text}); check the host and retry."
     if isinstance(exc, OSError):
         return (

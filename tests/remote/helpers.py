@@ -1,0 +1,43 @@
+"""Helpers shared by the remote tests (connect to a test sshd, find processes by a unique marker)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+from wsdoctor.lab.sshd import Sshd
+from wsdoctor.remote.ssh import SshRunner
+
+
+def connect(sshd: Sshd, **options: object) -> SshRunner:
+    """Connect to SSHD with its client key and pinned known_hosts unless overridden."""
+    kwargs: dict[str, object] = {"identity": str(sshd.client_key), "known_hosts": str(sshd.known_hosts)}
+    kwargs.update(options)
+    return SshRunner.connect(sshd.destination, **kwargs)  # type: ignore[arg-type]
+
+
+def pids_matching(marker: str) -> list[int]:
+    """Pids whose command line contains MARKER (the test's unique path), never our own."""
+    done = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True, timeout=5)
+    return [int(p) for p in done.stdout.split() if int(p) != os.getpid()]
+
+
+def wait_gone(marker: str, timeout: float = 5.0) -> list[int]:
+    """Wait (bounded) until no process names MARKER; return what is left."""
+    deadline = time.monotonic() + timeout
+    left = pids_matching(marker)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.05)
+        left = pids_matching(marker)
+    return left
+
+
+def kill_pids(pids: list[int]) -> None:
+    """Clean up after a failing test: only the pids it started, by pid."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

@@ -1,0 +1,291 @@
+"""Gathering from the proxy host: the running nginx's -p/-c/-g, the logs that apply to a location (from the
+config, nearest level first), backend log specs passed as data, and a real gather against the lab."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from wsdoctor.diagnose import Diagnosis
+from wsdoctor.lab.sshd import Sshd
+from wsdoctor.nginx.load import load_dump
+from wsdoctor.remote import gather as g
+from wsdoctor.remote.runner import LocalRunner, Runner
+from wsdoctor.remote.session import close_session, session_for
+from wsdoctor.target import Target
+
+from .helpers import connect
+
+# --- the nginx master ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("title", "binary", "prefix", "conf", "globals_"),
+    [
+        ("nginx: master process /usr/sbin/nginx -g daemon on; master_process on;", "/usr/sbin/nginx", None, None,
+         "daemon on; master_process on;"),
+        ("nginx: master process /usr/sbin/nginx -p /srv/lab/ -c /srv/lab/nginx.conf -g daemon off;",
+         "/usr/sbin/nginx", "/srv/lab/", "/srv/lab/nginx.conf", "daemon off;"),
+        ("nginx: master process nginx -c/etc/nginx/alt.conf", "nginx", None, "/etc/nginx/alt.conf", None),
+        ("nginx: master process /usr/local/openresty/nginx/sbin/nginx", "/usr/local/openresty/nginx/sbin/nginx",
+         None, None, None),
+    ],
+)  # fmt: skip
+def test_parse_master(
+    title: str, binary: str, prefix: str | None, conf: str | None, globals_: str | None
+) -> None:
+    proc = g.parse_master(title, 42)
+    assert proc is not None
+    assert (proc.binary, proc.prefix, proc.conf, proc.globals) == (binary, prefix, conf, globals_)
+
+
+def test_master_argv_replays_the_same_files() -> None:
+    proc = g.parse_master("nginx: master process /usr/sbin/nginx -p /l/ -c /l/n.conf -g daemon off;", 1)
+    assert proc is not None
+    assert proc.argv("-T") == ["/usr/sbin/nginx", "-T", "-p", "/l/", "-c", "/l/n.conf", "-g", "daemon off;"]
+    assert g.parse_master("nginx: worker process", 2) is None
+
+
+def test_listening_pids() -> None:
+    ss = (
+        "State  Recv-Q Send-Q Local Address:Port Peer Address:Port Process\n"
+        'LISTEN 0      511        127.0.0.1:8443      0.0.0.0:*     users:(("nginx",pid=12,fd=6),("nginx",pid=11,fd=6))\n'
+        'LISTEN 0      511            [::]:80            [::]:*     users:(("nginx",pid=99,fd=7))\n'
+    )
+    assert g.listening_pids(ss, 8443) == {11, 12}
+    assert g.listening_pids(ss, 80) == {99}
+    assert g.listening_pids(ss, 443) == set()
+
+
+# --- which logs apply ----------------------------------------------------------------------------------
+
+DUMP = """# configuration file /etc/nginx/nginx.conf:
+error_log /var/log/nginx/main-error.log;
+events {}
+http {
+    log_format timed '$remote_addr [$time_local] "$request" $status '
+                     '$upstream_status $upstream_addr $request_time';
+    access_log logs/http-access.log;
+    server {
+        listen 443;
+        server_name api.example;
+        access_log /var/log/nginx/api-access.log timed;
+        location /chat/ {
+            proxy_pass http://127.0.0.1:3350/;
+            proxy_read_timeout 30s;
+        }
+        location /quiet/ {
+            access_log off;
+            error_log /var/log/nginx/quiet-error.log info;
+        }
+        location /elsewhere/ {
+            access_log syslog:server=10.0.0.1 combined;
+            access_log /var/log/nginx/$host.log;
+        }
+    }
+}
+"""
+
+
+def _location(config, path: str):  # type: ignore[no-untyped-def]
+    server = config.servers()[0]
+    return next(loc for loc in server.children("location") if loc.args[-1] == path)
+
+
+def test_location_inherits_the_server_access_log_and_main_error_log() -> None:
+    config = load_dump(DUMP, "test")
+    plan = g.log_sources(config, _location(config, "/chat/"), prefix="/srv/nginx/", read_timeout=30.0)
+    assert [(s.kind, s.path) for s in plan.sources] == [
+        ("error", "/var/log/nginx/main-error.log"),
+        ("access", "/var/log/nginx/api-access.log"),
+    ]
+    access = plan.sources[1]
+    assert access.format is not None and access.format.name == "timed" and access.format.missing() == []
+    assert (access.read_timeout, access.path_prefix) == (30.0, "/chat/")
+    assert access.where == "/etc/nginx/nginx.conf:10"
+    assert any("level 'error'" in note for note in plan.notes)  # [info] timeouts would be invisible
+
+
+def test_location_level_wins_and_off_is_reported() -> None:
+    config = load_dump(DUMP, "test")
+    plan = g.log_sources(config, _location(config, "/quiet/"))
+    assert [(s.kind, s.path) for s in plan.sources] == [("error", "/var/log/nginx/quiet-error.log")]
+    assert any("access_log is off" in note for note in plan.notes)
+    assert not any("level" in note for note in plan.notes)
+
+
+def test_untailable_logs_are_notes() -> None:
+    config = load_dump(DUMP, "test")
+    plan = g.log_sources(config, _location(config, "/elsewhere/"))
+    assert [s.kind for s in plan.sources] == ["error"]
+    assert any("syslog:server=10.0.0.1" in note for note in plan.notes)
+    assert any("contains variables" in note for note in plan.notes)
+
+
+def test_no_location_uses_http_level_relative_to_the_prefix() -> None:
+    config = load_dump(DUMP, "test")
+    plan = g.log_sources(config, None, prefix="/srv/nginx/")
+    assert ("access", "/srv/nginx/logs/http-access.log") in [(s.kind, s.path) for s in plan.sources]
+    assert any("lacks $upstream_status $upstream_addr $request_time" in note for note in plan.notes)
+
+
+def test_defaults_come_from_the_compiled_paths() -> None:
+    config = load_dump(
+        "# configuration file /etc/nginx/nginx.conf:\nworker_processes 1;\nevents {}\nhttp { server { } }\n",
+        "t",
+    )
+    compiled = {"prefix": "/usr/share/nginx", "error-log-path": "/var/log/nginx/error.log",
+                "http-log-path": "/var/log/nginx/access.log"}  # fmt: skip
+    plan = g.log_sources(config, config.servers()[0], compiled=compiled)
+    assert [(s.kind, s.path, s.where) for s in plan.sources] == [
+        ("error", "/var/log/nginx/error.log", None),
+        ("access", "/var/log/nginx/access.log", None),
+    ]
+
+
+# --- backend logs and shell injection ---------------------------------------------------------------------
+
+
+def test_backend_log_specs() -> None:
+    assert g.backend_log_argv("pm2:chat", 50)[0] == ["pm2", "logs", "chat", "--nostream", "--lines", "50"]
+    assert g.backend_log_argv("journald:chat.service", 50)[0][:3] == ["journalctl", "-u", "chat.service"]
+    assert g.backend_log_argv("/var/log/chat.log", 50)[0] == ["tail", "-n", "50", "--", "/var/log/chat.log"]
+
+
+@pytest.fixture(params=["ssh", "local"])
+def runner(request: pytest.FixtureRequest, sshd: Sshd) -> Runner:
+    r: Runner = connect(sshd) if request.param == "ssh" else LocalRunner()
+    yield r  # type: ignore[misc]
+    r.close()
+
+
+def test_injection_in_paths_and_units_stays_data(runner: Runner, tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    evil = [
+        f"x'; touch {marker}; $(touch {marker}) `touch {marker}`\ntouch {marker}\n echo '",
+        f'x"; touch {marker}; echo "$(touch {marker})',
+    ]
+    for text in evil:
+        result, events = g.backend_auth_logs(runner, f"journald:{text}", lines=5, timeout=10)
+        assert result.argv[2] == text
+        result, events = g.backend_auth_logs(runner, f"pm2:{text}", lines=5, timeout=10)
+        result, events = g.backend_auth_logs(runner, str(tmp_path / text), lines=5, timeout=10)
+        assert result.argv[-1] == str(tmp_path / text) and result.exit_status != 0
+        source = g.LogSource("error", str(tmp_path / text))
+        g.tail_log(runner, source, lines=5, timeout=10)
+    assert not marker.exists()
+
+
+def test_backend_auth_lines_are_filtered(runner: Runner, tmp_path: Path) -> None:
+    log = tmp_path / "backend.log"
+    log.write_text(
+        "info: listening on 3350\nerror: JWT expired for user 7\nwarn: \x1b[31minvalid token\x1b[0m\ninfo: ok\n"
+    )
+    result, events = g.backend_auth_logs(runner, str(log), timeout=10)
+    assert result.exit_status == 0
+    assert [(e.text, e.check, e.source) for e in events] == [
+        ("error: JWT expired for user 7", "auth", "backend"),
+        ("warn: invalid token", "auth", "backend"),
+    ]
+
+
+# --- against the lab over SSH -------------------------------------------------------------------------------
+
+
+def _target(lab_info: dict, **extra: object) -> Target:
+    ssh = lab_info["ssh"]
+    return Target(
+        url=lab_info["url"],
+        path=lab_info["path"],
+        ssh=f"{ssh['user']}@{ssh['host']}:{ssh['port']}",
+        identity=ssh["key"],
+        known_hosts=ssh["known_hosts"],
+        ca_file=lab_info["ca_file"],
+        offline=True,  # the remote gatherer alone: no probes
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def _polling(info: dict, count: int, sid: str | None = None) -> list[httpx.Response]:
+    """Handshakes, or (with SID) POSTs of a Socket.IO CONNECT: answered at once, 400 on a backend without it."""
+    url = f"{info['url'].replace('wss://', 'https://')}{info['path']}/"
+    out = []
+    with httpx.Client(verify=ssl.create_default_context(cafile=info["ca_file"]), timeout=5) as client:
+        for _ in range(count):
+            if sid:
+                params = {"EIO": "4", "transport": "polling", "sid": sid}
+                out.append(client.post(url, params=params, content=b"40"))
+            else:
+                out.append(client.get(url, params={"EIO": "4", "transport": "polling"}))
+    return out
+
+
+def _run(target: Target) -> Diagnosis:
+    diagnosis = Diagnosis(target)
+    try:
+        asyncio.run(diagnosis.run())
+    finally:
+        close_session(target)
+    return diagnosis
+
+
+@pytest.mark.lab
+def test_gather_from_the_lab_backend_down(lab_factory) -> None:  # type: ignore[no-untyped-def]
+    lab = lab_factory("backend-down")
+    info = lab.info()
+    _polling(info, 2)  # ip_hash sends 127.0.0.1 to the stopped backend first: nginx logs the refusal
+    target = _target(info)
+    diagnosis = _run(target)
+    facts = diagnosis.facts
+    assert facts.config is not None and facts.config_source == f"nginx -T dump from {facts.ssh_host}"
+    assert facts.config.main_file == info["nginx_conf"]
+    assert facts.nginx_version == "1.22.1" and facts.version_source.startswith("nginx -V on root@")
+    assert facts.commands["nginx -t"].exit_status == 0
+    assert facts.commands["ss -ltnp"].exit_status == 0
+    refused = [e for e in facts.logs if e.kind == "connect-refused"]
+    assert refused and refused[-1].check == "upstream" and refused[-1].file == info["error_log"]
+    assert refused[-1].upstream and refused[-1].upstream.startswith("http://127.0.0.1:")
+    stats = session_for(target).runner
+    assert stats is None  # closed after the run
+
+
+@pytest.mark.lab
+def test_gather_from_the_lab_no_sticky_sees_400_with_sid(lab_factory) -> None:  # type: ignore[no-untyped-def]
+    lab = lab_factory("no-sticky")
+    info = lab.info()
+    first = _polling(info, 1)[0]
+    sid = first.text.split('"sid":"')[1].split('"')[0]
+    answers = _polling(info, 6, sid=sid)
+    assert any(a.status_code == 400 for a in answers), "round robin should have refused the session somewhere"
+    diagnosis = _run(_target(info))
+    sticky = [e for e in diagnosis.facts.logs if e.check == "sticky"]
+    assert sticky and sticky[-1].kind == "400-polling-sid" and sticky[-1].status == 400
+    assert sticky[-1].file == info["access_log"] and "sid=" in (sticky[-1].request or "")
+    assert sticky[-1].upstream  # the lab's log_format has $upstream_addr
+
+
+@pytest.mark.lab
+def test_gather_from_the_lab_short_timeout_sees_the_idle_drop(lab_factory) -> None:  # type: ignore[no-untyped-def]
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect as ws_connect
+
+    lab = lab_factory("short-timeout")
+    info = lab.info()
+    url = f"{info['url']}{info['path']}/?EIO=4&transport=websocket"
+    started = time.monotonic()
+    context = ssl.create_default_context(cafile=info["ca_file"])
+    # Nothing crosses the tunnel after the open packet (ping interval 5 s > proxy_read_timeout 3 s): nginx closes it.
+    with ws_connect(url, ssl=context, open_timeout=5) as ws, pytest.raises(ConnectionClosed):
+        while time.monotonic() - started < 15:
+            ws.recv(timeout=15)
+    diagnosis = _run(_target(info))
+    logs = diagnosis.facts.logs
+    idle = [e for e in logs if e.kind == "upgraded-timeout"]
+    assert idle and idle[-1].check == "timeout" and "[info]" in idle[-1].text
+    tunnels = [e for e in logs if e.kind == "101-idle-timeout"]
+    assert tunnels and tunnels[-1].status == 101 and tunnels[-1].duration is not None
