@@ -163,8 +163,17 @@ class Diagnosis:
             self.notes.append(f"{name} failed: {type(e).__name__}: {e}")
 
     async def run(self) -> Update:
-        last: Update | None = None
-        async for u in self.updates():
-            last = u
-        assert last is not None
-        return last
+        """Gather everything, then evaluate once (the CLI needs no intermediate updates)."""
+        from wsdoctor.gather import plan
+
+        gatherers = (
+            self._gatherers if self._gatherers is not None else plan(self.target, self.facts, self.notes)
+        )
+        tasks = [asyncio.create_task(self._guard(g)) for g in gatherers]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        return self.evaluate(done=True)

@@ -46,6 +46,7 @@ def plan(target: Target, facts: Facts, notes: list[str]) -> list[Gatherer]:
     elif target.nginx_conf or target.nginx_dump:
         facts.pending |= {"config", "version"}
         gatherers.append(_local_config(target, config_ready))
+        gatherers.append(_local_version(target))
         facts.unavailable["logs"] = "no log source: give --ssh to read the proxy host's logs"
         facts.unavailable["commands"] = "no proxy host: give --ssh to run nginx -t there"
     else:
@@ -82,14 +83,37 @@ def _local_config(target: Target, config_ready: asyncio.Event) -> Gatherer:
         try:
             await asyncio.to_thread(load_local_config, target, facts)
         finally:
-            facts.pending -= {"config", "version"}
+            facts.pending.discard("config")
             config_ready.set()
 
     return local_config
 
 
+def _local_version(target: Target) -> Gatherer:
+    """--nginx-version, else `nginx -v` on this machine (for --nginx-conf of this machine's nginx)."""
+
+    async def local_version(facts: Facts) -> None:
+        try:
+            if target.nginx_version:
+                facts.nginx_version, facts.version_source = target.nginx_version, "--nginx-version"
+            elif target.nginx_conf and not target.root:
+                from wsdoctor.nginx.version import local_version as ask
+
+                v = await asyncio.to_thread(ask)
+                if v:
+                    facts.nginx_version, facts.version_source = v, "nginx -v on this machine"
+            if not facts.nginx_version:
+                facts.unavailable["version"] = (
+                    "nginx version unknown (give --nginx-version X.Y.Z); version-dependent defaults show both outcomes"
+                )
+        finally:
+            facts.pending.discard("version")
+
+    return local_version
+
+
 def load_local_config(target: Target, facts: Facts) -> None:
-    """--nginx-conf / --nginx-dump on this machine, and the version from --nginx-version or `nginx -v`."""
+    """--nginx-conf / --nginx-dump on this machine."""
     from wsdoctor.nginx.load import LoadError, load_dump, load_file
 
     try:
@@ -110,18 +134,6 @@ def load_local_config(target: Target, facts: Facts) -> None:
 
         raise InputError(describe(e) or str(e)) from None
     facts.config_source = facts.config.source
-    if target.nginx_version:
-        facts.nginx_version, facts.version_source = target.nginx_version, "--nginx-version"
-    elif target.nginx_conf and not target.root:
-        from wsdoctor.nginx.version import local_version
-
-        v = local_version()
-        if v:
-            facts.nginx_version, facts.version_source = v, "nginx -v on this machine"
-    if not facts.nginx_version:
-        facts.unavailable["version"] = (
-            "nginx version unknown (give --nginx-version X.Y.Z); version-dependent defaults show both outcomes"
-        )
 
 
 # --- live probes ------------------------------------------------------------
