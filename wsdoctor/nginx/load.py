@@ -1,9 +1,10 @@
 """Load an nginx configuration into the model: a main file on disk, a copied tree (--root), or an ``nginx -T`` dump.
 
-Each file is parsed once by crossplane (``single=True``: wsdoctor follows the includes itself, because the text
-may come from a copied tree or a dump while the paths must stay the real ones), with ``check_ctx=False,
-check_args=False`` (crossplane's directive table stops around nginx 1.17: newer directives must not fail) and
-comments kept. The model is then built in one linear pass, one Directive per statement per inclusion.
+Each file is parsed once with crossplane's semantics (``parse.py``: crossplane's tokens and statement tree,
+``single=True, comments=True, check_ctx=False, check_args=False`` — newer directives must not fail —
+without crossplane's slow lexer; crossplane itself for files with Lua blocks). wsdoctor follows the includes
+itself, because the text may come from a copied tree or a dump while the paths must stay the real ones. The
+model is then built in one linear pass, one Directive per statement per inclusion.
 
 Include resolution follows nginx (``ngx_conf_include``): a relative path is taken against the *conf prefix*,
 i.e. the directory of the main file, not of the including file; a pattern with ``*?[`` is a glob whose
@@ -19,11 +20,11 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Callable
 from typing import Any
 
 from wsdoctor.nginx.model import Config, ConfigError, Directive
+from wsdoctor.nginx.parse import Stmt, from_crossplane, needs_crossplane, parse_directives
 
 DUMP_MARK = "# configuration file "
 _GLOB_MAGIC = re.compile(r"[*?[]")
@@ -146,10 +147,22 @@ def _check_main_text(text: str, label: str) -> None:
         )
 
 
-def _looks_like_nginx(text: str) -> bool:
-    from crossplane.analyzer import DIRECTIVES
+# Directives that open or fill any real nginx config (main, events, http, server, location, upstream, stream).
+_COMMON_DIRECTIVE_NAMES = """
+    user worker_processes pid error_log include events http stream mail load_module env daemon master_process
+    worker_connections worker_rlimit_nofile use multi_accept server location upstream map geo split_clients
+    listen server_name root alias index try_files return rewrite proxy_pass proxy_set_header
+    proxy_http_version proxy_read_timeout proxy_send_timeout proxy_connect_timeout proxy_buffering add_header
+    access_log log_format sendfile tcp_nopush tcp_nodelay keepalive_timeout types default_type gzip
+    ssl_certificate ssl_certificate_key ssl_protocols client_max_body_size fastcgi_pass uwsgi_pass grpc_pass
+    set if limit_except ip_hash hash least_conn keepalive resolver allow deny auth_basic charset expires
+"""
+_COMMON_DIRECTIVES = frozenset(_COMMON_DIRECTIVE_NAMES.split())
 
-    return any(m.group(1) in DIRECTIVES for m in _DIRECTIVE_LINE.finditer(text))
+
+def _looks_like_nginx(text: str) -> bool:
+    """At least one line reads like a known nginx directive (``name … ;`` or ``name … {``)."""
+    return any(m.group(1) in _COMMON_DIRECTIVES for m in _DIRECTIVE_LINE.finditer(text))
 
 
 # --- where the text comes from ---------------------------------------------------------------------------
@@ -210,6 +223,8 @@ class DumpSource:
 
     def parse_path(self, real: str) -> tuple[str, Callable[[], None] | None]:
         if self._tmp is None:
+            import tempfile
+
             self._tmp = tempfile.mkdtemp(prefix="wsdoctor-dump-")
         self._n += 1
         path = os.path.join(self._tmp, f"{self._n}.conf")
@@ -270,7 +285,9 @@ class _Loader:
         self.fs_root = fs_root
         self.files: dict[str, str] = {}
         self.errors: list[ConfigError] = []
-        self.parsed: dict[str, list[dict[str, Any]] | None] = {}
+        self.reported: set[str] = (
+            set()
+        )  # files whose parse errors are recorded (once, however often included)
 
     def load(self) -> Config:
         try:
@@ -288,39 +305,54 @@ class _Loader:
             fs_root=self.fs_root,
         )
 
-    def _parse(self, real: str) -> list[dict[str, Any]] | None:
-        """crossplane's statements for REAL (parsed once), None when it could not be read."""
-        if real in self.parsed:
-            return self.parsed[real]
+    def _text(self, real: str) -> str | None:
+        if real in self.files:
+            return self.files[real]
         text = self.source.read(real)
+        if text is not None:
+            self.files[real] = text
+        return text
+
+    def _file(self, real: str, parent: Directive | None, stack: list[str]) -> list[Directive] | None:
+        """The directives of REAL as included under PARENT (includes expanded), None if it cannot be read."""
+        text = self._text(real)
         if text is None:
-            self.parsed[real] = None
             return None
-        self.files[real] = text
+        first = real not in self.reported
+        self.reported.add(real)
         if "\x00" in text:
-            self.errors.append(ConfigError(real, None, "binary file, not an nginx configuration"))
-            self.parsed[real] = []
+            if first:
+                self.errors.append(ConfigError(real, None, "binary file, not an nginx configuration"))
             return []
+        if needs_crossplane(text):
+            return self._crossplane(real, text, parent, stack, first)
+        mark = len(self.errors)
+        directives, errors = parse_directives(text, real, parent, lambda d: self._include(d, d.parent, stack))
+        if errors and not directives:
+            del self.errors[mark:]  # the file is lost as a whole: so are its includes' complaints
+        if first:
+            self.errors.extend(ConfigError(real, e.line, e.message) for e in errors)
+        return directives
+
+    def _crossplane(
+        self, real: str, text: str, parent: Directive | None, stack: list[str], first: bool
+    ) -> list[Directive]:
+        """crossplane itself, for files that need its lexer plugins (``*_by_lua_block``)."""
         import crossplane
 
         path, cleanup = self.source.parse_path(real)
         try:
             payload = crossplane.parse(
-                path,
-                catch_errors=True,
-                single=True,
-                comments=True,
-                check_ctx=False,
-                check_args=False,
+                path, catch_errors=True, single=True, comments=True, check_ctx=False, check_args=False
             )
         finally:
             if cleanup:
                 cleanup()
         cfg = payload["config"][0] if payload["config"] else {"parsed": [], "errors": []}
-        for err in cfg.get("errors", ()):
-            self.errors.append(self._error(real, text, err))
-        self.parsed[real] = cfg.get("parsed", [])
-        return self.parsed[real]
+        if first:
+            for err in cfg.get("errors", ()):
+                self.errors.append(self._error(real, text, err))
+        return self._build(from_crossplane(cfg.get("parsed", [])), real, parent, stack)
 
     @staticmethod
     def _error(real: str, text: str, err: dict[str, Any]) -> ConfigError:
@@ -331,28 +363,17 @@ class _Loader:
             line = line or max(1, text.count("\n") + (0 if text.endswith("\n") else 1))
         return ConfigError(real, line, message)
 
-    def _file(self, real: str, parent: Directive | None, stack: list[str]) -> list[Directive] | None:
-        stmts = self._parse(real)
-        if stmts is None:
-            return None
-        return self._build(stmts, real, parent, stack)
-
     def _build(
-        self, stmts: list[dict[str, Any]], file: str, parent: Directive | None, stack: list[str]
+        self, stmts: list[Stmt], file: str, parent: Directive | None, stack: list[str]
     ) -> list[Directive]:
         out: list[Directive] = []
         append = out.append
-        for s in stmts:
-            name = s["directive"]
-            if name == "#":
-                append(Directive("#", [s.get("comment", "")], file, s["line"], None, parent))
-                continue
-            d = Directive(name, s["args"], file, s["line"], None, parent)
+        for name, args, line, block in stmts:
+            d = Directive(name, args, file, line, None, parent)
             append(d)
-            block = s.get("block")
             if block is not None:
                 d.block = self._build(block, file, d, stack)
-            elif name == "include" and d.args:
+            elif name == "include" and args:
                 out.extend(self._include(d, parent, stack))
         return out
 

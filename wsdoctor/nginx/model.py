@@ -163,11 +163,15 @@ class Config:
         return file
 
     def lines(self, file: str) -> list[str]:
-        """The lines of FILE (without line endings); [] for a file that was not read."""
+        """The lines of FILE (without line endings), numbered as nginx numbers them (by LF); [] if not read."""
         key = "lines:" + file
         cached = self._cache.get(key)
         if cached is None:
-            cached = self.files.get(file, "").splitlines()
+            text = self.files.get(file, "")
+            cached = text.split("\n") if text else []
+            if cached and cached[-1] == "":
+                cached.pop()
+            cached = [ln[:-1] if ln.endswith("\r") else ln for ln in cached]
             self._cache[key] = cached
         return cached  # type: ignore[return-value]
 
