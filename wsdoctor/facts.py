@@ -269,6 +269,9 @@ class Facts:
     logs: list[LogEvent] = field(default_factory=list)
     commands: dict[str, CommandResult] = field(default_factory=dict)  # "nginx -t", "ss", "pm2", …
     ssh_host: str | None = None
+    # Handshakes at other paths of a backend that answered 404 at the URI nginx sends: where its
+    # Engine.IO really lives (keyed by full URL), so `route` can give the exact proxy_pass fix.
+    path_probes: dict[str, Handshake] = field(default_factory=dict)
     # Fact names still being gathered ("config", "handshake:proxy", "websocket", "connect", "sticky", …).
     pending: set[str] = field(default_factory=set)
     # Fact names that could not be gathered, with the one-sentence reason.

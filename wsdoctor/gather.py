@@ -297,6 +297,44 @@ async def _backend_handshakes(target: Target, facts: Facts, ctx, config_ready: a
                 ex = Exchange("GET", base + path, error=msg, stage="connect")
                 facts.handshakes[base] = Handshake(where=base, exchange=ex, error=msg)
                 return
-        facts.handshakes[base] = await probes.handshake(base, path, ctx=bctx, where=base)
+        hs = await probes.handshake(base, path, ctx=bctx, where=base)
+        facts.handshakes[base] = hs
+        if hs.exchange.status == 404:
+            await _find_engine_path(facts, base, path, bctx)
 
     await asyncio.gather(*(one(b) for b in bases))
+
+
+def engine_path_candidates(*paths: str) -> list[str]:
+    """Where a backend's Engine.IO may live, from the paths we know: every suffix ending in socket.io/.
+
+    /dev/aiwm/chat/socket.io/ → /aiwm/chat/socket.io/, /chat/socket.io/, /socket.io/ (plus the default).
+    """
+    out: list[str] = []
+    for p in paths:
+        p = p.split("?", 1)[0]
+        if not p.endswith("/"):
+            p += "/"
+        parts = [x for x in p.split("/") if x]
+        for i in range(len(parts)):
+            cand = "/" + "/".join(parts[i:]) + "/"
+            if cand not in out:
+                out.append(cand)
+    if "/socket.io/" not in out:
+        out.append("/socket.io/")
+    return out
+
+
+async def _find_engine_path(facts: Facts, base: str, tried: str, ctx) -> None:
+    """The backend answered 404 at the URI nginx sends: ask it at the other plausible paths, concurrently."""
+    from wsdoctor import probes
+
+    known = [tried]
+    if facts.client is not None:
+        known.append(facts.client.request_path)
+    cands = [c for c in engine_path_candidates(*known) if c != tried.split("?", 1)[0]][:8]
+    results = await asyncio.gather(*(probes.handshake(base, c, ctx=ctx, where=base) for c in cands))
+    for cand, hs in zip(cands, results, strict=True):
+        if hs.ok:
+            facts.path_probes[base + cand] = hs
+            return

@@ -85,7 +85,8 @@ def _assert_evidence(scenario: str, lab, findings: dict[str, Finding]) -> None:
     elif scenario == "no-rewrite":
         ev = _evidence(findings["route"], "probe")
         assert "404" in ev, ev
-        assert findings["route"].fix and "/chat/" in findings["route"].fix.summary + findings["route"].fix.diff
+        fix = findings["route"].fix
+        assert fix and "+" in fix.diff and "proxy_pass http://chat_ws/chat/;" in fix.diff, fix
     elif scenario == "backend-down":
         dead = info["backends"][2].split("//", 1)[1]
         assert dead in findings["upstream"].summary

@@ -89,3 +89,15 @@ def test_exit_code() -> None:
     assert _report().exit_code() == 1
     ok = Report(target={}, findings=[Finding("client", Status.WARN, "t", "s")])
     assert ok.exit_code() == 0
+
+
+def test_engine_path_candidates() -> None:
+    from wsdoctor.gather import engine_path_candidates
+
+    assert engine_path_candidates("/dev/aiwm/chat/socket.io/?EIO=4&transport=polling") == [
+        "/dev/aiwm/chat/socket.io/",
+        "/aiwm/chat/socket.io/",
+        "/chat/socket.io/",
+        "/socket.io/",
+    ]
+    assert engine_path_candidates("/x") == ["/x/", "/socket.io/"]

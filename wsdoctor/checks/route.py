@@ -481,7 +481,7 @@ def _fix_from_backends(facts: Facts, r: Route) -> Fix | None:
     lp = u.location_path(r.location)
     if lp is None:
         return None
-    for hs in u.backend_handshakes(facts).values():
+    for hs in [*u.backend_handshakes(facts).values(), *facts.path_probes.values()]:
         if not hs.ok:
             continue
         good = urlsplit(hs.exchange.url).path  # e.g. /chat/socket.io/
