@@ -190,6 +190,10 @@ class FsSource:
     def isdir(self, real: str) -> bool:
         return os.path.isdir(self.disk(real))
 
+    def missing(self, real: str) -> str:
+        where = f" (looked for {self.disk(real)})" if self.root else ""
+        return f'open() "{real}" failed (2: No such file or directory){where}'
+
     def glob(self, pattern: str) -> list[str]:
         import glob
 
@@ -217,6 +221,9 @@ class DumpSource:
 
     def isdir(self, real: str) -> bool:
         return False
+
+    def missing(self, real: str) -> str:
+        return f'"{real}" is not in the dump (nginx -T prints every file it read)'
 
     def glob(self, pattern: str) -> list[str]:
         return sorted(name for name in self.files if _glob_match(pattern, name))
@@ -385,13 +392,7 @@ class _Loader:
             names = self.source.glob(pattern)
         else:
             if not self.source.exists(pattern):
-                self.errors.append(
-                    ConfigError(
-                        inc.file,
-                        inc.line,
-                        f'open() "{pattern}" failed (2: No such file or directory)',
-                    )
-                )
+                self.errors.append(ConfigError(inc.file, inc.line, self.source.missing(pattern)))
                 inc.includes = []
                 return []
             names = [pattern]

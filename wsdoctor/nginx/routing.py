@@ -1271,7 +1271,6 @@ def route(
             name = location_spec(loc).name  # type: ignore[union-attr]
             target = escape_uri(name) + (f"?{req.args}" if req.args else "")
             r.redirect = _absolute(target, req, r)
-            r.return_status = 301
             r.final_uri, r.args = req.uri, req.args
             return r
         if loc is None:
