@@ -256,3 +256,11 @@ def test_grep_pattern_counts_the_same_lines(tmp_path: Path) -> None:
         env={"LC_ALL": "C"},
     )
     assert int(done.stdout) == scan_error_log(str(path)).matched
+
+
+def test_parallel_scan_counts_the_same(tmp_path: Path) -> None:
+    path = tmp_path / "error.log"
+    _write_log(path, repeat=30)
+    alone = scan_error_log(str(path), keep=3, parallel=False)
+    split = scan_error_log(str(path), keep=3, parallel=True)  # a forked child counts the second half
+    assert (split.counts, split.lines, split.events) == (alone.counts, alone.lines, alone.events)

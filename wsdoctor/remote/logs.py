@@ -12,10 +12,11 @@ This module stays light (no paramiko): the bench and the TUI import it directly.
 
 from __future__ import annotations
 
-import asyncio
+import json
 import mmap
 import os
 import re
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Iterable
@@ -52,14 +53,14 @@ __all__ = [
 # generic one.  Only syntax grep -E also understands is used, so the bench compares like with like.
 _HEAD = r"\] [0-9]+#[0-9]+: (?:\*[0-9]+ )?"
 _MESSAGE = (
-    r"connect\(\) (?:to [^ ]+ )?failed \((?:(?P<connect_refused>111: )|(?P<connect_failed>[0-9]+: ))"
+    r"connect\(\) (?:to [^ \n]+ )?failed \((?:(?P<connect_refused>111: )|(?P<connect_failed>[0-9]+: ))"
     r"|no (?:(?P<no_live_upstreams>live upstreams)|(?P<no_resolver>resolver defined to resolve))"
     r"|upstream (?:timed out \([0-9]+: [^)]*\) while (?:(?P<upgraded_timeout>proxying upgraded connection)"
     r"|(?P<connect_timeout>connecting to upstream)|(?P<read_timeout>reading (?:response header from )?upstream))"
     r"|(?P<upstream_timeout>timed out)|(?P<premature_close>prematurely closed connection))"
     r"|client timed out \([0-9]+: [^)]*\) while (?P<client_upgraded_timeout>proxying upgraded connection)"
     r"|(?:recv|send|readv|writev)\(\) failed \([0-9]+: [^)]*\) while (?P<upgraded_closed>proxying upgraded connection)"
-    r'|open\(\) "[^"]*/socket\.io(?:/[^"]*)?" failed \((?P<socketio_404>2: )'
+    r'|open\(\) "[^"\n]*/socket\.io(?:/[^"\n]*)?" failed \((?P<socketio_404>2: )'
 )
 # named group -> (kind, check).  socketio-404's check is refined per line (client vs route).
 _GROUPS: dict[str, tuple[str, str]] = {
@@ -105,7 +106,10 @@ _FIELD = {
 
 def grep_pattern() -> str:
     """The same patterns as one ``grep -E`` expression (for the benchmark's baseline)."""
-    return re.sub(r"\(\?P<\w+>", "(", _HEAD + "(?:" + _MESSAGE + ")").replace("(?:", "(")
+    # grep matches within one line, so the "\n" kept out of bracket expressions here is simply dropped
+    # (in a POSIX bracket, "\n" would mean a backslash and an "n").
+    pattern = re.sub(r"\(\?P<\w+>", "(", _HEAD + "(?:" + _MESSAGE + ")").replace("(?:", "(")
+    return pattern.replace("\\n", "")
 
 
 def _error_event(text: str, group: str, file: str, line_no: int | None, after: int) -> LogEvent:
@@ -160,11 +164,13 @@ class ErrorScan:
         return sum(self.counts.values())
 
 
-def scan_error_log(path: str, keep: int = 20) -> ErrorScan:
+def scan_error_log(path: str, keep: int = 20, parallel: bool | None = None) -> ErrorScan:
     """Classify every line of a (possibly huge) local error log.
 
     The counting pass never enters Python per line: ``finditer`` over an mmap, ``lastgroup`` per match,
-    counted by ``Counter`` (all C).  The last ``keep`` events are then read from the end of the file.
+    counted by ``Counter`` (all C).  Big files are split at a line boundary and the second half is counted
+    by a forked child on another core (only from a single-threaded process, where fork is safe).  The last
+    ``keep`` events are then read from the end of the file.
     """
     started = time.perf_counter()
     scan = ErrorScan(file=path)
@@ -173,21 +179,68 @@ def scan_error_log(path: str, keep: int = 20) -> ErrorScan:
         if size == 0:
             return scan
         with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            counted = Counter(map(attrgetter("lastgroup"), _ERROR_BYTES.finditer(mm)))
+            if parallel is None:
+                parallel = size > PARALLEL_BYTES and hasattr(os, "fork") and threading.active_count() == 1
+            middle = mm.find(b"\n", size // 2) + 1 if parallel else 0
+            if middle > 0:
+                pid, fd = _fork_count(mm, middle, size)
+                counted, newlines = _count_region(mm, 0, middle)
+                second, second_newlines = _join_count(mm, middle, size, pid, fd)
+                counted.update(second)
+                newlines += second_newlines
+            else:
+                counted, newlines = _count_region(mm, 0, size)
             for group, n in counted.items():
                 if group:
                     kind = _GROUPS[group][0]
                     scan.counts[kind] = scan.counts.get(kind, 0) + n
-            scan.lines = _count_lines(mm, size)
+            scan.lines = newlines + (0 if mm[size - 1 : size] == b"\n" else 1)
             if keep > 0 and scan.counts:
                 scan.events = _last_events(mm, size, path, keep, scan.lines)
     scan.seconds = time.perf_counter() - started
     return scan
 
 
-def _count_lines(mm: mmap.mmap, size: int, chunk: int = 16 << 20) -> int:
-    newlines = sum(mm[start : start + chunk].count(b"\n") for start in range(0, size, chunk))
-    return newlines + (0 if mm[size - 1 : size] == b"\n" else 1)
+PARALLEL_BYTES = 32 << 20
+
+
+def _count_region(
+    mm: mmap.mmap, start: int, end: int, chunk: int = 16 << 20
+) -> tuple[Counter[str | None], int]:
+    """Matches per named group and newlines in ``mm[start:end]`` (``end`` just after a newline or EOF)."""
+    counted = Counter(map(attrgetter("lastgroup"), _ERROR_BYTES.finditer(mm, start, end)))
+    newlines = sum(mm[at : min(at + chunk, end)].count(b"\n") for at in range(start, end, chunk))
+    return counted, newlines
+
+
+def _fork_count(mm: mmap.mmap, start: int, end: int) -> tuple[int, int]:
+    """Start a child counting ``mm[start:end]``; returns (pid, fd to read its JSON result from)."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: count, report, leave without running any of the parent's cleanup
+        code = 1
+        try:
+            os.close(read_fd)
+            counted, newlines = _count_region(mm, start, end)
+            payload = {"counts": {k or "": v for k, v in counted.items()}, "newlines": newlines}
+            with os.fdopen(write_fd, "w") as out:
+                out.write(json.dumps(payload))
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    return pid, read_fd
+
+
+def _join_count(mm: mmap.mmap, start: int, end: int, pid: int, fd: int) -> tuple[Counter[str | None], int]:
+    """The child's result (or, if it failed, the same count done here)."""
+    with os.fdopen(fd) as source:
+        data = source.read()
+    _, status = os.waitpid(pid, 0)
+    if status != 0 or not data:
+        return _count_region(mm, start, end)
+    parsed = json.loads(data)
+    return Counter({(k or None): v for k, v in parsed["counts"].items()}), int(parsed["newlines"])
 
 
 def _last_events(mm: mmap.mmap, size: int, path: str, keep: int, total_lines: int) -> list[LogEvent]:
@@ -451,6 +504,8 @@ class LogFollower:
 
     async def batches(self, interval: float = 0.2) -> AsyncIterator[list[LogEvent]]:
         """Non-empty batches as they come; the tails are closed when the consumer stops or is cancelled."""
+        import asyncio  # lazily: the scan CLI and the bench must not pay for it
+
         try:
             while True:
                 batch = await asyncio.to_thread(self.poll, interval)
@@ -470,3 +525,28 @@ class LogFollower:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m wsdoctor.remote.logs ERROR_LOG [KEEP]``: count each kind of line, show the last ones."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        print("usage: python -m wsdoctor.remote.logs ERROR_LOG [KEEP]", file=sys.stderr)
+        return 2
+    try:
+        scan = scan_error_log(args[0], keep=int(args[1]) if len(args) > 1 else 5)
+    except (OSError, ValueError) as exc:
+        print(f"{args[0]}: cannot be read ({exc}); give a readable nginx error log.", file=sys.stderr)
+        return 2
+    print(f"{scan.file}: {scan.lines} lines, {scan.matched} classified, in {scan.seconds:.3f} s")
+    for kind, count in sorted(scan.counts.items(), key=lambda item: -item[1]):
+        print(f"  {count:>9}  {kind:<18} -> {KIND_CHECK[kind]:<8} {ERROR_MEANING[kind]}")
+    for event in scan.events:
+        print(f"  {event.file}:{event.line_no}: {event.text}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
