@@ -42,6 +42,7 @@ from wsdoctor.screens.commands import WsdoctorCommands
 from wsdoctor.screens.detail import DetailScreen
 from wsdoctor.screens.diagnosis import DiagnosisScreen
 from wsdoctor.screens.help import HelpScreen, binding_rows
+from wsdoctor.screens.hostkey import HostKeyScreen
 from wsdoctor.screens.logs import LogsScreen
 from wsdoctor.screens.target import TargetScreen
 from wsdoctor.target import Target
@@ -243,6 +244,17 @@ class WsdoctorApp(App[int]):
         self.render_state()
         self._diagnosis_worker = self._run_diagnosis(self.diagnosis, self.generation)
 
+    def _host_key_answered(self, fingerprint: str) -> Callable[[bool | None], None]:
+        def answered(trust: bool | None) -> None:
+            if trust and self.target is not None:
+                self.target.accept_host_key = fingerprint
+                self.notify(f"Trusting {fingerprint} for this run; re-running.", markup=False)
+                self.start(self.target)
+            else:
+                self.notify("Host key not trusted: nothing was read from that host.", severity="warning")
+
+        return answered
+
     def _cancel_run(self) -> None:
         self.workers.cancel_group(self, "diagnosis")
         self.workers.cancel_group(self, "logs")
@@ -333,6 +345,13 @@ class WsdoctorApp(App[int]):
             self._show_log_status()
 
     def _fail(self, error: BaseException | None) -> None:
+        unknown = _unknown_host_key(error)
+        if unknown is not None and self.target is not None and not self.target.accept_host_key:
+            host, fingerprint = unknown
+            self.error = f"the SSH host key of {host} is not trusted yet"
+            self.render_state()
+            self.push_screen(HostKeyScreen(host, fingerprint), callback=self._host_key_answered(fingerprint))
+            return
         self.error = _sentence(error)
         self.notify(
             f"The diagnosis stopped: {self.error}. Press r to re-run.", severity="error", markup=False
@@ -435,6 +454,7 @@ class WsdoctorApp(App[int]):
             ("Finding detail", binding_rows(DetailScreen.BINDINGS)),
             ("Live logs", binding_rows(LogsScreen.BINDINGS)),
             ("Target form", binding_rows(TargetScreen.BINDINGS) + [("Enter", "Start")]),
+            ("Unknown SSH host key", binding_rows(HostKeyScreen.BINDINGS)),
         ]
         self.push_screen(HelpScreen(sections))
 
@@ -450,7 +470,10 @@ class WsdoctorApp(App[int]):
         """Cancel every worker (closing the diagnosis and the log tail), close the SSH sessions, then exit."""
         self._cancel_run()
         self.workers.cancel_all()
-        await asyncio.to_thread(close_remote, self.targets_used)
+        try:  # bounded: run_tui closes them again after the app is gone
+            await asyncio.wait_for(asyncio.to_thread(close_remote, self.targets_used), 5)
+        except TimeoutError:
+            pass
         self.exit(self.exit_code())
 
     @work(thread=True, exit_on_error=False, group="cleanup", name="close ssh session")
@@ -461,6 +484,17 @@ class WsdoctorApp(App[int]):
         if self.last_update is None:
             return 0
         return 1 if any(f.status is Status.FAIL for f in self.last_update.findings.values()) else 0
+
+
+def _unknown_host_key(error: BaseException | None) -> tuple[str, str] | None:
+    """(host, SHA256 fingerprint) when the run stopped on an unknown SSH host key (raised or chained)."""
+    seen = 0
+    while error is not None and seen < 10:
+        if type(error).__name__ == "HostKeyUnknown" and hasattr(error, "fingerprint"):
+            return str(getattr(error, "host", "")), str(error.fingerprint)
+        error = error.__cause__ or error.__context__
+        seen += 1
+    return None
 
 
 def _sentence(error: BaseException | None) -> str:

@@ -7,15 +7,17 @@ import json
 from textual.command import CommandPalette
 
 from wsdoctor.app import DiagnosisUpdated
-from wsdoctor.diagnose import target_summary
+from wsdoctor.diagnose import InputError, target_summary
+from wsdoctor.remote.errors import HostKeyUnknown
 from wsdoctor.report import Report, Status
 from wsdoctor.screens.detail import DetailScreen
 from wsdoctor.screens.help import HelpScreen
+from wsdoctor.screens.hostkey import HostKeyScreen
 from wsdoctor.widgets.findings import FindingList
 
 from .conftest import make_app, no_workers_left, screen_text, settled, wait_for
 from .logsources import scripted_source
-from .recorded import FINAL, TOKEN, recorded_factory, recorded_target
+from .recorded import FINAL, TOKEN, RecordedDiagnosis, recorded_factory, recorded_target
 
 
 def row_statuses(app) -> dict[str, Status | None]:
@@ -233,4 +235,46 @@ async def test_theme_toggle_and_target_without_secrets_in_header():
         await pilot.press("t")
         assert app.current_theme.dark is not dark
         assert TOKEN not in screen_text(app)
+        await pilot.press("q")
+
+
+def _host_key_refusal() -> Exception:
+    """What the remote gatherer raises for an unknown key: InputError, the HostKeyUnknown as its context."""
+    try:
+        raise HostKeyUnknown(
+            "the SSH host key of lb1.x-or.cloud is unknown (ssh-ed25519 SHA256:Zm9vYmFy); if it is right, "
+            "re-run with --accept-host-key SHA256:Zm9vYmFy.",
+            "SHA256:Zm9vYmFy",
+            "lb1.x-or.cloud",
+        )
+    except HostKeyUnknown as e:
+        try:
+            raise InputError(str(e)) from None
+        except InputError as err:
+            return err
+
+
+async def test_unknown_host_key_is_trusted_only_after_the_fingerprint_is_shown():
+    made: list[RecordedDiagnosis] = []
+
+    def factory(target):
+        refuse = not target.accept_host_key
+        made.append(RecordedDiagnosis(target, fail_with=_host_key_refusal() if refuse else None))
+        return made[-1]
+
+    app = make_app(factory=factory)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, HostKeyScreen))
+        text = screen_text(app)
+        assert "SHA256:Zm9vYmFy" in text and "lb1.x-or.cloud" in text
+        await pilot.press("n")
+        assert app.target.accept_host_key is None and len(made) == 1
+        assert "not trusted yet" in screen_text(app)
+
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, HostKeyScreen))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: settled(app))
+        assert app.target.accept_host_key == "SHA256:Zm9vYmFy" and len(made) == 3
+        assert app.error is None
         await pilot.press("q")
