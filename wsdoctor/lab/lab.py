@@ -608,7 +608,14 @@ class Lab:
             r.update(pid=proc.pid, expected="running")
             self.state["down"] = False
             self._save()
-        self._wait_ready({name: proc}, timeout)
+        try:
+            self._wait_ready({name: proc}, timeout)
+        except _PortTaken:
+            procs.terminate(proc.pid, self.marker)
+            raise LabError(
+                f"{name} could not bind its port {r['port']} again (another program took it); "
+                "run `wsdoctor lab up` to start a fresh lab"
+            ) from None
         return proc.pid
 
     def __repr__(self) -> str:
