@@ -263,6 +263,9 @@ CORPUS = [
             proxy_pass http://echo_up; }
         location /var/ { add_header X-Loc VAR always; proxy_pass http://echo_up$request_uri; }
         location ~ ^/re/(.*)$ { add_header X-Loc RE always; proxy_pass http://127.0.0.1:{E}/fixed/$1; }
+        location /cap/ { add_header X-Loc CAP always; rewrite ^/cap/(.*)$ /new/$1?c=$1 last; }
+        location /drop/ { add_header X-Loc DROP always; rewrite ^/drop/(.*)$ /new/$1? last; }
+        location /plus/ { add_header X-Loc PLUS always; rewrite ^/plus/(.*)$ /new/p?c=$1 last; }
         """,
         [
             ("/old/x?a=1", None),
@@ -275,6 +278,11 @@ CORPUS = [
             ("/cond/x", None),
             ("/var/a//b?c", None),
             ("/re/p/q?z=1", None),
+            ("/cap/a%20b&c?z=1", None),
+            ("/cap/ab", None),
+            ("/drop/x?z=1", None),
+            ("/plus/a+b%2B?z", None),
+            ("/plus/a+b", None),
         ],
     ),
 ]
@@ -382,6 +390,14 @@ HEADERS = (
     "proxy_set_header Host $http_host; proxy_set_header Upgrade $http_upgrade;",
 )
 SERVER_HEADERS = ("", "proxy_set_header Host $host; proxy_set_header X-Real-IP $remote_addr;")
+SERVER_REWRITES = (
+    "",
+    "",
+    "rewrite ^/x/(.*)$ /a/$1 last;",
+    "rewrite ^/x/(.*)$ /ab/$1?r=1;",
+    "merge_slashes off;",
+)
+LOCATION_REWRITES = ("", "", "", "rewrite ^/(.*)$ /r/$1 break;", "rewrite ^(.*)/c\\.b$ $1/c last;")
 EXTENSIONS = ("", "a", "b", "a/", "b/", "ab", "ab/", "a.b", "c/", "a/b", "a/b/", "/", "/a", "/a/")
 REGEXES = ("^/a", "^/a/", "b$", "\\.b", "^/ab", "/c/", "^/A", "(a|c)/b", "^/a/b$", "b/$", "^/b")
 
@@ -422,6 +438,8 @@ def locations(draw: st.DrawFn, base: str = "/", depth: int = 0) -> list[GenLoc]:
         if kind in ("", "^~") and depth == 0 and draw(st.integers(0, 3)) == 0:
             children = draw(locations(name, depth + 1))
         headers = draw(st.sampled_from(HEADERS)) if handler != "return" else ""
+        if handler != "return":
+            headers = (draw(st.sampled_from(LOCATION_REWRITES)) + " " + headers).strip()
         out.append(GenLoc(kind, name, handler, headers, children))
     return out
 
@@ -497,8 +515,8 @@ def _transform(path: str, how: str) -> str:
 @st.composite
 def scenario(draw: st.DrawFn) -> tuple[list[GenLoc], str, list[tuple[str, bool]]]:
     locs = draw(locations())
-    server_headers = draw(st.sampled_from(SERVER_HEADERS))
-    names = _names(locs) + ["/", "/a", "/ab/c", "/b/a.b", "/c/b", "/A/b"]
+    server_headers = draw(st.sampled_from(SERVER_HEADERS)) + " " + draw(st.sampled_from(SERVER_REWRITES))
+    names = _names(locs) + ["/", "/a", "/ab/c", "/b/a.b", "/c/b", "/A/b", "/x/a/b"]
     targets = []
     for _ in range(draw(st.integers(6, 10))):
         path = _transform(draw(st.sampled_from(names)), draw(st.sampled_from(TRANSFORMS)))

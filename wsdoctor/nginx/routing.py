@@ -96,6 +96,7 @@ class ParsedUri:
     args: str  # r->args: the raw query
     quoted: bool  # the path held a %XX (nginx re-escapes the URI it sends upstream then)
     unparsed: str  # r->unparsed_uri: the request target as sent
+    plus: bool = False  # the path held a "+" (nginx escapes rewrite captures in arguments then)
 
 
 def parse_uri(uri: str, merge_slashes: bool = True) -> ParsedUri | None:
@@ -291,6 +292,7 @@ def parse_uri(uri: str, merge_slashes: bool = True) -> ParsedUri | None:
         args=args.decode("utf-8", "surrogateescape"),
         quoted=quoted,
         unparsed=uri,
+        plus=b"+" in raw.split(b"?", 1)[0],
     )
 
 
@@ -308,6 +310,17 @@ def escape_uri(text: str) -> str:
     out = []
     for b in text.encode("utf-8", "surrogateescape"):
         if b <= 0x20 or b >= 0x7F or b in (0x23, 0x25, 0x3F):
+            out.append(f"%{b:02X}")
+        else:
+            out.append(chr(b))
+    return "".join(out)
+
+
+def escape_args(text: str) -> str:
+    """ngx_escape_uri(NGX_ESCAPE_ARGS): also " ", "#", "%", "&", "+", ";", "?" (uppercase hex)."""
+    out = []
+    for b in text.encode("utf-8", "surrogateescape"):
+        if b <= 0x20 or b >= 0x7F or b in b"#%&+;?":
             out.append(f"%{b:02X}")
         else:
             out.append(chr(b))
@@ -371,8 +384,16 @@ def parse_listen(d: Directive) -> Listen:
 
 
 def server_listens(server: Directive) -> list[Listen]:
-    """The server's listen sockets; a server without ``listen`` listens on ``*:80`` (nginx running as root)."""
-    ls = [parse_listen(d) for d in server.children("listen")]
+    """The server's TCP listen sockets; a server without ``listen`` listens on ``*:80`` (nginx as root).
+
+    ``listen … quic`` (UDP, HTTP/3) is left out: WebSocket clients reach nginx over TCP. The old
+    ``ssl on;`` (removed in nginx 1.25.1) makes every listen of the server a TLS one.
+    """
+    ls = [parse_listen(d) for d in server.children("listen") if "quic" not in d.args[1:]]
+    ssl_on = server.child("ssl")
+    if ssl_on is not None and ssl_on.args and ssl_on.args[0].lower() == "on":
+        for x in ls:
+            x.ssl = True
     return ls or [Listen(None, "*", 80, False, False)]
 
 
@@ -749,6 +770,7 @@ class _Request:
     uri: str
     args: str
     quoted: bool
+    plus: bool = False
     server: Directive | None = None
     valid_unparsed: bool = True
     valid_location: bool = True
@@ -823,8 +845,13 @@ def _variable(req: _Request, name: str, config: Config | None) -> str | None:
     return None
 
 
-def expand(text: str, req: _Request, config: Config | None = None) -> str | None:
-    """TEXT with its variables substituted; None (and the variable recorded) when one is unknowable."""
+def expand(
+    text: str, req: _Request, config: Config | None = None, escape_captures: bool = False
+) -> str | None:
+    """TEXT with its variables substituted; None (and the variable recorded) when one is unknowable.
+
+    ESCAPE_CAPTURES: regex captures go in escaped for arguments (``ngx_http_script_copy_capture_code``).
+    """
     missing = False
 
     def sub(m: re.Match[str]) -> str:
@@ -835,6 +862,10 @@ def expand(text: str, req: _Request, config: Config | None = None) -> str | None
             missing = True
             req.unknown.add("$" + name)
             return ""
+        if escape_captures and (
+            name.isdigit() or (req.captures is not None and name in req.captures.re.groupindex)
+        ):
+            return escape_args(v)
         return v
 
     out = _VAR.sub(sub, text)
@@ -971,11 +1002,18 @@ def _run_rewrites(
         if replacement.endswith("?"):  # a final "?" drops the original arguments
             replacement = replacement[:-1]
             add_args = False
-        new = expand(replacement, req, config)
-        if new is None:
+        # captures are escaped in the arguments part (and in redirects) when the request had %XX or "+"
+        escape = req.quoted or req.plus
+        head, qmark, tail = replacement.partition("?")
+        redirecting = redirect or flag in ("redirect", "permanent")
+        new_head = expand(head, req, config, escape_captures=escape and redirecting)
+        new_tail = expand(tail, req, config, escape_captures=escape) if qmark else ""
+        if new_head is None or new_tail is None:
             route.notes.append(f"`rewrite` at {d.where} uses a variable unknown offline")
             new = replacement
-        if redirect or flag in ("redirect", "permanent"):
+        else:
+            new = new_head + qmark + new_tail
+        if redirecting:
             if add_args and req.args:
                 new += ("&" if "?" in new else "?") + req.args
             status = 301 if flag == "permanent" else 302
@@ -984,6 +1022,8 @@ def _run_rewrites(
         req.uri = path
         if q:
             req.args = newargs + ("&" + req.args if add_args and req.args else "")
+        elif not add_args:
+            req.args = ""  # "rewrite … /x?" drops the arguments
         req.valid_unparsed = False
         req.internal = True
         route.rewrites.append(d)
@@ -1249,6 +1289,7 @@ def route(
         uri=parsed.path,
         args=parsed.args,
         quoted=parsed.quoted,
+        plus=parsed.plus,
         server=server,
     )
     r.request = req
