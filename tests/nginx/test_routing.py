@@ -122,6 +122,8 @@ def test_regex_steals_unless_caret_tilde(tmp_path: Path) -> None:
         and "precedence over the prefix location /chat/" in why
     )
     assert [d.args[-1] for d in cands] == ["/chat/", "\\.IO/"]
+    r = route(c, "h", 80, "/chat/socket.io/?EIO=4", "http")
+    assert r.shadowed_prefix is not None and r.shadowed_prefix.args == ["/chat/"] and r.proxy_pass is None
     loc, cands, why = select_location(s, "/static/socket.io/")
     assert loc is not None and loc.args == ["^~", "/static/"] and "stops the regex search" in why
     assert [d.args[-1] for d in cands] == ["/static/", "\\.IO/", "^/static/"]  # matched but never tried

@@ -62,6 +62,7 @@ class Route:
     args: str = ""  # the query string after rewrites
     rewrites: list[Directive] = field(default_factory=list)  # rewrites that changed the URI, in order
     if_block: Directive | None = None  # an `if` inside the location whose condition held (its config applies)
+    shadowed_prefix: Directive | None = None  # the longest prefix a regex location took the request from
     ssl_mismatch: bool = False  # the client speaks TLS to a port nginx serves without `ssl` (or the reverse)
     request: _Request | None = field(
         default=None, repr=False
@@ -1216,7 +1217,8 @@ def _fill_upstream(route: Route, config: Config, d: Directive, req: _Request, sp
     else:
         if (spec is None or spec.regex or spec.kind == "@") and not pu.variables:
             route.notes.append(
-                f'proxy_pass at {d.where} has a URI part inside a regex or named location: nginx refuses this config ("proxy_pass" cannot have URI part…)'
+                f"proxy_pass at {d.where} has a URI part inside a regex location or `if`: nginx refuses this "
+                'config ("proxy_pass" cannot have URI part …)'
             )
         vars_uri = uri_part
         loc_len = len(spec.name) if (req.valid_location and spec is not None and spec.static) else 0
@@ -1298,7 +1300,8 @@ def route(
     out = _run_rewrites(server.block, req, config, r, in_location=False)
     if out.kind == "return":
         _apply_return(r, out, req)
-        r.location_reason = f"the server-level {out.directive.name if out.directive else 'return'} answers before any location is chosen"
+        what = out.directive.name if out.directive else "return"
+        r.location_reason = f"the server-level {what} answers before any location is chosen"
         r.final_uri, r.args = req.uri, req.args
         return r
 
@@ -1306,6 +1309,7 @@ def route(
         loc, candidates, reason, rc, st = _select(server, req.uri)
         r.location, r.candidates, r.location_reason = loc, candidates, reason
         r.location_label = location_label(loc)
+        r.shadowed_prefix = st.prefix_loc if st.regex_loc is not None and st.regex_loc is loc else None
         req.captures = st.captures
         r.if_block = None
         if rc == _DONE and loc is not None:
@@ -1344,10 +1348,11 @@ def route(
     r.proxy_pass = pp
     if pp is None:
         other = next((d for d in r.location.block or () if d.name in AUTO_REDIRECT_HANDLERS), None)
+        tf = r.location.child("try_files")
         if other is not None:
             r.notes.append(f"{other.name} at {other.where}: not an HTTP proxy, wsdoctor does not follow it")
-        elif r.location.child("try_files") is not None:
-            r.notes.append(f"try_files at {r.location.child('try_files').where} may redirect internally")  # type: ignore[union-attr]
+        elif tf is not None:
+            r.notes.append(f"try_files at {tf.where} may redirect internally; wsdoctor does not follow it")
         return r
     _fill_upstream(r, config, pp, req, spec)
     return r
