@@ -209,6 +209,28 @@ CORPUS = [
             ("/other/admin/", None),
         ],
     ),
+    # A nested ^~ only stops the regexes of its own level: the outer level's regexes still run.
+    Case(
+        "deep",
+        """
+        location /a/ { add_header X-Loc A always; return 200 "A";
+            location ^~ /a/b/ { add_header X-Loc AB always; return 200 "AB"; }
+            location /a/c/ { add_header X-Loc AC always; return 200 "AC";
+                location ~ \\.y$ { add_header X-Loc ACY always; return 200 "ACY"; } }
+        }
+        location ^~ /n/ { add_header X-Loc N always; return 200 "N";
+            location /n/m/ { add_header X-Loc NM always; return 200 "NM"; } }
+        location ~ \\.x$ { add_header X-Loc RX always; return 200 "RX"; }
+        """,
+        [
+            ("/a/b/c.x", None),
+            ("/a/c/d.x", None),
+            ("/a/c/d.y", None),
+            ("/a/d.x", None),
+            ("/n/m/z.x", None),
+            ("/n/z.x", None),
+        ],
+    ),
     # Normalisation: %XX, .., //, . ; and the 400 for .. above the root.
     Case(
         "norm",

@@ -737,11 +737,12 @@ def _select(server: Directive, path: str) -> tuple[Directive | None, list[Direct
         if spec.kind == "=":
             reason = f"exact location = {spec.name} matches"
         elif spec.regex:
-            prefix = (
-                f"; it takes precedence over the prefix location {location_spec(st.prefix_loc).name}"  # type: ignore[union-attr]
-                if st.prefix_loc is not None and st.prefix_loc is not loc
-                else ""
-            )
+            prefix = ""
+            shadowed = location_spec(st.prefix_loc) if st.prefix_loc is not None else None
+            if shadowed is not None and st.prefix_loc is not loc:
+                prefix = f"; it takes precedence over the prefix location {shadowed.name}"
+                if shadowed.kind == "^~":
+                    prefix += " (a nested ^~ stops only the regexes nested with it, not the outer ones)"
             reason = f"regex location {spec.kind} {spec.name} is the first regex, in file order, that matches{prefix}"
         elif spec.kind == "^~":
             reason = f"longest matching prefix ^~ {spec.name}; ^~ stops the regex search"
