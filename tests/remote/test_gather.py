@@ -289,3 +289,68 @@ def test_gather_from_the_lab_short_timeout_sees_the_idle_drop(lab_factory) -> No
     assert idle and idle[-1].check == "timeout" and "[info]" in idle[-1].text
     tunnels = [e for e in logs if e.kind == "101-idle-timeout"]
     assert tunnels and tunnels[-1].status == 101 and tunnels[-1].duration is not None
+
+
+@pytest.mark.lab
+def test_live_logs_over_the_run_session_and_cancel(lab_factory) -> None:  # type: ignore[no-untyped-def]
+    from wsdoctor.remote.session import live_logs
+
+    from .helpers import pids_matching, wait_gone
+
+    lab = lab_factory("backend-down")
+    info = lab.info()
+    target = _target(info)
+    diagnosis = Diagnosis(target)
+
+    async def scenario() -> list:
+        await diagnosis.run()  # the gatherer opens the session; the tail reuses its connection
+        events: list = []
+
+        async def consume() -> None:
+            async for batch in live_logs(target, diagnosis.facts, interval=0.05):
+                events.extend(batch)
+
+        task = asyncio.create_task(consume())
+        deadline = time.monotonic() + 5
+        while not pids_matching(f"^tail -n 0 -F -- {info['access_log']}") and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+        await asyncio.to_thread(_polling, info, 1)
+        while not any(e.source == "access" for e in events) and time.monotonic() < deadline + 5:
+            await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return events
+
+    try:
+        events = asyncio.run(scenario())
+        assert session_for(target).runner.stats()["connections"] == 1  # type: ignore[union-attr]
+    finally:
+        close_session(target)
+    assert any(e.source == "access" and "EIO=4" in e.text for e in events)
+    assert wait_gone(f"^tail -n 0 -F -- {info['access_log']}") == []
+    assert wait_gone(f"^tail -n 0 -F -- {info['error_log']}") == []
+
+
+def test_gatherer_stops_the_run_on_an_unknown_host_key(sshd: Sshd, tmp_path: Path) -> None:
+    from wsdoctor.diagnose import InputError
+
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    target = Target(ssh=sshd.destination, identity=str(sshd.client_key), known_hosts=str(empty), offline=True)
+    with pytest.raises(InputError, match="--accept-host-key SHA256:"):
+        _run(target)
+
+
+def test_gatherer_on_an_unreachable_host_makes_remote_facts_unavailable(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    target = Target(ssh=f"root@127.0.0.1:{port}", known_hosts=str(tmp_path / "kh"), offline=True)
+    diagnosis = _run(target)
+    for name in ("config", "logs", "commands"):
+        assert "refused the SSH connection" in diagnosis.facts.unavailable[name]
+    assert diagnosis.findings["syntax"].status == "skip"

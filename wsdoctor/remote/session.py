@@ -39,6 +39,8 @@ class RemoteSession:
         self._lock = threading.Lock()
         self._forwards: dict[tuple[str, int], tuple[str, int]] = {}
         self.log_plan: g.LogPlan | None = None
+        self.nginx_prefix: str | None = None  # the running master's -p, for relative log paths
+        self.compiled: dict[str, str] = {}  # nginx -V's --prefix / --error-log-path / --http-log-path
         self.tail_sudo = False
         self.error: str | None = None
 
@@ -189,6 +191,7 @@ async def _gather(
         asyncio.to_thread(g.nginx_test, runner, proc),
     )
     version, compiled = g.parse_nginx_v(version_result)
+    session.nginx_prefix, session.compiled = proc.prefix, compiled
     facts.commands["nginx -V"] = version_result
     facts.commands["nginx -t"] = test_result
     if target.nginx_version:
@@ -272,23 +275,40 @@ def _location_of(facts: Facts) -> tuple[Directive | None, float | None]:
 # --- live logs for the TUI ------------------------------------------------------------------------------------
 
 
-async def live_logs(target: Target, facts: Facts, interval: float = 0.2) -> AsyncIterator[list[LogEvent]]:
-    """Batches of classified LogEvents from a live tail of the logs that apply to the location.
+async def live_logs(
+    target: Target, facts: Facts, interval: float = 0.2, include_unclassified: bool = True
+) -> AsyncIterator[list[LogEvent]]:
+    """Batches of LogEvents from a live tail of the logs that apply to the location.
 
-    Usable as the TUI's ``log_source_factory(target, facts)``.  Uses the run's session (so over SSH, the
-    same connection); cancelling the consuming task stops every tail on the host.
+    Usable as the TUI's ``log_source_factory(target, facts)``: every new line comes as an event (the
+    unclassified ones with ``kind == check == ""``, for the log view; only classified ones speak for a
+    check).  Uses the run's session (so over SSH, the same connection); cancelling the consuming task
+    stops every tail on the host.  Raises RemoteError (one sentence) when there is nothing to follow.
     """
+    from wsdoctor.remote.errors import RemoteError
+
     session = session_for(target)
     runner = await asyncio.to_thread(session.connect)
     plan = session.log_plan
     if plan is None:
         if facts.config is None:
-            return
+            raise RemoteError(
+                "the nginx logs cannot be located without the config: "
+                + (facts.unavailable.get("config") or "give --ssh or --nginx-conf")
+            )
         location, read_timeout = _location_of(facts)
-        plan = g.log_sources(facts.config, location, read_timeout=read_timeout)
+        plan = g.log_sources(
+            facts.config,
+            location,
+            prefix=session.nginx_prefix,
+            compiled=session.compiled,
+            read_timeout=read_timeout,
+        )
         session.log_plan = plan
     if not plan.sources:
-        return
-    follower = LogFollower(runner, plan.sources, sudo=session.tail_sudo)
+        raise RemoteError("no nginx log file to follow: " + ("; ".join(plan.notes) or "logging is off"))
+    follower = LogFollower(
+        runner, plan.sources, sudo=session.tail_sudo, include_unclassified=include_unclassified
+    )
     async for batch in follower.batches(interval):
         yield batch
