@@ -208,8 +208,8 @@ class WsdoctorApp(App[int]):
         self.render_state()
         if self.target is None:
             self.push_screen(TargetScreen(self.initial_target), callback=self._target_chosen)
-        else:
-            self.start(self.target)
+        else:  # paint the (pending) screen first, then pay for the engine's imports and first evaluation
+            self.call_after_refresh(self.start, self.target)
 
     def _target_chosen(self, target: Target | None) -> None:
         if target is not None:

@@ -265,6 +265,7 @@ async def test_unknown_host_key_is_trusted_only_after_the_fingerprint_is_shown()
     app = make_app(factory=factory)
     async with app.run_test(size=(100, 32)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, HostKeyScreen))
+        await pilot.pause()
         text = screen_text(app)
         assert "SHA256:Zm9vYmFy" in text and "lb1.x-or.cloud" in text
         await pilot.press("n")
@@ -277,4 +278,20 @@ async def test_unknown_host_key_is_trusted_only_after_the_fingerprint_is_shown()
         await wait_for(pilot, lambda: settled(app))
         assert app.target.accept_host_key == "SHA256:Zm9vYmFy" and len(made) == 3
         assert app.error is None
+        await pilot.press("q")
+
+
+async def test_no_color_keeps_every_status_readable(monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = make_app()
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: settled(app))
+        assert app.no_color
+        text = screen_text(app)
+        for badge in ("✗ FAIL", "! WARN", "✓ PASS", "– SKIP", "happening here", "not happening"):
+            assert badge in text  # meaning is in words and symbols, not only in colour
+        await pilot.press("down", "enter")  # route: its config excerpt marks the offending lines with ▶
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen))
+        await pilot.pause()
+        assert "▶12 │     location /dev/aiwm/chat/ {" in screen_text(app)
         await pilot.press("q")

@@ -80,7 +80,7 @@ def _stable(report: dict) -> dict:
 
 
 def _tails(marker: str) -> list[str]:
-    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, timeout=10).stdout
+    out = subprocess.run(["ps", "-ww", "-eo", "pid,args"], capture_output=True, text=True, timeout=10).stdout
     return [line for line in out.splitlines() if "tail" in line and marker in line]
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 
 from textual import events
 
+from wsdoctor.app import WsdoctorApp
 from wsdoctor.screens.detail import DetailScreen
 from wsdoctor.screens.logs import LogsScreen
+from wsdoctor.target import Target
 from wsdoctor.widgets.findings import FindingList
 from wsdoctor.widgets.logview import LOG_CAP, LogView
 
@@ -157,3 +160,68 @@ async def test_keys_stay_responsive_under_10000_lines_per_second():
         assert len(view_lines(app)) <= LOG_CAP
         await pilot.press("q")
     assert max(latencies) < 0.5, latencies
+
+
+LOCAL_CONF = """
+events {}
+http {
+    upstream backends { server 127.0.0.1:9; }
+    server {
+        listen 8080;
+        server_name api.example.test;
+        access_log %(dir)s/access.log;
+        error_log %(dir)s/error.log;
+        location /chat/ {
+            proxy_pass http://backends/;
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection "upgrade";
+        }
+    }
+}
+"""
+
+
+def _tails(marker: str) -> list[str]:
+    out = subprocess.run(["ps", "-ww", "-eo", "pid,args"], capture_output=True, text=True, timeout=10).stdout
+    return [line for line in out.splitlines() if "tail" in line and marker in line]
+
+
+async def test_a_local_config_is_tailed_live_with_the_real_engine(tmp_path):
+    """No lab, no network: the real Diagnosis offline on a local config, and the real local tail."""
+    (tmp_path / "access.log").write_text("")
+    (tmp_path / "error.log").write_text("")
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(LOCAL_CONF % {"dir": tmp_path})
+    target = Target(
+        url="ws://api.example.test:8080",
+        path="/chat/socket.io",
+        nginx_conf=str(conf),
+        nginx_version="1.22.1",
+        offline=True,
+    )
+    app = WsdoctorApp(target)  # the real Diagnosis and default_log_source
+    app.animation_level = "none"
+    async with app.run_test(size=(120, 32)) as pilot:
+        await wait_for(pilot, lambda: settled(app), timeout=30)
+        assert "location /chat/" in screen_text(app)
+        await pilot.press("l")
+        await wait_for(pilot, lambda: app.log_status == "waiting for log lines…" and _tails(str(tmp_path)))
+        line = (
+            '127.0.0.1 - - [26/Nov/2026:03:12:09 +0000] "GET /socket.io/?EIO=4&transport=polling&t=local '
+            'HTTP/1.1" 404 153 "-" "socket.io-client"\n'
+        )
+        deadline = time.monotonic() + 15
+        while not any("t=local" in v for v in view_lines(app)):
+            assert time.monotonic() < deadline, app.log_status
+            with open(tmp_path / "access.log", "a") as f:
+                f.write(line)
+            await pilot.pause(0.5)
+        shown = next(v for v in view_lines(app) if "t=local" in v)
+        assert shown.startswith("! client    404-socketio       access")
+        await wait_for(pilot, lambda: any("t=local" in e.text for e in app.diagnosis.facts.logs))
+        await pilot.press("q")
+    deadline = time.monotonic() + 10
+    while _tails(str(tmp_path)) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert _tails(str(tmp_path)) == []
