@@ -137,17 +137,21 @@ async def test_a_real_clients_404_appears_live_and_lands_in_the_diagnosis(lab_fa
         # The engineer reproduces with the runbook's client: socket.io-client asks for /socket.io/.
         base = info["url"].replace("wss://", "https://").replace("ws://", "http://").split("/", 3)
         probe = f"{base[0]}//{base[2]}/socket.io/?EIO=4&transport=polling&t=tui-live"
-        seen = []
+
+        def tagged() -> list[str]:  # the access-log line, classified for `client` (error-log lines show too)
+            lines = app.screen.query_one(LogView).lines
+            return [
+                line for line in lines if "t=tui-live" in line and line.startswith("! client    404-socketio")
+            ]
+
         deadline = time.monotonic() + 20
-        while not seen and time.monotonic() < deadline:
+        while not tagged() and time.monotonic() < deadline:
             async with httpx.AsyncClient(
                 verify=ssl.create_default_context(cafile=info["ca_file"]), timeout=5
             ) as client:
                 assert (await client.get(probe)).status_code == 404
             await pilot.pause(0.5)
-            seen = [line for line in app.screen.query_one(LogView).lines if "t=tui-live" in line]
-        assert seen, app.log_status
-        assert seen[0].startswith("! client    404-socketio")
+        assert tagged(), (app.log_status, list(app.screen.query_one(LogView).lines)[-5:])
         await wait_for(
             pilot,
             lambda: any(
