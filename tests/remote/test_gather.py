@@ -4,6 +4,7 @@ config, nearest level first), backend log specs passed as data, and a real gathe
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
 import time
 from pathlib import Path
@@ -49,6 +50,17 @@ def test_master_argv_replays_the_same_files() -> None:
     assert proc is not None
     assert proc.argv("-T") == ["/usr/sbin/nginx", "-T", "-p", "/l/", "-c", "/l/n.conf", "-g", "daemon off;"]
     assert g.parse_master("nginx: worker process", 2) is None
+
+
+def test_process_list_falls_back_to_proc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "ps").write_text("#!/bin/sh\necho 'ps: unrecognized option: e' >&2\nexit 1\n")
+    (fake / "ps").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:/usr/bin:/bin")
+    result = g.process_list(LocalRunner())
+    mine = [line for line in result.stdout.splitlines() if line.split(" ", 1)[0] == str(os.getpid())]
+    assert mine and "pytest" in mine[0]
 
 
 def test_listening_pids() -> None:

@@ -205,6 +205,35 @@ def test_proxyjump_chain_through_the_same_sshd(sshd: Sshd, tmp_path: Path, home:
         assert runner.stats()["connections"] == 2
 
 
+def test_jump_host_with_its_own_proxyjump(sshd: Sshd, tmp_path: Path, home: Path) -> None:
+    extra = f"""Host jump2
+    HostName 127.0.0.1
+    Port {sshd.port}
+    User root
+    IdentityFile {sshd.client_key}
+    UserKnownHostsFile {sshd.known_hosts}
+    ProxyJump jumpbox
+Host lb-via-two
+    HostName 127.0.0.1
+    Port {sshd.port}
+    User root
+    IdentityFile {sshd.client_key}
+    UserKnownHostsFile {sshd.known_hosts}
+    ProxyJump jump2
+"""
+    config = _config(tmp_path, sshd, extra)
+    with SshRunner.connect("lb-via-two", ssh_config=str(config)) as runner:
+        assert runner.run(["echo", "two hops"], 10).stdout == "two hops\n"
+        assert runner.stats()["connections"] == 3
+
+
+def test_proxyjump_loop_is_a_sentence(tmp_path: Path, home: Path) -> None:
+    config = tmp_path / "loop_config"
+    config.write_text("Host a\n    ProxyJump b\nHost b\n    ProxyJump a\n")
+    with pytest.raises(ConnectError, match="a loop"):
+        SshRunner.connect("a", ssh_config=str(config), timeout=2)
+
+
 def test_proxycommand(sshd: Sshd, tmp_path: Path, home: Path) -> None:
     config = _config(tmp_path, sshd)
     with config.open("a") as handle:

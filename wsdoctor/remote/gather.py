@@ -200,8 +200,20 @@ def find_nginx(
 
 
 def process_list(runner: Runner, timeout: float = COMMAND_TIMEOUT) -> CommandResult:
-    """``ps -eo pid=,args=`` (kept out of the evidence: other processes' arguments may hold secrets)."""
-    return runner.run(["ps", "-eo", "pid=,args="], timeout)
+    """``ps -eo pid=,args=`` (kept out of the evidence: other processes' arguments may hold secrets).
+
+    Where ps lacks ``-o`` (busybox, minimal containers) the same lines are read from /proc by a fixed
+    script (no data of ours in it).
+    """
+    result = runner.run(["ps", "-eo", "pid=,args="], timeout)
+    if result.exit_status == 0 and result.stdout.strip():
+        return result
+    script = (
+        'for d in /proc/[0-9]*; do c=$(tr "\\000" " " < "$d/cmdline" 2>/dev/null); '
+        '[ -n "$c" ] && echo "${d#/proc/} $c"; done; true'
+    )
+    fallback = runner.run(["sh", "-c", script], timeout)
+    return fallback if fallback.stdout.strip() else result
 
 
 def _same_path(proc: NginxProcess, conf: str) -> bool:

@@ -149,7 +149,6 @@ def resolve(
     identity: str | None = None,
     known_hosts: str | None = None,
     use_openssh: bool = True,
-    _depth: int = 0,
 ) -> SshSpec:
     """Evaluate the ssh config for ``destination`` like ``ssh`` would (``-F``, ``-i``, known_hosts overrides).
 
@@ -326,10 +325,8 @@ def _same_fingerprint(given: str | None, actual: str) -> bool:
 class _AcceptOnlyPolicy(paramiko.MissingHostKeyPolicy):
     """Unknown key: refuse with the fingerprint, unless it is exactly the one the user accepted."""
 
-    def __init__(self, accept: str | None, label: str, other_types: bool) -> None:
+    def __init__(self, accept: str | None) -> None:
         self.accept = accept
-        self.label = label
-        self.other_types = other_types
 
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
         fp = fingerprint(key)
@@ -403,21 +400,17 @@ def _describe_connect_error(exc: BaseException, spec: SshSpec, timeout: float) -
 def _connect_hop(spec: SshSpec, sock: Any, accept_host_key: str | None, timeout: float) -> paramiko.SSHClient:
     client = paramiko.SSHClient()
     own = str(own_known_hosts())
-    loaded = []
     for path in [*spec.known_hosts_files, own]:
         if os.path.isfile(path):
             with contextlib.suppress(Exception):  # an unreadable / malformed file must not stop us
                 client.load_system_host_keys(path)
-                loaded.append(path)
     # SSHClient looks the key up as "host" on port 22 and "[host]:port" otherwise; a HostKeyAlias has no port.
     if spec.host_key_alias:
         lookup_host, lookup_port = spec.host_key_alias, 22
     else:
         lookup_host, lookup_port = spec.hostname, spec.port
-    known_for_host = client.get_host_keys().lookup(spec.key_name)
-    client.set_missing_host_key_policy(
-        _AcceptOnlyPolicy(accept_host_key, spec.key_name, bool(known_for_host))
-    )
+    # A known key of another type than the one offered counts as changed (paramiko raises BadHostKey).
+    client.set_missing_host_key_policy(_AcceptOnlyPolicy(accept_host_key))
     key_files = [f for f in spec.identity_files if os.path.isfile(f)]
     try:
         client.connect(
@@ -466,15 +459,21 @@ def connect(
 ) -> list[paramiko.SSHClient]:
     """Open the connection (through each ProxyJump hop, or the ProxyCommand); the target's client is last."""
     clients: list[paramiko.SSHClient] = []
-    hops = [
-        resolve(hop, config_file=config_file, identity=identity, known_hosts=known_hosts)
-        for hop in spec.proxy_jump
-    ]
-    if len(hops) > MAX_JUMPS:
-        raise ConnectError(
-            f"ProxyJump for {spec.destination} has more than {MAX_JUMPS} hops; check the ssh config."
-        )
-    chain = [*hops, spec]
+
+    def hops_of(current: SshSpec, depth: int) -> list[SshSpec]:
+        # A jump host may have its own ProxyJump (as with ssh): its hops come first.
+        out: list[SshSpec] = []
+        for hop in current.proxy_jump:
+            if depth + len(out) >= MAX_JUMPS:
+                raise ConnectError(
+                    f"ProxyJump for {spec.destination} needs more than {MAX_JUMPS} hops (a loop?); "
+                    "check the ssh config."
+                )
+            resolved = resolve(hop, config_file=config_file, identity=identity, known_hosts=known_hosts)
+            out += [*hops_of(resolved, depth + len(out) + 1), resolved]
+        return out
+
+    chain = [*hops_of(spec, 0), spec]
     try:
         sock: Any = None
         for index, hop in enumerate(chain):
