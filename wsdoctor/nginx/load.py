@@ -284,6 +284,8 @@ _CP_SUFFIX = re.compile(r" in \S+?(?::\d+)?$")
 
 
 class _Loader:
+    """One load: reads each file through SOURCE, expands includes, collects every file's text and errors."""
+
     def __init__(self, source: Any, main: str, label: str, fs_root: str | None = None) -> None:
         self.source = source
         self.main = main
@@ -292,9 +294,8 @@ class _Loader:
         self.fs_root = fs_root
         self.files: dict[str, str] = {}
         self.errors: list[ConfigError] = []
-        self.reported: set[str] = (
-            set()
-        )  # files whose parse errors are recorded (once, however often included)
+        # files whose parse errors are recorded (once, however often they are included)
+        self.reported: set[str] = set()
 
     def load(self) -> Config:
         try:
