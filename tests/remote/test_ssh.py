@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -421,12 +422,32 @@ def test_forward_reaches_what_the_proxy_host_reaches(session_runner: SshRunner) 
     server.close()
 
 
-def test_forward_to_a_closed_port_says_so(session_runner: SshRunner) -> None:
+def test_forward_to_a_closed_port_says_so(
+    session_runner: SshRunner, capfd: pytest.CaptureFixture[str]
+) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     with pytest.raises(ForwardError, match=f"could not connect to 127.0.0.1:{port}"):
         session_runner.forward("127.0.0.1", port)
+
+
+def test_no_paramiko_noise_on_stderr(sshd: Sshd) -> None:
+    """A refused channel is a sentence for the caller, not a paramiko log line on the user's terminal."""
+    script = f"""
+import socket
+from wsdoctor.remote.errors import ForwardError
+from wsdoctor.remote.ssh import SshRunner
+s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
+with SshRunner.connect({sshd.destination!r}, identity={str(sshd.client_key)!r}, known_hosts={str(sshd.known_hosts)!r}) as r:
+    try:
+        r.forward("127.0.0.1", port)
+    except ForwardError:
+        print("refused")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+    assert done.stdout.strip() == "refused"
+    assert done.stderr == ""
 
 
 def test_fingerprint_matches_openssh(sshd: Sshd) -> None:

@@ -16,6 +16,7 @@ import base64
 import contextlib
 import getpass
 import hashlib
+import logging
 import os
 import re
 import select
@@ -46,6 +47,10 @@ from wsdoctor.remote.runner import (
 
 if TYPE_CHECKING:
     from wsdoctor.target import Target
+
+# paramiko logs refused channels and dropped transports itself; with no handler configured Python would
+# print them on stderr as raw tracebacks.  wsdoctor reports those as sentences instead.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 DEFAULT_TIMEOUT = 10.0  # connect, banner, auth, channel open
 KEEPALIVE = 15  # seconds between keepalive packets
