@@ -89,7 +89,11 @@ async def test_form_shows_inline_errors_then_starts_the_diagnosis(export_dir, mo
         assert "Give a URL like wss://api.example.com/chat" in text
         assert isinstance(app.screen, TargetScreen) and factory.made == []
 
-        app.screen.query_one("#field-url").value = "wss://api.x-or.cloud/dev/aiwm/chat"
+        url = app.screen.query_one("#field-url")
+        url.value = ""
+        # typed key by key: q, r, e, l, t are app keys elsewhere, but here they are text
+        await pilot.press(*"wss://api.x-or.cloud/dev/aiwm/chat")
+        assert url.value == "wss://api.x-or.cloud/dev/aiwm/chat" and app.is_running
         app.screen.query_one("#field-token_env").value = "WS_TOKEN"
         await pilot.pause()
         assert "Give a URL" not in screen_text(app)  # editing clears the field's error

@@ -61,6 +61,7 @@ class LogsScreen(Screen):
         self.missed = 0  # lines that arrived while paused
         self.source_status = "waiting for the log source…"
         self._buffer: list[str] = []
+        self._status = ""
 
     def compose(self) -> ComposeResult:
         yield Static(id="log-status")
@@ -128,7 +129,10 @@ class LogsScreen(Screen):
         if self.filter_text:
             parts.append(Content.assemble(("filter ", "$text-muted"), (repr(self.filter_text), "bold")))
         parts.append(Content.styled(self.source_status, "$text-muted"))
-        self.query_one("#log-status", Static).update(Content.styled(" · ", "$text-muted").join(parts))
+        status = Content.styled(" · ", "$text-muted").join(parts)
+        if status.plain != self._status:  # called 10 times a second: repaint only on change
+            self._status = status.plain
+            self.query_one("#log-status", Static).update(status)
 
     # -- actions -------------------------------------------------------------------
 
