@@ -488,12 +488,14 @@ class WsdoctorApp(App[int]):
 
 def _unknown_host_key(error: BaseException | None) -> tuple[str, str] | None:
     """(host, SHA256 fingerprint) when the run stopped on an unknown SSH host key (raised or chained)."""
-    seen = 0
-    while error is not None and seen < 10:
-        if type(error).__name__ == "HostKeyUnknown" and hasattr(error, "fingerprint"):
-            return str(getattr(error, "host", "")), str(error.fingerprint)
+    from wsdoctor.remote.errors import HostKeyUnknown  # exceptions only: no paramiko
+
+    for _ in range(10):  # the gatherer re-raises it as an InputError; follow the chain a little way
+        if error is None:
+            break
+        if isinstance(error, HostKeyUnknown):
+            return error.host, error.fingerprint
         error = error.__cause__ or error.__context__
-        seen += 1
     return None
 
 

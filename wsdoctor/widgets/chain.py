@@ -15,14 +15,6 @@ from textual.widgets import Static
 from wsdoctor.report import Finding, Status
 from wsdoctor.widgets.render import STATUS_STYLE, clean
 
-CHAIN_LABELS = {
-    "url": "url",
-    "request": "request",
-    "namespace": "namespace",
-    "location": "location",
-    "upstream": "upstream",
-}
-
 
 def chain_content(chain: Sequence[tuple[str, str]], secrets: Sequence[str] = ()) -> Content:
     if not chain:
@@ -31,7 +23,7 @@ def chain_content(chain: Sequence[tuple[str, str]], secrets: Sequence[str] = ())
     for key, value in chain:
         parts.append(
             Content.assemble(
-                (CHAIN_LABELS.get(key, key) + " ", "$text-muted"),
+                (key + " ", "$text-muted"),
                 (clean(value, secrets, multiline=False), "bold"),
             )
         )
