@@ -197,13 +197,21 @@ def test_backend_auth_lines_are_filtered(runner: Runner, tmp_path: Path) -> None
     log = tmp_path / "backend.log"
     log.write_text(
         "info: listening on 3350\nerror: JWT expired for user 7\nwarn: \x1b[31minvalid token\x1b[0m\ninfo: ok\n"
+        "INFO connected sid=abc from 10.0.0.7 sub=alice token via auth\n"  # a success: not evidence
+        "2026-05-01T10:00:00+0000 WARN authentication failed for sid=def: jwt InvalidSignatureError\n"
     )
     result, events = g.backend_auth_logs(runner, str(log), timeout=10)
     assert result.exit_status == 0
     assert [(e.text, e.check, e.source) for e in events] == [
         ("error: JWT expired for user 7", "auth", "backend"),
         ("warn: invalid token", "auth", "backend"),
+        (
+            "2026-05-01T10:00:00+0000 WARN authentication failed for sid=def: jwt InvalidSignatureError",
+            "auth",
+            "backend",
+        ),
     ]
+    assert [e.time for e in events] == [None, None, "2026-05-01T10:00:00+0000"]
 
 
 # --- against the lab over SSH -------------------------------------------------------------------------------

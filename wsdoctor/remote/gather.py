@@ -29,7 +29,15 @@ TAIL_LINES = 400
 BACKEND_LOG_LINES = 300
 DEFAULT_ERROR_LOG = "/var/log/nginx/error.log"
 DEFAULT_ACCESS_LOG = "/var/log/nginx/access.log"
-_AUTH_WORDS = re.compile(r"auth|jwt|token|invalid|unauthori[sz]ed|forbidden|denied|expired|signature", re.I)
+# A backend line is auth evidence when it is about credentials AND says something went wrong: "token via
+# auth" on a successful connect is not evidence of failing authentication.
+_AUTH_CONTEXT = re.compile(r"auth|jwt|token|credential|signature|bearer|unauthori[sz]ed|forbidden", re.I)
+_AUTH_FAILURE = re.compile(
+    r"fail|invalid|unauthori[sz]ed|denied|forbidden|expired|reject|refus|error|bad|missing|malformed|"
+    r"not allowed|\b40[13]\b",
+    re.I,
+)
+_ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?")
 _BACKEND_HINT = re.compile(r"node|uvicorn|gunicorn|hypercorn|daphne|pm2|socket\.?io|python", re.I)
 _NGINX_FLAGS = {"-c", "-p", "-g", "-e", "-s", "-t", "-T", "-q", "-v", "-V", "-h", "-?"}
 
@@ -372,7 +380,7 @@ def backend_log_argv(spec: str, lines: int = BACKEND_LOG_LINES) -> tuple[list[st
 def backend_auth_logs(
     runner: Runner, spec: str, lines: int = BACKEND_LOG_LINES, timeout: float = COMMAND_TIMEOUT
 ) -> tuple[CommandResult, list[LogEvent]]:
-    """The backend's last log lines that speak of authentication (auth, jwt, token, invalid, …)."""
+    """The backend's last log lines about authentication failing (auth/jwt/token AND invalid/expired/…)."""
     argv, label = backend_log_argv(spec, lines)
     if argv[0] == "tail":
         result, _ = run_readable(runner, argv, timeout)
@@ -382,11 +390,18 @@ def backend_auth_logs(
         result = runner.run(argv, timeout)
     events = []
     for line in result.stdout.splitlines():
-        if _AUTH_WORDS.search(line):
+        if _AUTH_CONTEXT.search(line) and _AUTH_FAILURE.search(line):
             text = sanitize(line)
+            stamp = _ISO_TIME.search(text[:64])  # journalctl -o short-iso, pm2 and most loggers lead with it
             events.append(
                 LogEvent(
-                    source="backend", file=label, line_no=None, text=text, kind="backend-auth", check="auth"
+                    source="backend",
+                    file=label,
+                    line_no=None,
+                    text=text,
+                    kind="backend-auth",
+                    check="auth",
+                    time=stamp.group(0) if stamp else None,
                 )
             )
     return result, events
