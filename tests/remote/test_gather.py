@@ -374,3 +374,17 @@ def test_gatherer_on_an_unreachable_host_makes_remote_facts_unavailable(tmp_path
     for name in ("config", "logs", "commands"):
         assert "refused the SSH connection" in diagnosis.facts.unavailable[name]
     assert diagnosis.findings["syntax"].status == "skip"
+
+
+def test_privileged_commands_without_passwordless_sudo(
+    fakebin: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not root and sudo wants a password: a read that works anyway is used; else the NOPASSWD sentence."""
+    monkeypatch.setenv("PATH", f"{fakebin}:/usr/bin:/bin")
+    runner = LocalRunner()
+    runner.is_root = False
+    ok = g.run_privileged(runner, ["echo", "readable anyway"], timeout=10)
+    assert (ok.exit_status, ok.stdout, ok.error) == (0, "readable anyway\n", None)
+    denied = g.run_privileged(runner, ["sh", "-c", "echo 'permission denied' >&2; exit 1"], timeout=10)
+    assert denied.error is not None and "needs root and sudo asks for a password" in denied.error
+    assert denied.argv == ["sh", "-c", "echo 'permission denied' >&2; exit 1"]
