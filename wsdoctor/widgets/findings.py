@@ -71,7 +71,9 @@ class FindingRow(Widget):
             state = RowState(None, self.state.title, "waiting for facts…")
         else:
             summary = clean(finding.summary, secrets, multiline=False)
-            state = RowState(None if pending else finding.status, clean(finding.title, secrets), summary)
+            state = RowState(
+                None if pending else finding.status, clean(finding.title, secrets, multiline=False), summary
+            )
             if pending:  # the check's verdict so far would mislead: its facts are still coming
                 state = RowState(None, state.title, "gathering facts…")
         if state == self.state:
