@@ -576,3 +576,89 @@ def test_generated_locations_match_real_nginx(real_nginx: RealNginx, case) -> No
         if diffs:
             failures.append(("gen.test", target, headers, diffs))
     assert not failures, _report(text, failures)
+
+
+# --- hypothesis-generated server sets × Host headers ---------------------------------------------------------
+
+NAMES = (
+    "a.test",
+    "*.a.test",
+    ".b.test",
+    "www.c.*",
+    "~^x\\d+\\.test$",
+    "~^(?<n>.+)\\.d\\.test$",
+    "*.x.a.test",
+    "b.test",
+    "_",
+    "~^X",
+    "www.c.org",
+)
+HOSTS = (
+    "a.test",
+    "z.a.test",
+    "y.x.a.test",
+    "b.test",
+    "q.b.test",
+    "www.c.org",
+    "www.c.co.uk",
+    "x12.test",
+    "k.d.test",
+    "none.test",
+    "A.TEST",
+    "b.test.",
+    "xa.test",
+    "www.c.org:8080",
+)
+
+
+@st.composite
+def server_sets(draw: st.DrawFn) -> tuple[list[tuple[list[str], bool, bool]], list[tuple[str, bool]]]:
+    servers = []
+    for _ in range(draw(st.integers(1, 5))):
+        names = draw(st.lists(st.sampled_from(NAMES), min_size=0, max_size=2, unique=True))
+        servers.append((names, draw(st.booleans()), False))  # (names, on port P else Q, default_server)
+    if draw(st.booleans()):
+        i = draw(st.integers(0, len(servers) - 1))
+        servers[i] = (servers[i][0], servers[i][1], True)
+    hosts = draw(st.lists(st.tuples(st.sampled_from(HOSTS), st.booleans()), min_size=4, max_size=8))
+    return servers, hosts
+
+
+@settings(max_examples=int(os.environ.get("WSDOCTOR_DIFF_EXAMPLES", "15")), deadline=None,
+          suppress_health_check=list(HealthCheck), database=None)  # fmt: skip
+@given(case=server_sets())
+def test_generated_server_names_match_real_nginx(real_nginx: RealNginx, case) -> None:
+    servers, hosts = case
+    p, q = real_nginx.ports
+    blocks = []
+    for i, (names, on_p, default) in enumerate(servers):
+        listen = f"127.0.0.1:{p if on_p else q}{' default_server' if default else ''}"
+        sn = f"    server_name {' '.join(names)};\n" if names else ""
+        blocks.append(f'server {{\n    listen {listen};\n{sn}    return 200 "S{i}";\n}}')
+    text = "\n".join(blocks)
+    real_nginx.load(text)
+    config = load_file(str(real_nginx.conf))
+    failures = []
+    for host, to_p in hosts:
+        port = p if to_p else q
+        server, why = select_server(config, host, port, addr="127.0.0.1")
+        ret = server.child("return") if server is not None else None
+        predicted = (
+            ret.args[1] if ret is not None else ("marker" if server is not None else "nothing listens")
+        )
+        try:
+            resp = real_nginx.request("/", host, port=port)
+            actual = (
+                resp.body.decode()
+                if resp.status == 200
+                else "marker"
+                if resp.status in (403, 404)
+                else f"status {resp.status}"
+            )
+        except ConnectionRefusedError:
+            actual = "nothing listens"
+        if predicted != actual:
+            failures.append(
+                (host, f"/ on port {port}", None, [f"server: predicted {predicted} ({why}), nginx {actual}"])
+            )
+    assert not failures, _report(text, failures)

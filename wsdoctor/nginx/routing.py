@@ -441,36 +441,51 @@ def compile_regex(pattern: str, caseless: bool = False) -> re.Pattern[str] | Non
 
 
 def _match_server_name(servers: list[Directive], host: str) -> tuple[Directive | None, str]:
-    """nginx's order: exact name, longest ``*.`` wildcard, longest ``.*`` wildcard, first regex (config order)."""
-    exact: Directive | None = None
-    head: tuple[int, Directive, str] | None = None
-    tail: tuple[int, Directive, str] | None = None
+    """nginx's order: exact name, longest ``*.`` wildcard, longest ``.*`` wildcard, first regex (config order).
+
+    Names are registered as ``ngx_hash_add_key`` does, in config order, the first of conflicting names
+    winning: ``.x`` claims the exact name ``x`` too (so a later ``server_name x`` is ignored, and a ``.x``
+    after an exact ``x`` is ignored entirely), ``*.x`` and ``.x`` claim the wildcard ``x``.
+    """
+    exact: dict[str, tuple[Directive, str]] = {}
+    head: dict[str, tuple[Directive, str]] = {}  # "example.com" -> server, for *.example.com / .example.com
+    tail: dict[str, tuple[Directive, str]] = {}  # "www.example." -> server, for www.example.*
     for s in servers:
         for name in _server_names(s):
             if name.startswith("~"):
                 continue
             n = name.lower()
-            if n == host and exact is None:
-                exact = s
-            elif n.startswith("*.") or n.startswith("."):
-                suffix = n[1:] if n.startswith("*") else n  # ".example.com"
-                matches = host.endswith(suffix) or (n.startswith(".") and host == n[1:])
-                if matches and (head is None or len(suffix) > head[0]):
-                    head = (len(suffix), s, name)
+            if n.startswith("*."):
+                head.setdefault(n[2:], (s, name))
+            elif n.startswith("."):
+                if n[1:] in exact:
+                    continue  # "conflicting server name": ignored as a whole
+                exact[n[1:]] = (s, name)
+                head.setdefault(n[1:], (s, name))
             elif n.endswith(".*"):
-                prefix = n[:-1]  # "www.example."
-                if (
-                    host.startswith(prefix)
-                    and len(host) > len(prefix)
-                    and (tail is None or len(prefix) > tail[0])
-                ):
-                    tail = (len(prefix), s, name)
-    if exact is not None:
-        return exact, f'server_name "{host}" matches exactly'
-    if head is not None:
-        return head[1], f'server_name "{head[2]}" is the longest wildcard matching "{host}"'
-    if tail is not None:
-        return tail[1], f'server_name "{tail[2]}" is the longest trailing wildcard matching "{host}"'
+                tail.setdefault(n[:-1], (s, name))
+            else:
+                exact.setdefault(n, (s, name))
+    if host in exact:
+        srv, name = exact[host]
+        how = (
+            "matches exactly"
+            if not name.startswith(".")
+            else "matches it (a leading-dot name covers the bare name)"
+        )
+        return srv, f'server_name "{name}" {how}'
+    best: tuple[Directive, str] | None = None
+    best_len = -1
+    for base, entry in head.items():
+        if host.endswith("." + base) and len(base) > best_len:
+            best, best_len = entry, len(base)
+    if best is not None:
+        return best[0], f'server_name "{best[1]}" is the longest wildcard matching "{host}"'
+    for prefix, entry in tail.items():
+        if host.startswith(prefix) and len(host) > len(prefix) and len(prefix) > best_len:
+            best, best_len = entry, len(prefix)
+    if best is not None:
+        return best[0], f'server_name "{best[1]}" is the longest trailing wildcard matching "{host}"'
     for s in servers:
         for name in _server_names(s):
             if not name.startswith("~"):
