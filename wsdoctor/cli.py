@@ -195,7 +195,13 @@ def cmd_check(argv: Sequence[str]) -> int:
     from wsdoctor.report import use_color
 
     diagnosis = Diagnosis(target)
-    asyncio.run(diagnosis.run())
+    try:
+        asyncio.run(diagnosis.run())
+    finally:
+        if target.ssh:
+            from wsdoctor.remote.session import close_session
+
+            close_session(target)
     report = diagnosis.report()
     if ns.format == "json":
         out = report.to_json()

@@ -53,7 +53,12 @@ def demo(scenario: str = "seed", directory: str | None = None, text: bool = Fals
             from wsdoctor.report import use_color
 
             d = Diagnosis(target)
-            asyncio.run(d.run())
+            try:
+                asyncio.run(d.run())
+            finally:
+                from wsdoctor.remote.session import close_session
+
+                close_session(target)
             report = d.report()
             sys.stdout.write(report.to_text(color=use_color(sys.stdout)))
             return report.exit_code()

@@ -293,7 +293,7 @@ async def _backend_handshakes(target: Target, facts: Facts, ctx, config_ready: a
             except Exception as e:  # noqa: BLE001 - the proxy host cannot reach it: that is the finding
                 from wsdoctor.facts import Exchange, Handshake
 
-                msg = f"the proxy host {target.ssh} cannot reach {u.hostname}:{port}: {e}"
+                msg = str(e)  # ForwardError: "root@lb1 could not connect to 172.16.2.100:3350: …"
                 ex = Exchange("GET", base + path, error=msg, stage="connect")
                 facts.handshakes[base] = Handshake(where=base, exchange=ex, error=msg)
                 return

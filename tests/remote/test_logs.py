@@ -57,6 +57,10 @@ ERROR_LINES = [
     (f'{T} [error] 11#11: *5 open() "/usr/share/nginx/html/dev/aiwm/chat/socket.io/index.html" failed (2: No such '
      'file or directory), client: 10.0.0.7, server: x, request: "GET /dev/aiwm/chat/socket.io/?EIO=4 HTTP/1.1", '
      'host: "x"', "socketio-404", "route"),
+    # GET /socket.io/ (a directory) goes through the index module, which says "is not found" [seen, 1.22]
+    (f'{T} [error] 11#11: *6 "/usr/share/nginx/html/socket.io/index.html" is not found (2: No such file or '
+     'directory), client: 10.0.0.7, server: x, request: "GET /socket.io/?EIO=4&transport=polling HTTP/1.1", '
+     'host: "x"', "socketio-404", "client"),
 ]  # fmt: skip
 
 BENIGN = [

@@ -117,6 +117,17 @@ def check(facts: Facts) -> Finding:
             "(see route).",
             [u.probe_ev(h0.exchange), *cfg_ev],
         )
+    if logs and not alive:
+        why = u.OFFLINE if u.offline(facts) else (facts.unavailable.get("handshake:backends") or "not probed")
+        return u.finding(
+            ID,
+            Status.WARN,
+            "The error log shows upstream failures",
+            f"The backends were not probed ({why}), and the error log has {len(logs)} upstream failure(s), "
+            f"the last: {logs[-1].text.strip()[:160]}",
+            evidence + cfg_ev,
+            Fix(summary="Probe the backends (drop --offline) and look for restarts at the times logged."),
+        )
     if logs:
         return u.finding(
             ID,

@@ -61,6 +61,8 @@ _MESSAGE = (
     r"|client timed out \([0-9]+: [^)]*\) while (?P<client_upgraded_timeout>proxying upgraded connection)"
     r"|(?:recv|send|readv|writev)\(\) failed \([0-9]+: [^)]*\) while (?P<upgraded_closed>proxying upgraded connection)"
     r'|open\(\) "[^"\n]*/socket\.io(?:/[^"\n]*)?" failed \((?P<socketio_404>2: )'
+    # a request for the directory /socket.io/ goes to the index module, which words it differently
+    r'|"[^"\n]*/socket\.io/index\.html" is not found \((?P<socketio_index_404>2: )'
 )
 # named group -> (kind, check).  socketio-404's check is refined per line (client vs route).
 _GROUPS: dict[str, tuple[str, str]] = {
@@ -76,6 +78,7 @@ _GROUPS: dict[str, tuple[str, str]] = {
     "premature_close": ("premature-close", "upstream"),
     "upgraded_closed": ("upgraded-closed", "timeout"),
     "socketio_404": ("socketio-404", "route"),
+    "socketio_index_404": ("socketio-404", "route"),
 }
 KIND_CHECK = {kind: check for kind, check in _GROUPS.values()}
 ERROR_MEANING = {
