@@ -209,6 +209,28 @@ CORPUS = [
             ("/other/admin/", None),
         ],
     ),
+    # try_files (no file exists under the empty root): named locations, =code, internal redirects.
+    Case(
+        "tf",
+        """
+        try_files $uri /srv/;
+        location /node/ { add_header X-Loc NODEL always; try_files $uri @node; }
+        location @node { add_header X-Loc NODE always; proxy_pass http://echo_up; }
+        location /gone/ { add_header X-Loc GONE always; try_files $uri =404; proxy_pass http://echo_up; }
+        location /idx/ { add_header X-Loc IDX always; try_files $uri $uri/ /fallback/x?from=$uri; }
+        location /noargs/ { add_header X-Loc NOARGS always; try_files $uri /fallback/y; }
+        location /fallback/ { add_header X-Loc FB always; proxy_pass http://echo_up/fb/; }
+        location /plain/ { add_header X-Loc PLAIN always; proxy_pass http://echo_up; }
+        """,
+        [
+            ("/node/socket.io/?EIO=4", WS),
+            ("/node/a//b?x=1", None),
+            ("/gone/x", None),
+            ("/idx/a?q=1", None),
+            ("/noargs/a?q=1", None),
+            ("/plain/a?q=1", None),
+        ],
+    ),
     # A nested ^~ only stops the regexes of its own level: the outer level's regexes still run.
     Case(
         "deep",

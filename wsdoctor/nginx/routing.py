@@ -1347,6 +1347,12 @@ def route(
                 f"rewrite at {r.rewrites[-1].where} changed the URI to {req.uri}: locations searched again"
             )
             continue
+        fallback = _try_files(r, req, server, config)
+        if fallback == "return":
+            r.final_uri, r.args = req.uri, req.args
+            return r
+        if fallback == "redirect":
+            continue
         break
     else:
         r.return_status = 500
@@ -1364,14 +1370,60 @@ def route(
     r.proxy_pass = pp
     if pp is None:
         other = next((d for d in r.location.block or () if d.name in AUTO_REDIRECT_HANDLERS), None)
-        tf = r.location.child("try_files")
         if other is not None:
             r.notes.append(f"{other.name} at {other.where}: not an HTTP proxy, wsdoctor does not follow it")
-        elif tf is not None:
-            r.notes.append(f"try_files at {tf.where} may redirect internally; wsdoctor does not follow it")
         return r
     _fill_upstream(r, config, pp, req, spec)
     return r
+
+
+def _try_files(r: Route, req: _Request, server: Directive, config: Config) -> str:
+    """``try_files`` of the chosen location, assuming no file it names exists (a Socket.IO request names none).
+
+    Returns "none" (no try_files, or its fallback is a named location now in ``r.location``), "return"
+    (``=code``) or "redirect" (an internal redirect to a URI: locations are searched again).
+    """
+    loc = r.location
+    tf = loc.child("try_files") if loc is not None else None
+    if tf is None or len(tf.args) < 2:
+        return "none"
+    last = tf.args[-1]
+    r.notes.append(
+        f"try_files at {tf.where}: wsdoctor assumes none of its files exists and follows its last parameter {last}"
+    )
+    if last.startswith("=") and last[1:].isdigit():
+        r.return_status = int(last[1:])
+        r.return_directive = tf
+        return "return"
+    if last.startswith("@"):
+        named = next(
+            (
+                d
+                for d in server.block or ()
+                if d.name == "location" and d.args == [last] and d.block is not None
+            ),
+            None,
+        )
+        if named is None:
+            r.notes.append(f"try_files at {tf.where} names {last}, which no `location {last}` defines")
+            r.return_status = 500
+            return "return"
+        r.location, r.location_label = named, location_label(named)
+        r.location_reason += f"; then try_files passes it to the named location {last}"
+        r.if_block = None
+        out = _run_rewrites(named.block, req, config, r, in_location=True)
+        if out.kind == "return":
+            _apply_return(r, out, req)
+            return "return"
+        return "none"
+    target = expand(last, req, config)
+    if target is None:
+        r.notes.append(f"try_files at {tf.where} redirects to {last}, which wsdoctor cannot evaluate")
+        return "none"
+    path, _, args = target.partition("?")
+    req.uri, req.args = path, args  # no "?" in the fallback: the arguments are dropped
+    req.valid_unparsed, req.internal = False, True
+    return "redirect"
 
 
 def _apply_return(r: Route, out: _Outcome, req: _Request) -> None:
