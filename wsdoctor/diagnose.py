@@ -117,8 +117,13 @@ class Diagnosis:
         )
 
     def add_log_events(self, events: Iterable[LogEvent]) -> Update:
-        """Lines from a live tail: they become evidence at once."""
-        self.facts.logs.extend(events)
+        """Lines from a live tail: they become evidence at once (a line already known is not added twice)."""
+        known = {(e.source, e.file, e.text) for e in self.facts.logs}
+        for e in events:
+            key = (e.source, e.file, e.text)
+            if key not in known:
+                known.add(key)
+                self.facts.logs.append(e)
         return self.evaluate(done=not self.facts.pending)
 
     def report(self) -> Report:

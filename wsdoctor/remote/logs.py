@@ -471,12 +471,13 @@ class LogFollower:
         *,
         sudo: bool = False,
         include_unclassified: bool = False,
+        backlog: int = 0,
     ) -> None:
         self.sources = sources
         self.include_unclassified = include_unclassified
         self.notes: list[str] = []
         self._streams: list[tuple[LogSource, LineStream]] = [
-            (s, runner.tail(s.path, sudo=sudo)) for s in sources
+            (s, runner.tail(s.path, sudo=sudo, backlog=backlog)) for s in sources
         ]
 
     def poll(self, timeout: float = 0.0) -> list[LogEvent] | None:

@@ -230,9 +230,10 @@ class Runner:
     def stream_lines(self, argv: list[str], sudo: bool = False) -> LineStream:
         raise NotImplementedError
 
-    def tail(self, path: str, sudo: bool = False) -> LineStream:
-        """Follow a file by name from its current end (``tail -n 0 -F -- PATH``), surviving rotation."""
-        return self.stream_lines(["tail", "-n", "0", "-F", "--", path], sudo=sudo)
+    def tail(self, path: str, sudo: bool = False, backlog: int = 0) -> LineStream:
+        """Follow a file by name (``tail -n BACKLOG -F -- PATH``): its last BACKLOG lines, then every new one,
+        surviving rotation."""
+        return self.stream_lines(["tail", "-n", str(max(0, int(backlog))), "-F", "--", path], sudo=sudo)
 
     def forward(self, host: str, port: int, timeout: float = 5.0) -> tuple[str, int]:
         """An address on this machine that reaches ``host:port`` as seen from the proxy host."""

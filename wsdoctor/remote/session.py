@@ -276,7 +276,11 @@ def _location_of(facts: Facts) -> tuple[Directive | None, float | None]:
 
 
 async def live_logs(
-    target: Target, facts: Facts, interval: float = 0.2, include_unclassified: bool = True
+    target: Target,
+    facts: Facts,
+    interval: float = 0.2,
+    include_unclassified: bool = True,
+    backlog: int = 50,
 ) -> AsyncIterator[list[LogEvent]]:
     """Batches of LogEvents from a live tail of the logs that apply to the location.
 
@@ -307,8 +311,13 @@ async def live_logs(
         session.log_plan = plan
     if not plan.sources:
         raise RemoteError("no nginx log file to follow: " + ("; ".join(plan.notes) or "logging is off"))
+    # The last BACKLOG lines of each log first, so the view opens with context, not an empty screen.
     follower = LogFollower(
-        runner, plan.sources, sudo=session.tail_sudo, include_unclassified=include_unclassified
+        runner,
+        plan.sources,
+        sudo=session.tail_sudo,
+        include_unclassified=include_unclassified,
+        backlog=backlog,
     )
     async for batch in follower.batches(interval):
         yield batch
