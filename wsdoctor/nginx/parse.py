@@ -337,8 +337,8 @@ def from_crossplane(parsed: list[dict[str, Any]]) -> list[Stmt]:
     """crossplane's statement dicts as Stmt tuples (for files crossplane parses: Lua blocks)."""
     out: list[Stmt] = []
     for s in parsed:
-        if s["directive"] == "#":
-            out.append(("#", [s.get("comment", "")], s["line"], None))
+        if s["directive"] == "#" and "comment" in s:
+            out.append(("#", [s["comment"]], s["line"], None))
             continue
         block = s.get("block")
         out.append(
