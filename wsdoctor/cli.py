@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Sequence
 
@@ -177,11 +178,44 @@ def target_from_args(ns: argparse.Namespace):
             f"--token-env {t.token_env}: that environment variable is empty or not set; export it first"
         )
     t.resolve_token()
+    _validate(t)
     if t.root and not t.nginx_conf:
         raise UsageError("--root goes with --nginx-conf (the main config inside the copied tree)")
     if t.nginx_conf and t.nginx_dump:
         raise UsageError("give either --nginx-conf or --nginx-dump, not both")
     return t
+
+
+_VERSION = re.compile(r"^\d+\.\d+(?:\.\d+)?$")
+_FINGERPRINT = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}=?$")
+
+
+def _validate(t) -> None:
+    """Refuse what cannot work before anything runs: one sentence, exit 2."""
+    from urllib.parse import urlsplit
+
+    if t.nginx_version and not _VERSION.match(t.nginx_version):
+        raise UsageError(f"--nginx-version takes a version like 1.22.1, not {t.nginx_version!r}")
+    if t.accept_host_key and not _FINGERPRINT.match(t.accept_host_key):
+        raise UsageError(
+            f"--accept-host-key takes the SHA256:… fingerprint wsdoctor printed, not {t.accept_host_key!r}"
+        )
+    for b in t.backends:
+        u = urlsplit(b)
+        if u.scheme not in ("http", "https") or not u.hostname:
+            raise UsageError(f"--backend takes a base URL like http://10.0.0.5:3350, not {b!r}")
+    files = {"--identity": t.identity, "--ssh-config": t.ssh_config, "--ca-file": t.ca_file}
+    files["--known-hosts"] = t.known_hosts
+    if not t.ssh:  # with --ssh these name files on the proxy host
+        files["--nginx-conf"] = None if t.root else t.nginx_conf
+        if t.backend_log and not t.backend_log.startswith(("pm2:", "journald:")):
+            files["--backend-log"] = t.backend_log
+    for opt, path in files.items():
+        if path and not os.path.isfile(os.path.expanduser(path)):
+            what = "is a directory" if os.path.isdir(path) else "does not exist"
+            raise UsageError(f"{opt} {path}: that file {what}; check the path")
+    if t.nginx_dump and t.nginx_dump != "-" and os.path.isdir(t.nginx_dump):
+        raise UsageError(f"--nginx-dump {t.nginx_dump} is a directory: give the file `nginx -T` wrote")
 
 
 def cmd_check(argv: Sequence[str]) -> int:
@@ -203,6 +237,7 @@ def cmd_check(argv: Sequence[str]) -> int:
 
             close_session(target)
     report = diagnosis.report()
+    report.notes = list(diagnosis.notes)
     if ns.format == "json":
         out = report.to_json()
     elif ns.format == "markdown":

@@ -60,6 +60,7 @@ def demo(scenario: str = "seed", directory: str | None = None, text: bool = Fals
 
                 close_session(target)
             report = d.report()
+            report.notes = list(d.notes)
             sys.stdout.write(report.to_text(color=use_color(sys.stdout)))
             return report.exit_code()
         from wsdoctor.app import run_tui

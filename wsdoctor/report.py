@@ -138,16 +138,20 @@ class Report:
     target: dict[str, Any]
     findings: list[Finding]
     secrets: Sequence[str] = ()
+    notes: Sequence[str] = ()  # what the run could not do or wants said (access log format, gatherer trouble)
 
     def ordered(self) -> list[Finding]:
         order = {cid: i for i, cid in enumerate(CHECK_IDS)}
         return sorted(self.findings, key=lambda f: order.get(f.id, len(order)))
 
     def to_dict(self) -> dict[str, Any]:
+        target = dict(self.target)
+        if self.notes:
+            target["notes"] = list(dict.fromkeys(self.notes))
         data = {
             "version": 1,
             "wsdoctor": __version__,
-            "target": self.target,
+            "target": target,
             "findings": [f.to_json() for f in self.ordered()],
             "summary": summarize(self.findings),
         }
@@ -162,6 +166,7 @@ class Report:
     # -- text --------------------------------------------------------------
 
     def to_text(self, color: bool | None = None, verbose: bool = True) -> str:
+        """Grouped by the runbook's five issues; --brief (verbose=False) is one line per check."""
         if color is None:
             color = False
         data = self.to_dict()
@@ -172,6 +177,8 @@ class Report:
         for key in ("url", "request", "namespace", "location", "upstream_uri", "nginx_version", "ssh"):
             if t.get(key):
                 out.append(f"  {key.replace('_', ' ')}: {t[key]}")
+        for note in t.get("notes", []):
+            out.append(_c(f"  note: {note}", "yellow", color))
         for group, ids in GROUPS:
             out.append("")
             out.append(_c(group, "bold", color))
@@ -179,13 +186,18 @@ class Report:
                 f = by_id.get(cid)
                 if f is None:
                     continue
+                if not verbose:
+                    out.append(f"  {_badge(f['status'], color)} {cid:<9} {f['summary']}")
+                    continue
                 out.append(f"  {_badge(f['status'], color)} {cid:<9} {f['title']}")
                 out.append(f"             {f['summary']}")
-                if verbose and f["status"] in ("fail", "warn"):
+                if f["status"] in ("fail", "warn"):
                     for ev in f["evidence"]:
                         out.append(_c(f"             [{ev['kind']}] {ev['where']}", "dim", color))
-                        for line in ev["text"].splitlines()[:12]:
-                            out.append(f"               {line}")
+                        out += [
+                            f"               {line}"
+                            for line in _clip(ev["text"].splitlines(), TEXT_EVIDENCE_LINES)
+                        ]
                     fix = f.get("fix")
                     if fix:
                         out.append(f"             fix: {fix['summary']}")
@@ -211,6 +223,8 @@ class Report:
         for key in ("request", "namespace", "location", "upstream_uri", "nginx_version", "ssh"):
             if t.get(key):
                 out.append(f"- **{key.replace('_', ' ')}**: `{t[key]}`")
+        for note in t.get("notes", []):
+            out.append(f"- **note**: {note}")
         s = data["summary"]
         out += ["", f"**{s['fail']} fail, {s['warn']} warn, {s['pass']} pass, {s['skip']} skip**", ""]
         out += ["| | check | finding |", "|---|---|---|"]
@@ -236,6 +250,19 @@ class Report:
                     if fix.get("diff"):
                         out += ["```diff", fix["diff"].rstrip("\n"), "```", ""]
         return "\n".join(out) + "\n"
+
+
+TEXT_EVIDENCE_LINES = 40
+
+
+def _clip(lines: list[str], cap: int) -> list[str]:
+    """At most CAP lines of one piece of evidence, saying how many were left out (JSON and the TUI have all)."""
+    if len(lines) <= cap:
+        return lines
+    return [
+        *lines[:cap],
+        f"… {len(lines) - cap} more line{'s' if len(lines) - cap != 1 else ''} (--format json has all)",
+    ]
 
 
 _ANSI = {"bold": "1", "dim": "2", "red": "31", "green": "32", "yellow": "33", "cyan": "36", "grey": "90"}
