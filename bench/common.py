@@ -17,9 +17,22 @@ ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 
 
+def installed_env() -> dict[str, str]:
+    """The environment of an installed wsdoctor: byte-code compiled once, as pip does for a normal install.
+
+    This machine sets PYTHONDONTWRITEBYTECODE, which makes an editable checkout recompile every module on
+    every start while the baseline's packages (crossplane) were byte-compiled by pip: not a fair race.
+    """
+    import compileall
+
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")}
+    compileall.compile_dir(str(ROOT / "wsdoctor"), quiet=1)
+    return env
+
+
 def run_once(argv: Sequence[str], env: dict[str, str] | None = None) -> tuple[float, int]:
     """Wall seconds and peak RSS (KiB) of one whole process (os.wait4 gives the child's own peak)."""
-    full_env = {**os.environ, **(env or {})}
+    full_env = {**installed_env(), **(env or {})}
     t0 = time.perf_counter()
     with open(os.devnull, "wb") as null, tempfile_err() as err:
         p = subprocess.Popen(

@@ -7,7 +7,6 @@ a check that needs a missing one says ``skip`` with the reason.
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -77,6 +76,8 @@ def load_profiles(path: Path | None = None) -> dict[str, dict[str, Any]]:
     p = path or config_path()
     if not p.exists():
         return {}
+    import tomllib  # only when there are profiles to read: `check` should not pay for it
+
     try:
         data = tomllib.loads(p.read_text())
     except (OSError, tomllib.TOMLDecodeError) as e:
