@@ -220,3 +220,17 @@ def test_a_site_file_alone_is_analysed_as_http(tmp_path: Path) -> None:
     )
     c = load_file(str(main))
     assert c.http() is None and len(c.servers()) == 1
+
+
+def test_a_copied_tree_without_root_does_not_read_this_machines_files(tmp_path) -> None:
+    """…/copy/etc/nginx/nginx.conf including /etc/nginx/conf.d/*.conf must not pull in the local /etc/nginx."""
+    conf = tmp_path / "copy" / "etc" / "nginx"
+    (conf / "conf.d").mkdir(parents=True)
+    (conf / "conf.d" / "up.conf").write_text("upstream u { server 10.0.0.1:80; }\n")
+    (conf / "nginx.conf").write_text("events {}\nhttp {\n    include /etc/nginx/conf.d/*.conf;\n}\n")
+    cfg = load_file(str(conf / "nginx.conf"))
+    assert not cfg.upstreams()  # nothing read from this machine's /etc/nginx
+    (err,) = [e for e in cfg.errors if "copied" in e.message]
+    assert err.line == 3 and f"--root {tmp_path / 'copy'}" in err.message
+    with_root = load_file("/etc/nginx/nginx.conf", root=str(tmp_path / "copy"))
+    assert set(with_root.upstreams()) == {"u"} and not with_root.errors

@@ -313,6 +313,21 @@ class _Loader:
             fs_root=self.fs_root,
         )
 
+    def _copied_tree_root(self, pattern: str) -> str | None:
+        """The copy's root when the main file sits in a copied tree (…/copy/etc/nginx/nginx.conf, no --root)
+        and an absolute include names the original place (/etc/nginx/…); else None."""
+        if self.fs_root is not None or not isinstance(self.source, FsSource) or not pattern.startswith("/"):
+            return None
+        main_dir = os.path.dirname(self.main)
+        if pattern.startswith(main_dir.rstrip("/") + "/"):
+            return None
+        parts = [p for p in os.path.dirname(pattern).split("/") if p]
+        for n in range(len(parts), 0, -1):  # the longest leading part of the include's directory …
+            head = "/" + "/".join(parts[:n])
+            if main_dir.endswith(head) and main_dir != head:  # … that the main file's directory ends with
+                return main_dir[: -len(head)] or "/"
+        return None
+
     def _text(self, real: str) -> str | None:
         if real in self.files:
             return self.files[real]
@@ -389,6 +404,20 @@ class _Loader:
         pattern = inc.args[0]
         if not pattern.startswith("/"):
             pattern = os.path.join(self.conf_dir, pattern)
+        copy_root = self._copied_tree_root(pattern)
+        if copy_root is not None:
+            # A copy of /etc/nginx loaded without --root: following this include would read THIS machine's
+            # files into the analysis of another host's config.
+            self.errors.append(
+                ConfigError(
+                    inc.file,
+                    inc.line,
+                    f"include {inc.args[0]} would read this machine's {os.path.dirname(pattern)}, not the copy: "
+                    f"the config looks copied under {copy_root} (give --root {copy_root})",
+                )
+            )
+            inc.includes = []
+            return []
         if _GLOB_MAGIC.search(pattern):
             names = self.source.glob(pattern)
         else:
