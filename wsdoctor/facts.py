@@ -222,7 +222,7 @@ class LogEvent:
     line_no: int | None
     text: str  # the line itself (control characters stripped)
     kind: (
-        str  # classification, e.g. "connect-refused", "no-live-upstreams", "upgraded-timeout", "404-socketio"
+        str  # classification, e.g. "connect-refused", "no-live-upstreams", "upgraded-timeout", "socketio-404"
     )
     check: str  # the check id it speaks for
     time: str | None = None

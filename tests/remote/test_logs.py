@@ -143,8 +143,8 @@ def test_combined_format_parsed_by_its_variables() -> None:
 @pytest.mark.parametrize(
     ("request_line", "status", "kind", "check"),
     [
-        ("GET /socket.io/?EIO=4&transport=polling&t=abc HTTP/1.1", 404, "404-socketio", "client"),
-        ("GET /dev/aiwm/chat/socket.io/?EIO=4&transport=polling HTTP/1.1", 404, "404-socketio", "route"),
+        ("GET /socket.io/?EIO=4&transport=polling&t=abc HTTP/1.1", 404, "socketio-404", "client"),
+        ("GET /dev/aiwm/chat/socket.io/?EIO=4&transport=polling HTTP/1.1", 404, "socketio-404", "route"),
         ("POST /chat/socket.io/?EIO=4&transport=polling&sid=Zx9 HTTP/1.1", 400, "400-polling-sid", "sticky"),
         ("GET /chat/socket.io/?EIO=4&transport=polling HTTP/1.1", 502, "502", "upstream"),
         ("GET /chat/socket.io/?EIO=4&transport=websocket HTTP/1.1", 504, "504", "upstream"),

@@ -141,7 +141,7 @@ async def test_a_real_clients_404_appears_live_and_lands_in_the_diagnosis(lab_fa
         def tagged() -> list[str]:  # the access-log line, classified for `client` (error-log lines show too)
             lines = app.screen.query_one(LogView).lines
             return [
-                line for line in lines if "t=tui-live" in line and line.startswith("! client    404-socketio")
+                line for line in lines if "t=tui-live" in line and line.startswith("! client    socketio-404")
             ]
 
         deadline = time.monotonic() + 20

@@ -378,7 +378,7 @@ def classify_access_line(
     duration = _float(values.get("request_time"))
     kind = check = None
     if status == 404:
-        kind, check = "404-socketio", ("client" if uri.startswith("/socket.io") else "route")
+        kind, check = "socketio-404", ("client" if uri.startswith("/socket.io") else "route")
     elif status == 400 and "transport=polling" in uri and "sid=" in uri:
         kind, check = "400-polling-sid", "sticky"
     elif status == 101 and duration is not None and read_timeout and _near(duration, read_timeout):
