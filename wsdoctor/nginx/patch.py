@@ -164,11 +164,15 @@ class Patch:
         raise ValueError(f"the statement {d.name!r} at {d.file}:{d.line} has no end")
 
     def replace_statement(self, d: Directive, statement: str) -> None:
-        """Replace D's ``name args;`` by STATEMENT, keeping what surrounds it on its lines (indent, comments)."""
+        """Replace D's ``name args;`` by STATEMENT, keeping what surrounds it on its lines (indent, neighbours).
+
+        A trailing ``# comment`` goes with the statement it described: kept, it would contradict the new one
+        (``proxy_pass http://up/chat/;  # BROKEN: no URI part``).
+        """
         first, col, last, end = self.statement_span(d)
         fe = self._file(d.file)
         head = _strip_eol(fe.current(first - 1))[:col]
-        tail = _strip_eol(fe.current(last - 1) if last == first else fe.lines[last - 1])[end:]
+        tail = _drop_comment(_strip_eol(fe.current(last - 1) if last == first else fe.lines[last - 1])[end:])
         self.replace_line(d.file, first, [head + statement + tail])
         for n in range(first + 1, last + 1):
             self.delete_line(d.file, n)
@@ -187,11 +191,17 @@ class Patch:
             self.delete_line(d.file, n)
 
     def comment_out(self, d: Directive, why: str = "") -> None:
-        """Turn D's line(s) into comments, saying why: safer than deleting for a shared config."""
-        first, _col, last, _end = self.statement_span(d)
+        """Turn D's line(s) into comments, saying why: safer than deleting for a shared config.
+
+        The statement's own trailing ``# comment`` is dropped (the reason given replaces it): a line reading
+        ``# include cors.conf;  # CORS for the API  # wsdoctor: …`` says two things at once.
+        """
+        first, _col, last, end = self.statement_span(d)
         fe = self._file(d.file)
         for n in range(first, last + 1):
             text = _strip_eol(fe.current(n - 1))
+            if n == last:
+                text = text[:end] + _drop_comment(text[end:])
             ind = indent_of(text)
             new = f"{ind}# {text[len(ind) :]}"
             if n == first and why:
@@ -298,6 +308,13 @@ class Patch:
 
     def __bool__(self) -> bool:
         return bool(self.changed_files())
+
+
+def _drop_comment(tail: str) -> str:
+    """What follows a statement on its line, without a trailing ``# comment`` (and the blanks before it)."""
+    if tail.strip().startswith("#"):
+        return ""
+    return tail
 
 
 def _find_word(text: str, word: str, start: int = 0) -> int:
