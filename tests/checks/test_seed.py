@@ -43,6 +43,30 @@ def test_runbook_client_fails_client_and_route(source: str) -> None:
 
 
 @pytest.mark.parametrize("source", ["dump", "tree"])
+def test_runbook_client_config_checks_judge_the_corrected_request(source: str) -> None:
+    """The runbook's own client misses the Socket.IO location; the config checks judge the location the
+    corrected request reaches (the one `client` names) instead of skipping, and say so."""
+    f = run(_facts(source, url=RUNBOOK_URL, transports=("websocket",), version="1.22.1"))
+    lead = "For the corrected request /dev/aiwm/chat/socket.io/… (see client): "
+    t = f["timeout"]
+    assert (
+        t.status is Status.WARN and "proxy_connect_timeout" in t.title
+    )  # the 7 days, before the client is fixed
+    assert t.summary.startswith(lead) and "/etc/nginx/sites-enabled/api.x-or.cloud:32" in t.summary
+    assert t.fix is not None and "+        proxy_connect_timeout 5s;" in t.fix.diff
+    for cid in ("upgrade", "buffering", "cors", "sticky"):
+        assert f[cid].status is Status.PASS, (cid, f[cid].summary)
+        assert f[cid].summary.startswith(lead), (cid, f[cid].summary)
+        assert "location /dev/aiwm/chat/" in f[cid].summary or cid == "sticky"
+    assert f["client"].status is Status.FAIL and f["route"].status is Status.FAIL
+    # the same checks with the client fixed: the same verdicts, the same words without the lead
+    fixed = run(_facts(source, version="1.22.1", transports=("websocket",), **FIXED))
+    for cid in ("timeout", "upgrade", "buffering", "cors", "sticky"):
+        assert fixed[cid].status is f[cid].status, cid
+        assert fixed[cid].summary.lower() == f[cid].summary.removeprefix(lead).lower(), cid
+
+
+@pytest.mark.parametrize("source", ["dump", "tree"])
 @pytest.mark.parametrize("version", [None, "1.22.1"])
 def test_corrected_client_passes_and_warns_the_connect_timeout(source: str, version: str | None) -> None:
     f = run(_facts(source, version=version, **FIXED))

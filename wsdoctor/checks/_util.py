@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from wsdoctor.facts import NGINX, NOBODY, CommandResult, Exchange, Facts, Handshake, LogEvent
@@ -88,14 +89,19 @@ def route_of(facts: Facts) -> Route | None:
 
 
 def route_uri(facts: Facts, uri: str) -> Route | None:
-    """The route of another request URI to the same host/port as the client (what-if questions)."""
+    """The route of another request URI to the same host/port as the client (what-if questions), cached."""
     if facts.config is None or facts.client is None:
         return None
     from wsdoctor.nginx.routing import route
 
     c = facts.client
     host = facts.target.server_name or c.host
-    return route(facts.config, host, c.port, uri, c.scheme)
+    key = f"route_uri:{host}:{c.port}:{c.scheme}:{uri}"
+    hit = facts.config._cache.get(key)
+    if hit is None:
+        hit = route(facts.config, host, c.port, uri, c.scheme)
+        facts.config._cache[key] = hit
+    return hit  # type: ignore[return-value]
 
 
 def proxied(r: Route | None) -> bool:
@@ -109,25 +115,193 @@ def proxied(r: Route | None) -> bool:
     )
 
 
-def proxy_location(facts: Facts) -> tuple[Route | None, str | None]:
-    """(route, None) when the client's request reaches a proxied location, else (route, why not) for a skip."""
+@dataclass
+class Corrected:
+    """The request the client should send when its URL's path is a proxy prefix, not a namespace."""
+
+    path: str  # "/dev/aiwm/chat/socket.io/"
+    route: Route
+
+
+def corrected_request(facts: Facts) -> Corrected | None:
+    """The runbook trap, from nginx's side: the namespace is a prefix that nginx routes to a proxied location.
+
+    ``io('wss://host/dev/aiwm/chat')`` requests ``/socket.io/…``; moved into ``path`` the prefix gives
+    ``/dev/aiwm/chat/socket.io/…``. When that request reaches a proxied location the client's own does not,
+    this is the location the `client` check names, and the one the config checks judge instead of skipping.
+    """
+    c = facts.client
+    if c is None or facts.config is None or c.raw or c.namespace == "/":
+        return None
+    wanted_path = c.namespace.rstrip("/") + c.path
+    wanted = route_uri(facts, f"{wanted_path}?{c.query}")
+    if wanted is None or not proxied(wanted):
+        return None
+    actual = route_of(facts)
+    if actual is not None and actual.location is wanted.location:
+        return None  # one location takes both: the prefix is not a route of its own
+    return Corrected(wanted_path, wanted)
+
+
+@dataclass
+class Place:
+    """Where the Socket.IO requests land, for the checks that judge that location's settings.
+
+    ``why`` is the skip reason when there is no such place; ``corrected`` is set when the client's own request
+    misses it and the location is the one the corrected request reaches (the checks then say so).
+    """
+
+    route: Route | None
+    why: str | None = None
+    corrected: str | None = None
+
+    @property
+    def lead(self) -> str:
+        """The words that open a summary about the corrected request ("For the corrected request …: "), or ""."""
+        return f"For the corrected request {self.corrected}… (see client): " if self.corrected else ""
+
+    def say(self, sentence: str) -> str:
+        """SENTENCE, opened by the lead when there is one (its first word then lower-cased, acronyms kept)."""
+        if not self.corrected or not sentence:
+            return sentence
+        first = sentence[:1].lower() if sentence[1:2].islower() else sentence[:1]
+        return self.lead + first + sentence[1:]
+
+
+def socketio_place(facts: Facts, reads: tuple[str, ...] = (), upstream: bool = False) -> Place:
+    """The proxied location the Socket.IO requests reach, or why there is none.
+
+    READS are the directive names the asking check builds on: a statement there that nginx refuses (or that a
+    missing ``;`` swallowed into another) makes the check wait for `syntax` instead of judging a directive nginx
+    never loads. UPSTREAM adds the upstream block to the places looked at.
+    """
     why = config_missing(facts) or client_missing(facts)
     if why:
-        return None, why
+        return Place(None, why)
     r = route_of(facts)
     if r is None:
-        return None, NO_CONFIG
+        return Place(None, NO_CONFIG)
+    corrected = None
+    if not proxied(r):
+        fix = corrected_request(facts)
+        if fix is not None:
+            r, corrected = fix.route, fix.path
+    if proxied(r):
+        return Place(r, syntax_blocker(facts, r, reads, upstream), corrected)
+    lost = load_blocker(facts)
+    if lost:
+        return Place(r, lost)
     if r.server is None:
-        return r, "no server block takes the client's request (see route)"
+        return Place(r, "no server block takes the client's request (see route)")
     if r.location is None:
-        return r, f"the request {r.uri.split('?')[0]} reaches no location in this config (see route)"
+        return Place(r, f"the request {r.uri.split('?')[0]} reaches no location in this config (see route)")
     if r.redirect is not None:
-        return r, f"nginx answers the request with a 301 to {r.redirect} (see route)"
+        return Place(r, f"nginx answers the request with a 301 to {r.redirect} (see route)")
     if r.return_status is not None:
-        return r, f"{loc_name(r.location)} answers `return {r.return_status}` (see route)"
-    if r.proxy_pass is None:
-        return r, f"{loc_name(r.location)} does not proxy the request (see route)"
-    return r, None
+        return Place(r, f"{loc_name(r.location)} answers `return {r.return_status}` (see route)")
+    return Place(r, f"{loc_name(r.location)} does not proxy the request (see route)")
+
+
+# --- what nginx would refuse ------------------------------------------------------
+
+
+def syntax_problems(facts: Facts) -> list[tuple[Directive, str, str]]:
+    """(directive, nginx's message, "fail"|"warn") for every statement `nginx -t` refuses or a missing ';' glued."""
+    if facts.config is None:
+        return []
+    from wsdoctor.checks._args import statement_errors
+
+    return statement_errors(facts.config, facts.nginx_version)
+
+
+def syntax_blocker(facts: Facts, r: Route, reads: tuple[str, ...], upstream: bool = False) -> str | None:
+    """A skip reason when a refused statement sits where R's request is configured and concerns READS.
+
+    Concerns: the statement is one of READS, swallowed one (its name is among the arguments), or is one of the
+    enclosing blocks itself; a glued statement nginx accepts (a warning) counts only when it swallowed one.
+    Only the location chain (location, ``if``, server, http, main) and, with UPSTREAM, the upstream block
+    count: an error elsewhere does not change what this location does. When no server takes the request,
+    every server counts (a lost ``listen`` may be why).
+    """
+    problems = syntax_problems(facts)
+    if not problems:
+        return None
+    chain = [b for b in (r.config_block, r.location, r.server) if b is not None]
+    chain += [a for b in chain[-1:] for a in b.ancestors()]
+    if r.server is None and facts.config is not None:
+        chain += facts.config.servers()
+        chain += [facts.config.http()] if facts.config.http() is not None else []
+    if upstream and r.upstream is not None:
+        chain.append(r.upstream)
+    ids = {id(b) for b in chain}
+    wanted = set(reads)
+    for d, message, severity in problems:
+        in_scope = d.parent is None or id(d.parent) in ids or id(d) in ids
+        if not in_scope:
+            continue
+        swallowed = wanted.intersection(d.args)
+        if severity == "warn" and swallowed:  # nginx accepts it, but the statement named is lost
+            name = sorted(swallowed)[0]
+            return (
+                f'a missing ";" before "{name}" at {d.where} makes it an argument of "{d.name}" (see syntax)'
+            )
+        if severity == "fail" and (id(d) in ids or d.name in wanted or swallowed):
+            short = message.split(";")[0].replace(f' in "{d.name}" directive', "")
+            return f'nginx refuses "{d.name}" at {d.where}: {short}; judged once that is fixed (see syntax)'
+    return None
+
+
+def load_blocker(facts: Facts) -> str | None:
+    """A skip reason when the loader lost part of the config (unbalanced brace, missing include): a missing
+    server or location may just be in what was lost."""
+    if facts.config is None or not facts.config.errors:
+        return None
+    e = facts.config.errors[0]
+    return (
+        f"{e.where}: {e.message}, so part of the config could not be read; judged once that is fixed "
+        "(see syntax)"
+    )
+
+
+# --- a dead endpoint ----------------------------------------------------------------
+
+DEAD = "the endpoint does not answer (see route)"
+
+
+def dead_exchange(facts: Facts) -> Exchange | None:
+    """The probe through the proxy that got no HTTP answer at all (refused, timed out, TLS failed), else None."""
+    hs = proxy_handshake(facts)
+    ex = hs.exchange if hs is not None else facts.websocket.exchange if facts.websocket is not None else None
+    if ex is None or ex.status is not None:
+        return None
+    return ex
+
+
+def tls_fails(facts: Facts) -> bool:
+    return facts.tls is not None and not facts.tls.ok
+
+
+def endpoint_down(facts: Facts) -> str | None:
+    """The shared skip reason of the live checks when the endpoint answers nothing (route names the cause)."""
+    ex = dead_exchange(facts)
+    if ex is None:
+        return None
+    if ex.stage == "tls" and tls_fails(facts):
+        return "the TLS handshake with the endpoint fails (see tls)"
+    return DEAD
+
+
+def no_answer_reason(ex: Exchange) -> str:
+    """The probe's failure, short: "connection refused at connect", "timed out after 5.0 s at response"."""
+    err = (ex.error or "no answer").strip()
+    low = err.lower()
+    if "refused" in low:
+        err = "connection refused"
+    elif "reset" in low:
+        err = "connection reset"
+    else:
+        err = short_error(err, 120).rstrip(".")
+    return err + (f" at {ex.stage}" if ex.stage else "")
 
 
 def loc_name(d: Directive | None) -> str:
@@ -260,9 +434,50 @@ def logs_for(facts: Facts, check_id: str, kinds: tuple[str, ...] | None = None) 
     return [e for e in facts.logs if e.check == check_id and (kinds is None or e.kind in kinds)]
 
 
-def log_evidence(events: list[LogEvent], limit: int = 5) -> list[Evidence]:
-    """The last LIMIT events (the most recent say most about now)."""
-    return [log_ev(e) for e in events[-limit:]]
+# Error-log kinds that explain a verdict by themselves (KNOWLEDGE.md §2), shown before anything else.
+_EXPLAINING = ("no-live-upstreams", "connect-refused", "upgraded-timeout", "socketio-404")
+_VOLATILE = re.compile(
+    r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d "  # error-log time
+    r"|\[\d\d/\w{3}/\d{4}:[\d:]+ [+-]\d{4}\]"  # access-log time
+    r"|\d+#\d+: |\*\d+ "  # pid#tid, connection number
+    r"|[?&]t=[\w.-]+"  # the polling cache-buster
+    r"|\b\d+\.\d{3}\b"  # $request_time and friends
+)
+
+
+def _log_rank(e: LogEvent) -> int:
+    if e.source == "error":
+        return 0 if e.kind in _EXPLAINING else 1
+    return 2 if e.source == "backend" else 3
+
+
+def log_evidence(events: list[LogEvent], limit: int = 4) -> list[Evidence]:
+    """The few log lines that explain the verdict, newest first.
+
+    nginx's error-log lines say why (``no live upstreams``, ``connect() failed (111…)``, ``while proxying
+    upgraded connection``); access-log lines only repeat the status the probe already shows. So error lines
+    come first, the explaining kinds before the rest, then backend lines; an access-log line is shown only when
+    nothing better fills the space (one at most beside error lines). Lines that differ only by time,
+    connection number or the polling ``t=`` are one line.
+    """
+    seen: set[str] = set()
+    picked: list[LogEvent] = []
+    order = sorted(range(len(events)), key=lambda i: (_log_rank(events[i]), -i))
+    access = 0
+    for i in order:
+        e = events[i]
+        key = e.source + ":" + _VOLATILE.sub("", e.text)
+        if key in seen:
+            continue
+        seen.add(key)
+        if e.source == "access":
+            if access and any(p.source != "access" for p in picked):
+                continue
+            access += 1
+        picked.append(e)
+        if len(picked) >= limit:
+            break
+    return [log_ev(e) for e in picked]
 
 
 # --- live facts -----------------------------------------------------------------

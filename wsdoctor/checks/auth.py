@@ -54,8 +54,9 @@ def check(facts: Facts, now: datetime | None = None) -> Finding:
                 ID,
                 Status.WARN,
                 "The backend log shows authentication errors",
-                f"{len(logs)} backend log line(s) mention authentication, the last: {logs[-1].text.strip()[:160]} "
-                f"({reason}).",
+                f"{u.plural(len(logs), 'backend log line')} mention{'s' if len(logs) == 1 else ''} "
+                f"authentication, the last: "
+                f"{logs[-1].text.strip()[:160]}; no CONNECT was tested: {reason}.",
                 u.log_evidence(logs),
                 Fix(
                     summary="Check the token the client sends against what the server expects (secret, expiry)."
@@ -139,7 +140,7 @@ def check(facts: Facts, now: datetime | None = None) -> Finding:
             ID,
             Status.FAIL,
             jwt_problem[0],
-            jwt_problem[1] + f" (the CONNECT itself failed: {why}).",
+            jwt_problem[1] + f" The CONNECT itself failed: {why}.",
             ev,
             Fix(summary="Get a fresh token (log in again / re-issue it) and retry."),
         )
@@ -148,17 +149,20 @@ def check(facts: Facts, now: datetime | None = None) -> Finding:
             ID,
             Status.WARN,
             "The backend log shows authentication errors",
-            f"The CONNECT could not be completed ({why}), and the backend log shows {len(logs)} authentication "
-            f"line(s), the last: {logs[-1].text.strip()[:160]}",
+            f"The CONNECT could not be completed, {why}, and the backend log shows "
+            f"{u.plural(len(logs), 'authentication line')}, the last: {logs[-1].text.strip()[:160]}",
             ev,
             Fix(summary="Fix the transport first (see route/upstream/upgrade), then check the token."),
         )
+    dead = u.endpoint_down(facts)
+    if dead:
+        return u.skip(ID, TITLE, f"the CONNECT could not be sent: {dead}", ev)
     see = (
         "sticky"
         if ("invalid session" in why.lower() or "session id unknown" in why.lower())
         else "route/upstream/upgrade"
     )
-    return u.skip(ID, TITLE, f"the CONNECT could not be completed ({why}); see {see}", ev)
+    return u.skip(ID, TITLE, f"the CONNECT could not be completed: {why}; see {see}", ev)
 
 
 def _jwt_problem(jwt: JwtInfo | None, now: datetime) -> tuple[str, str] | None:

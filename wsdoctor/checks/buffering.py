@@ -26,7 +26,8 @@ NEEDS = ("config",)
 
 
 def check(facts: Facts) -> Finding:
-    r, why = u.proxy_location(facts)
+    place = u.socketio_place(facts, ("proxy_buffering", "proxy_cache"))
+    r, why = place.route, place.why
     if why:
         return u.skip(ID, TITLE, why)
     assert r is not None and facts.config is not None and facts.client is not None
@@ -43,7 +44,8 @@ def check(facts: Facts) -> Finding:
     shown = [d for d in (buf.directive, cache.directive) if d is not None]
     evidence = u.cfg_lines_ev(config, [r.location, *shown])
     where_buf = f"at {buf.directive.where}" if buf.directive is not None else "(nginx default)"
-    label = u.loc_label(r.location)
+    label = place.lead + u.loc_label(r.location)
+    lead = place.lead
 
     if cache_zone is not None:
         status = Status.FAIL if polling else Status.WARN
@@ -51,7 +53,8 @@ def check(facts: Facts) -> Finding:
             ID,
             status,
             f"proxy_cache {cache_zone} is in effect for Socket.IO",
-            f"{label} caches responses in zone {cache_zone} ({cache.directive.where if cache.directive else ''}): "
+            f"{label} caches responses in zone {cache_zone}"
+            + (f" at {cache.directive.where}: " if cache.directive else ": ")
             + (
                 "a cached polling handshake or poll hands clients someone else's session"
                 if polling
@@ -66,7 +69,7 @@ def check(facts: Facts) -> Finding:
             ID,
             Status.WARN,
             "proxy_buffering is on for long-polling",
-            f"{label} buffers upstream answers (proxy_buffering on {where_buf}): upgraded WebSocket tunnels are never "
+            f"{label} buffers upstream answers, proxy_buffering on {where_buf}: upgraded WebSocket tunnels are never "
             "buffered, but the polling transport's answers pass through nginx's buffers (and temp files when large); "
             "turn it off for this location.",
             evidence,
@@ -77,7 +80,7 @@ def check(facts: Facts) -> Finding:
             ID,
             Status.PASS,
             TITLE,
-            f"proxy_buffering is on {where_buf}, which does not matter: the client uses only WebSocket, and nginx "
+            f"{lead}proxy_buffering is on {where_buf}, which does not matter: the client uses only WebSocket, and nginx "
             "never buffers an upgraded tunnel.",
             evidence,
         )
@@ -85,7 +88,7 @@ def check(facts: Facts) -> Finding:
         ID,
         Status.PASS,
         TITLE,
-        f"{label} neither buffers (proxy_buffering off {where_buf}) nor caches"
+        f"{label} neither buffers, proxy_buffering off {where_buf}, nor caches"
         + (
             " — this matters for long-polling answers; upgraded tunnels are never buffered anyway."
             if polling

@@ -63,7 +63,7 @@ def check(facts: Facts) -> Finding:
             ID,
             Status.FAIL,
             f"The server has no namespace {c.namespace}",
-            f"{_io_call(c)} joins namespace {c.namespace} and the server refused it ({ns_refused!r}); the URL's "
+            f"{_io_call(c)} joins namespace {c.namespace} and the server refused it with {ns_refused!r}; the URL's "
             f"path is a namespace, not a route — if it is the proxy prefix, move it into `path`.",
             _connect_ev(cp, facts.target.secrets()),
             Fix(
@@ -97,7 +97,7 @@ def check(facts: Facts) -> Finding:
             f"Namespace {c.namespace} looks like a path prefix",
             summary
             + f"; if the proxy routes {c.namespace.rstrip('/')}/ to the service, the prefix belongs in "
-            "`path` (give --nginx-conf to decide).",
+            "`path`; --nginx-conf would decide.",
             fix=Fix(
                 summary="If the prefix is a proxy route, pass it as `path` and connect to the default namespace.",
                 code=client_code(
@@ -112,16 +112,13 @@ def check(facts: Facts) -> Finding:
 
 def _prefix_trap(facts: Facts, c: ClientRequest) -> Finding | None:
     """The runbook trap: the namespace is a prefix that nginx routes to another (proxied) location."""
-    if c.namespace == "/" or facts.config is None:
+    fixed = u.corrected_request(facts)
+    if fixed is None:
         return None
     actual = u.route_of(facts)
-    wanted_path = c.namespace.rstrip("/") + c.path
-    wanted = u.route_uri(facts, f"{wanted_path}?{c.query}")
-    if not u.proxied(wanted) or wanted is None or wanted.location is None:
-        return None
-    if actual is not None and actual.location is wanted.location:
-        return None  # one location takes both: the prefix is not a route of its own
+    wanted_path, wanted = fixed.path, fixed.route
     config = facts.config
+    assert config is not None and wanted.location is not None
     loc = wanted.location
     evidence: list[Evidence] = u.cfg_lines_ev(
         config, [loc, *([wanted.proxy_pass] if wanted.proxy_pass else [])]
@@ -148,8 +145,8 @@ def _prefix_trap(facts: Facts, c: ClientRequest) -> Finding | None:
         evidence,
         Fix(
             summary=f"Put the prefix in `path`: the client then sends GET {wanted_path}?{c.query}, which "
-            f"{u.loc_name(loc)} proxies to {upstream} (if the backend uses a namespace of its own, "
-            "append it to the URL).",
+            f"{u.loc_name(loc)} proxies to {upstream}; if the backend uses a namespace of its own, "
+            "append it to the URL.",
             code=code,
         ),
     )
@@ -182,5 +179,5 @@ def _raw(facts: Facts, c: ClientRequest) -> Finding:
         ID,
         Status.PASS,
         TITLE,
-        f"Raw Engine.IO request {request} to {c.netloc} (no socket.io-client URL rules apply; namespace /).",
+        f"Raw Engine.IO request {request} to {c.netloc}: no socket.io-client URL rules apply, namespace /.",
     )

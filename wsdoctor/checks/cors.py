@@ -29,8 +29,12 @@ CORS_PREFIX = "access-control-"
 
 
 def check(facts: Facts) -> Finding:
-    live = facts.cors
-    r, why = u.proxy_location(facts)
+    place = u.socketio_place(facts, ("add_header", "include", "proxy_hide_header"))
+    r, why = place.route, place.why
+    live = (
+        None if place.corrected else facts.cors
+    )  # the probe used the client's request, not the corrected one
+    lead = place.lead
     live_ev: list[Evidence] = [u.probe_ev(live.exchange)] if live is not None else []
     values = list(live.allow_origin) if live is not None else []
 
@@ -41,7 +45,8 @@ def check(facts: Facts) -> Finding:
                 Status.FAIL,
                 "Two Access-Control-Allow-Origin headers",
                 f"The handshake with Origin {live.origin} returned {len(values)} Access-Control-Allow-Origin headers "
-                f"({', '.join(repr(v) for v in values)}): browsers refuse the response ({why}).",
+                f"{', '.join(repr(v) for v in values)}: browsers refuse the response; the config would give the exact "
+                f"diff, but {why}.",
                 live_ev,
                 Fix(
                     summary="Remove the add_header Access-Control-* lines from the Socket.IO location (give the config "
@@ -49,8 +54,11 @@ def check(facts: Facts) -> Finding:
                 ),
             )
         if live is not None and live.error is None:
-            return u.finding(ID, Status.PASS, TITLE, f"{_live_text(live)} ({why}).", live_ev)
-        return u.skip(ID, TITLE, why)
+            return u.finding(
+                ID, Status.PASS, TITLE, f"{_live_text(live)}; the config cannot be judged: {why}.", live_ev
+            )
+        dead = u.endpoint_down(facts)
+        return u.skip(ID, TITLE, f"{dead}; {why}" if dead and facts.config is None else why)
 
     assert r is not None and facts.config is not None
     from wsdoctor.nginx import effective
@@ -66,6 +74,7 @@ def check(facts: Facts) -> Finding:
         for d in lv.children("proxy_hide_header")
     )
     label = u.loc_label(r.location)
+    name = lead + u.loc_name(r.location)
 
     if acao and not hidden:
         d0 = acao[0][2]
@@ -77,9 +86,9 @@ def check(facts: Facts) -> Finding:
                 ID,
                 Status.FAIL,
                 "Two Access-Control-Allow-Origin headers",
-                f"nginx adds Access-Control-Allow-Origin {acao[0][1]} in {u.loc_name(r.location)} (at {src}) on top of the Socket.IO "
-                f"server's own: the handshake with Origin {live.origin} got {len(values)} values "
-                f"({', '.join(repr(v) for v in values)}), which browsers refuse.",
+                f"nginx adds Access-Control-Allow-Origin {acao[0][1]} in {u.loc_name(r.location)} at {src}, on top of "
+                f"the Socket.IO server's own: the handshake with Origin {live.origin} got {len(values)} values, "
+                f"{', '.join(repr(v) for v in values)}, which browsers refuse.",
                 evidence + live_ev,
                 _fix(facts, r, loc, cors_all, inherited),
             )
@@ -88,7 +97,7 @@ def check(facts: Facts) -> Finding:
                 ID,
                 Status.WARN,
                 "nginx adds CORS headers to the Socket.IO location",
-                f"{u.loc_name(r.location)} adds Access-Control-Allow-Origin (at {src}); live there is one value ({values[0]!r}), so the "
+                f"{name} adds Access-Control-Allow-Origin at {src}; live there is one value, {values[0]!r}, so the "
                 "server sends none today — enabling the server's `cors` option would duplicate it.",
                 evidence + live_ev,
                 _fix(facts, r, loc, cors_all, inherited),
@@ -97,8 +106,8 @@ def check(facts: Facts) -> Finding:
             ID,
             Status.WARN,
             "nginx adds CORS headers to the Socket.IO location",
-            f"{u.loc_name(r.location)} adds Access-Control-Allow-Origin {acao[0][1]} (at {src}); if the Socket.IO server sets its own "
-            "(its `cors` option), browsers get two values and refuse the handshake.",
+            f"{name} adds Access-Control-Allow-Origin {acao[0][1]} at {src}; if the Socket.IO server sets its own "
+            "with its `cors` option, browsers get two values and refuse the handshake.",
             evidence,
             _fix(facts, r, loc, cors_all, inherited),
         )
@@ -109,16 +118,21 @@ def check(facts: Facts) -> Finding:
             Status.FAIL,
             "Config and live proxy disagree: two Access-Control-Allow-Origin headers",
             f"The config adds no Access-Control-Allow-Origin in {label}, but the handshake with Origin "
-            f"{live.origin} returned {len(values)} ({', '.join(repr(v) for v in values)}): something else adds one "
-            "(another proxy in front, or the running config differs).",
+            f"{live.origin} returned {len(values)}, {', '.join(repr(v) for v in values)}: something else adds one, "
+            "another proxy in front or a running config that differs.",
             live_ev,
             Fix(
                 summary="Find the second source of Access-Control-Allow-Origin and keep only the Socket.IO server's."
             ),
         )
-    summary = f"nginx adds no Access-Control-Allow-Origin in {label}: CORS is left to the Socket.IO server"
+    summary = (
+        f"{lead}nginx adds no Access-Control-Allow-Origin in {label}: CORS is left to the Socket.IO server"
+    )
     if hidden:
-        summary = f"{label} hides the backend's Access-Control-Allow-Origin and adds its own: one value reaches browsers"
+        summary = (
+            f"{lead}{label} hides the backend's Access-Control-Allow-Origin and adds its own: one value reaches "
+            "browsers"
+        )
     if live is not None and live.error is None:
         summary += f"; {_live_text(live)}"
     return u.finding(ID, Status.PASS, TITLE, summary + ".", live_ev)
@@ -127,8 +141,8 @@ def check(facts: Facts) -> Finding:
 def _live_text(live: CorsProbe) -> str:
     vals = live.allow_origin
     if not vals:
-        return f"live: no Access-Control-Allow-Origin for Origin {live.origin} (same-origin clients only)"
-    return f"live: one Access-Control-Allow-Origin ({vals[0]!r}) for Origin {live.origin}"
+        return f"live: no Access-Control-Allow-Origin for Origin {live.origin}, so same-origin clients only"
+    return f"live: one Access-Control-Allow-Origin, {vals[0]!r}, for Origin {live.origin}"
 
 
 def _include_ev(config: Config, loc: Directive, d: Directive) -> list[Evidence]:

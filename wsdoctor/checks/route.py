@@ -44,6 +44,23 @@ class _Verdict:
         self.evidence, self.fix, self.predicts = evidence, fix, predicts
 
 
+# What the route is built on: a refused statement among these makes route wait for `syntax`.
+_READS = (
+    "proxy_pass",
+    "location",
+    "listen",
+    "server_name",
+    "return",
+    "rewrite",
+    "root",
+    "alias",
+    "try_files",
+    "include",
+    "if",
+    "set",
+)
+
+
 def check(facts: Facts) -> Finding:
     why = u.client_missing(facts)
     if why:
@@ -51,9 +68,16 @@ def check(facts: Facts) -> Finding:
     hs = u.proxy_handshake(facts)
     if facts.config is None:
         if hs is not None:
-            return _live_only(facts, hs)
+            return _live_only(facts, hs, u.config_missing(facts) or u.NO_CONFIG)
         return u.skip(ID, TITLE, u.config_missing(facts) or u.NO_CONFIG)
-    v = _config_verdict(facts)
+    r = u.route_of(facts)
+    blocked = u.syntax_blocker(facts, r, _READS) if r is not None else None
+    v = _config_verdict(facts) if blocked is None else None
+    if v is not None and v.status is not Status.PASS:
+        blocked = u.load_blocker(facts)  # the missing server/location may be in what could not be read
+    if blocked is not None:
+        return _live_only(facts, hs, blocked) if hs is not None else u.skip(ID, TITLE, blocked)
+    assert v is not None
     f = (
         u.finding(ID, v.status, v.title, v.summary, v.evidence, v.fix)
         if hs is None
@@ -114,7 +138,7 @@ def _config_verdict(facts: Facts) -> _Verdict:
         return _Verdict(
             Status.FAIL,
             f"No server listens on port {c.port}",
-            f"No server block listens on port {c.port} for {c.host} ({r.server_reason}); the client's connection "
+            f"No server block listens on port {c.port} for {c.host}: {r.server_reason}; the client's connection "
             "is refused or lands on another nginx.",
             u.cfg_lines_ev(config, [d for srv in config.servers() for d in srv.children("listen")][:12]),
             Fix(summary=f"Add `listen {c.port}{' ssl' if c.secure else ''};` to the server for {c.host}."),
@@ -401,21 +425,19 @@ def _combine(facts: Facts, v: _Verdict, hs: Handshake) -> Finding:
             v.fix,
         )
     if ex.status is None:
-        summary = v.summary.rstrip(".") + f"; live, the proxy gave {got} (see upgrade/tls/upstream)."
-        return u.finding(ID, v.status, v.title, summary, ev, v.fix)
+        if v.predicts == "refused":
+            summary = v.summary.rstrip(".") + f"; live, {u.no_answer_reason(ex)}, as predicted."
+            return u.finding(ID, v.status, v.title, summary, ev, v.fix)
+        return _no_answer(facts, hs, v.evidence, v)
     if ex.status in (502, 503, 504):
         summary = (
             v.summary.rstrip(".")
-            + f"; live, nginx answered {ex.status}: the route is right but the backends fail (see upstream)."
+            + f"; live, nginx answered {ex.status}: the route is right but the backends fail, see upstream."
         )
         return u.finding(ID, v.status, v.title, summary, ev, v.fix)
     if v.predicts != "proxied":
         agree = (v.predicts == "404" and ex.status == 404) or (v.predicts == "301" and ex.status == 301)
-        tail = (
-            f"; live, the proxy answered {got} (from {u.who(ex)}), as predicted."
-            if agree
-            else f"; live, the proxy answered {got} (from {u.who(ex)})."
-        )
+        tail = f"; live, {u.who(ex)} answered {got}" + (", as predicted." if agree else ".")
         return u.finding(ID, v.status, v.title, v.summary.rstrip(".") + tail, ev, v.fix)
     # The config says proxied, the proxy did not hand out a session.
     if ex.answered_by in _BACKENDS or (ex.answered_by != NGINX and ex.status == 404):
@@ -508,26 +530,32 @@ def _fix_from_backends(facts: Facts, r: Route) -> Fix | None:
     return None
 
 
-def _live_only(facts: Facts, hs: Handshake) -> Finding:
+def _live_only(facts: Facts, hs: Handshake, reason: str) -> Finding:
+    """The probe alone decides: REASON says why the config cannot (none given, or one nginx refuses)."""
     ex = hs.exchange
     ev = [_hs_ev(hs)]
-    reason = u.config_missing(facts) or u.NO_CONFIG
+    c = facts.client
+    assert c is not None
     if hs.ok:
         return u.finding(
             ID,
             Status.PASS,
             TITLE,
-            f"The handshake {facts.client.request_line()} through the proxy was answered by {u.who(ex)} "
-            f"(no config to show the location: {reason}).",
+            f"The handshake {c.request_line()} through the proxy was answered by {u.who(ex)}; the location "
+            f"cannot be shown: {reason}.",
             ev,
         )
+    if ex.status is None:
+        return _no_answer(facts, hs, [], None, reason)
     if ex.status in (404, 301, 302, 400, 403):
+        own_404 = ex.status == 404 and ex.answered_by == NGINX
         return u.finding(
             ID,
             Status.FAIL,
             f"The proxy answers {ex.status} to the client's request",
-            f"{facts.client.request_line()} got {u.status_line(ex)} from {u.who(ex)}; give the nginx config "
-            f"to see which location took it ({reason}).",
+            f"{c.request_line()} got {u.status_line(ex)} from {u.who(ex)}"
+            + (": nginx has no location that proxies it and looked for a file instead" if own_404 else "")
+            + f"; the config would show which location took it, but {reason}.",
             ev,
             Fix(summary="Run again with --nginx-conf, --nginx-dump or --ssh to get the exact config fix."),
         )
@@ -535,6 +563,67 @@ def _live_only(facts: Facts, hs: Handshake) -> Finding:
         ID,
         Status.SKIP,
         TITLE,
-        f"The handshake through the proxy failed ({u.status_line(ex)}, see upstream/tls) and {reason}.",
+        f"The handshake through the proxy got {u.status_line(ex)}, see upstream/tls; {reason}.",
         ev,
+    )
+
+
+def _no_answer(
+    facts: Facts, hs: Handshake, cfg_ev: list[Evidence], v: _Verdict | None, reason: str | None = None
+) -> Finding:
+    """No HTTP answer at all through the proxy: the one failure that names the cause (the live checks skip).
+
+    Refused or unresolvable at connect: nothing listens (nginx down, wrong host/port, a firewall). Connected but
+    silent: something took the connection and never answered. TLS: the `tls` check names it when it ran.
+    """
+    ex = hs.exchange
+    c = facts.client
+    assert c is not None
+    ev = [*cfg_ev, _hs_ev(hs)]
+    why = u.no_answer_reason(ex)
+    also = (
+        f" The config has a problem of its own once it answers: {v.title}."
+        if v and v.status is not Status.PASS
+        else ""
+    )
+    tail = f" No config to compare with: {reason}." if reason else ""
+    if ex.stage == "tls":
+        if u.tls_fails(facts):
+            return u.skip(ID, TITLE, f"the TLS handshake with {c.netloc} fails: {why}, see tls", ev)
+        return u.finding(
+            ID,
+            Status.FAIL,
+            f"The TLS handshake with {c.netloc} fails",
+            f"{c.request_line()} got no HTTP answer: the TLS handshake with {c.netloc} fails, {why}.{also}{tail}",
+            ev,
+            Fix(
+                summary="Check that nginx listens with `ssl` on this port and serves a certificate the client trusts."
+            ),
+        )
+    if ex.stage in ("request", "response", "body", "upgrade", "first-frame"):
+        return u.finding(
+            ID,
+            Status.FAIL,
+            f"{c.netloc} accepts connections but never answers",
+            f"{c.request_line()} got no HTTP answer from {c.netloc} ({why}): something took the connection and "
+            f"did not answer; nginx waiting on backends that do not answer looks like this, see upstream.{also}"
+            f"{tail}",
+            ev,
+            Fix(
+                summary=f"Check what listens on port {c.port} (`ss -ltnp`) and nginx's error log for upstream "
+                "timeouts; keep proxy_connect_timeout short so a dead backend fails over quickly."
+            ),
+        )
+    return u.finding(
+        ID,
+        Status.FAIL,
+        f"Nothing answers at {c.netloc}",
+        f"Nothing answers at {c.netloc} ({why}): nginx is not running there, listens on another address or "
+        f"port, or a firewall drops the connection; every live check waits for it.{also}{tail}",
+        ev,
+        Fix(
+            summary=f"On the proxy host, `ss -ltnp | grep :{c.port}` shows what listens on port {c.port}: start "
+            f"nginx (`systemctl start nginx`, then `nginx -t` if it will not start), or fix the URL's host/port; "
+            "check DNS and firewalls between the client and nginx."
+        ),
     )

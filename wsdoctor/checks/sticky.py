@@ -16,7 +16,7 @@ import re
 from typing import TYPE_CHECKING
 
 from wsdoctor.checks import _util as u
-from wsdoctor.facts import Facts
+from wsdoctor.facts import ENGINEIO_NODE, ENGINEIO_PY, Facts
 from wsdoctor.report import Evidence, Finding, Fix, Status
 
 ID = "sticky"
@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from wsdoctor.nginx.routing import Route
 
 SUGGESTED = "hash $remote_addr consistent"
+# What the verdict builds on: a refused statement among these makes sticky wait for `syntax`.
+_READS = ("upstream", "server", "hash", "ip_hash", "least_conn", "random", "sticky", "proxy_pass")
 _EMPTY_KEYS = {
     "$cookie_io": "Socket.IO sets no `io` cookie unless the server enables `cookie`",
     "$arg_sid": "the handshake request has no sid yet",
@@ -53,9 +55,12 @@ _CHANGING_KEYS = {
 
 def check(facts: Facts) -> Finding:
     c = facts.client
-    live = facts.sticky
+    place = u.socketio_place(facts, _READS, upstream=True)
+    r, why = place.route, place.why
+    live = (
+        None if place.corrected else facts.sticky
+    )  # the probe used the client's request, not the corrected one
     polling = c is None or "polling" in c.transports
-    r, why = u.proxy_location(facts)
     if why:
         if live is not None:
             return _live_only(facts, why)
@@ -63,6 +68,7 @@ def check(facts: Facts) -> Finding:
     assert r is not None and c is not None and facts.config is not None
     verdict = _config_verdict(facts, r, polling)
     status, title, summary, evidence, fix = verdict
+    summary = place.say(summary)
     logs = u.logs_for(facts, ID)  # access-log 400s on polling requests that carry a sid
     evidence = evidence + u.log_evidence(logs)
     if live is None:
@@ -84,8 +90,8 @@ def check(facts: Facts) -> Finding:
     if live.refused:
         first = live.refused[0]
         refused = (
-            f"live: {len(live.refused)} of {live.requests} polling requests of one session were refused "
-            f"({u.status_line(first)})"
+            f"live: {len(live.refused)} of {live.requests} polling requests of one session were refused with "
+            f"{u.status_line(first)}"
         )
         if not polling:
             return u.finding(
@@ -116,20 +122,15 @@ def check(facts: Facts) -> Finding:
                 ID,
                 Status.WARN,
                 "Config and live proxy disagree on stickiness",
-                f"{summary.rstrip('.')}, but {ok} (luck with few servers, or the running config differs).",
+                f"{summary.rstrip('.')}, but {ok}: luck with few servers, or the running config differs.",
                 ev + [u.probe_ev(ex) for ex in live.exchanges[:1]],
                 fix,
             )
         return u.finding(ID, status, title, f"{summary.rstrip('.')}; {ok}.", ev, fix)
     if live.error:
-        return u.finding(
-            ID,
-            status,
-            title,
-            f"{summary.rstrip('.')} (live probe failed: {u.short_error(live.error)}).",
-            ev,
-            fix,
-        )
+        dead = u.endpoint_down(facts)
+        failed = f"live, {dead}" if dead else f"the live probe failed: {u.short_error(live.error)}"
+        return u.finding(ID, status, title, f"{summary.rstrip('.')}; {failed}.", ev, fix)
     return u.finding(ID, status, title, summary, ev, fix)
 
 
@@ -180,8 +181,8 @@ def _config_verdict(facts: Facts, r: Route, polling: bool):
             Status.FAIL,
             f"Round robin over {n} servers breaks polling sessions",
             f"upstream {name} ({up.where}) spreads requests round robin over {n} servers, and the client polls "
-            f"({', '.join(c.transports)}): the second request of a session lands on another backend and gets 400 "
-            "'Session ID unknown'.",
+            f"({', '.join(c.transports)}): the second request of a session lands on another backend, which "
+            f"answers {_refusal(facts)}.",
             ev,
             _fix(facts, r, "round robin"),
         )
@@ -236,17 +237,45 @@ def _config_verdict(facts: Facts, r: Route, polling: bool):
 
         v = facts.nginx_version
         ok = at_least(v, (1, 29, 6)) if v else None
-        extra = "" if ok else " (open-source nginx has `sticky` only from 1.29.6; older needs NGINX Plus)"
+        extra = "" if ok else "; open-source nginx has `sticky` only from 1.29.6, older needs NGINX Plus"
         return (Status.PASS, TITLE, f"upstream {name} uses `sticky` ({d.where}){extra}.", ev, None)
     # least_conn, random, least_time: load balancing, not affinity.
     return (
         Status.FAIL,
         f"{method} over {n} servers breaks polling sessions",
         f"upstream {name} balances with {method} ({d.where}), which does not pin a client, and the client polls: "
-        "requests of one session reach different backends and get 400 'Session ID unknown'.",
+        f"requests of one session reach different backends, which answer {_refusal(facts)}.",
         ev,
         _fix(facts, r, method, d),
     )
+
+
+def _refusal(facts: Facts) -> str:
+    """What a backend answers to a session it did not create, in its own words when they are known.
+
+    python-engineio says 400 "Invalid session <sid>", Node's engine.io 400 {"code":1,"message":"Session ID
+    unknown"}: which one is known from any live answer of a backend; offline only the meaning can be given.
+    """
+    kind = _backend_kind(facts)
+    if kind == ENGINEIO_PY:
+        return '400 "Invalid session <sid>"'
+    if kind == ENGINEIO_NODE:
+        return '400 "Session ID unknown"'
+    return "400 because it does not know the session"
+
+
+def _backend_kind(facts: Facts) -> str | None:
+    exchanges = [h.exchange for h in facts.handshakes.values()]
+    if facts.sticky is not None:
+        exchanges += facts.sticky.refused + facts.sticky.exchanges
+    if facts.websocket is not None:
+        exchanges.append(facts.websocket.exchange)
+    if facts.connect is not None:
+        exchanges += facts.connect.exchanges
+    for ex in exchanges:
+        if ex.answered_by in (ENGINEIO_PY, ENGINEIO_NODE):
+            return ex.answered_by
+    return None
 
 
 def _balancers(up: Directive) -> list:
@@ -360,8 +389,9 @@ def _live_only(facts: Facts, why: str) -> Finding:
             ID,
             Status.FAIL,
             "Polling sessions are refused through the proxy",
-            f"{len(live.refused)} of {live.requests} polling requests of one session were refused "
-            f"({u.status_line(live.refused[0])}): requests reach a backend that did not create the session ({why}).",
+            f"{len(live.refused)} of {live.requests} polling requests of one session were refused with "
+            f"{u.status_line(live.refused[0])}: requests reach a backend that did not create the session; the "
+            f"config would show why, but {why}.",
             [u.probe_ev(ex) for ex in live.refused[:2]],
             Fix(
                 summary="Pin sessions in the upstream (hash $remote_addr consistent / ip_hash) or use websocket only."
@@ -372,8 +402,11 @@ def _live_only(facts: Facts, why: str) -> Finding:
             ID,
             Status.PASS,
             TITLE,
-            f"{live.requests} polling requests of one session were all accepted ({why}).",
+            f"{live.requests} polling requests of one session were all accepted; the config cannot be judged: {why}.",
         )
+    dead = u.endpoint_down(facts)
+    if dead:
+        return u.skip(ID, TITLE, f"{dead}; {why}" if facts.config is None else why)
     return u.skip(
-        ID, TITLE, f"{why}; the sticky probe did not finish ({u.short_error(live.error) or 'no requests'})"
+        ID, TITLE, f"{why}; the sticky probe did not finish: {u.short_error(live.error) or 'no requests'}"
     )

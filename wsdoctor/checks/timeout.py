@@ -33,8 +33,9 @@ MARGIN = 5.0  # seconds of slack a ping needs over the network
 
 
 def check(facts: Facts) -> Finding:
-    r, why = u.proxy_location(facts)
-    hold = facts.hold
+    place = u.socketio_place(facts, ("proxy_read_timeout", "proxy_send_timeout", "proxy_connect_timeout"))
+    r, why = place.route, place.why
+    hold = None if place.corrected else facts.hold  # the held tunnel used the client's request, not this one
     # Idle tunnels closed by nginx's timer; "recv() failed … while proxying upgraded connection" is a peer reset.
     logs = u.logs_for(facts, ID, ("upgraded-timeout", "101-idle-timeout"))
     if why:
@@ -43,12 +44,13 @@ def check(facts: Facts) -> Finding:
                 ID,
                 Status.FAIL,
                 f"The tunnel dropped after {hold.held_for:.1f} s",
-                f"A WebSocket held open through the proxy closed after {hold.held_for:.1f} s "
-                f"({_close_text(hold)}); {why}.",
+                f"A WebSocket held open through the proxy closed after {hold.held_for:.1f} s, "
+                f"{_close_text(hold)}; the config would show which timeout closed it, but {why}.",
                 [_hold_ev(hold)],
                 Fix(summary="Give the nginx config (--nginx-conf/--ssh) to see which timeout closed it."),
             )
-        return u.skip(ID, TITLE, why)
+        dead = u.endpoint_down(facts)
+        return u.skip(ID, TITLE, f"{dead}; {why}" if dead and facts.config is None else why)
     assert r is not None and facts.config is not None
     from wsdoctor.nginx import effective
 
@@ -109,7 +111,7 @@ def check(facts: Facts) -> Finding:
         if hold.closed:
             near = read_s is not None and abs(hold.held_for - read_s) <= max(1.5, 0.2 * read_s)
             live_fail = (
-                f"a tunnel held through the proxy closed after {hold.held_for:.1f} s ({_close_text(hold)})"
+                f"a tunnel held through the proxy closed after {hold.held_for:.1f} s, {_close_text(hold)}"
                 + (f", matching {read_text}" if near else "")
             )
             if not near:
@@ -129,14 +131,14 @@ def check(facts: Facts) -> Finding:
     notes: list[str] = []
     if read_s is not None and read_s >= LONG_READ:
         notes.append(
-            f"a read timeout of {u.human_seconds(read_s)} is harmless but keeps dead peers' sockets that long "
-            "(Socket.IO's ping/pong already detects them)"
+            f"a read timeout of {u.human_seconds(read_s)} is harmless but keeps dead peers' sockets that long; "
+            "Socket.IO's ping/pong already detects them"
         )
 
     fix = _fix(facts, r, edits) if edits else None
     if live_fail and not any(p[0] is Status.FAIL for p in problems):
         title = "The tunnel is dropped"
-        summary = (
+        summary = place.say(
             f"{read_text} and {ping_text} should keep the tunnel alive, but {live_fail}."
             if not problems
             else f"{problems[0][2]} And {live_fail}."
@@ -167,7 +169,7 @@ def check(facts: Facts) -> Finding:
         worst = Status.FAIL if any(p[0] is Status.FAIL for p in problems) else Status.WARN
         main = next(p for p in problems if p[0] is worst)
         others = [p[2] for p in problems if p is not main]
-        summary = main[2] + (f" Also: {' '.join(others)}" if others else "")
+        summary = place.say(main[2]) + (f" Also: {' '.join(others)}" if others else "")
         if not any(p[1].startswith("proxy_read_timeout") for p in problems) and read_s is not None:
             summary += f" {read_text} outlasts {ping_text}, so pings keep idle tunnels open."
         if live_fail:
@@ -175,9 +177,9 @@ def check(facts: Facts) -> Finding:
         elif live_ok:
             summary += f" Live: {live_ok}."
         if notes:
-            summary += " (" + "; ".join(notes) + ".)"
+            summary += " Note: " + "; ".join(notes) + "."
         return u.finding(ID, worst, main[1], summary, evidence + live_ev, fix)
-    summary = f"{read_text} is longer than {ping_text}, so pings keep idle tunnels open"
+    summary = place.say(f"{read_text} is longer than {ping_text}, so pings keep idle tunnels open")
     if live_ok:
         summary += f"; live: {live_ok}"
     if notes:

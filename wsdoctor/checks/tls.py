@@ -45,6 +45,9 @@ def check(facts: Facts) -> Finding:
         )
     ev = [Evidence(kind="probe", where=f"TLS {tp.host}:{tp.port}", text=_tls_text(tp))] + cfg_ev
     host = f"{tp.host}:{tp.port}"
+    if not tp.ok and tp.stage in ("dns", "connect") and u.dead_exchange(facts) is not None:
+        # Nothing to speak TLS with: route names the dead endpoint once, the live checks wait for it.
+        return u.skip(ID, TITLE, f"no TLS without a connection: {u.DEAD}", ev)
     if not tp.ok:
         stage = f" at {tp.stage}" if tp.stage else ""
         err = tp.error or "handshake failed"
@@ -73,8 +76,8 @@ def check(facts: Facts) -> Finding:
             ID,
             Status.FAIL,
             "The certificate does not match the host",
-            f"The certificate of {host} ({tp.subject}; SAN {', '.join(tp.san) or 'none'}) does not name {tp.host}: "
-            "clients refuse it.",
+            f"The certificate of {host}, {tp.subject} with SAN {', '.join(tp.san) or 'none'}, does not name "
+            f"{tp.host}: clients refuse it.",
             ev,
             Fix(summary=f"Serve a certificate whose subjectAltName covers {tp.host}."),
         )
@@ -83,7 +86,7 @@ def check(facts: Facts) -> Finding:
             ID,
             Status.FAIL,
             "The certificate has expired",
-            f"The certificate of {host} expired {-tp.days_left} day(s) ago ({tp.not_after}).",
+            f"The certificate of {host} expired {u.plural(-tp.days_left, 'day')} ago, on {tp.not_after}.",
             ev,
             Fix(summary="Renew the certificate (e.g. `certbot renew`) and reload nginx."),
         )
@@ -92,8 +95,8 @@ def check(facts: Facts) -> Finding:
             ID,
             Status.WARN,
             "The certificate chain was not verified",
-            f"TLS with {host} works ({tp.version or 'TLS'}), but the chain was not verified"
-            + (" (--insecure)" if tp.insecure else "")
+            f"TLS with {host} works, {tp.version or 'TLS'}, but the chain was not verified"
+            + (" because of --insecure" if tp.insecure else "")
             + ": clients that verify may still refuse it.",
             ev,
             Fix(summary="Run without --insecure (with --ca-file for a private CA) to verify the chain."),
@@ -102,8 +105,9 @@ def check(facts: Facts) -> Finding:
         return u.finding(
             ID,
             Status.WARN,
-            f"The certificate expires in {tp.days_left} day(s)",
-            f"The certificate of {host} is valid and trusted but expires on {tp.not_after} ({tp.days_left} days).",
+            f"The certificate expires in {u.plural(tp.days_left, 'day')}",
+            f"The certificate of {host} is valid and trusted but expires on {tp.not_after}, in "
+            f"{u.plural(tp.days_left, 'day')}.",
             ev,
             Fix(summary="Renew the certificate now (e.g. `certbot renew`) and check the renewal timer."),
         )

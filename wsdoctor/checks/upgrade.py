@@ -41,9 +41,15 @@ class _Problem:
 
 
 def check(facts: Facts) -> Finding:
-    r, why = u.proxy_location(facts)
+    place = u.socketio_place(facts, ("proxy_http_version", "proxy_set_header"))
+    r, why = place.route, place.why
     ws, upg = facts.websocket, facts.upgrade
+    if place.corrected:
+        ws = upg = None  # the probes sent the client's request, not the corrected one
     if why:
+        dead = u.endpoint_down(facts)
+        if dead and facts.config is None:
+            return u.skip(ID, TITLE, f"{dead}; {why}")
         if ws is not None and not ws.ok and facts.config is None:
             return _live_only(facts)
         if ws is not None and ws.ok:
@@ -51,7 +57,7 @@ def check(facts: Facts) -> Finding:
                 ID,
                 Status.PASS,
                 TITLE,
-                f"101 Switching Protocols through the proxy ({why}).",
+                f"101 Switching Protocols through the proxy; the config cannot be judged: {why}.",
                 [u.probe_ev(ws.exchange)],
             )
         return u.skip(ID, TITLE, why)
@@ -62,14 +68,17 @@ def check(facts: Facts) -> Finding:
     live_ev: list[Evidence] = []
     live_fail: str | None = None
     live_ok: str | None = None
-    proxy_hs = u.proxy_handshake(facts)
+    proxy_hs = None if place.corrected else u.proxy_handshake(facts)
+    dead = None if place.corrected else u.endpoint_down(facts)
     inconclusive = proxy_hs is not None and not proxy_hs.ok  # polling fails too: not the upgrade's fault
-    if ws is not None:
+    if ws is not None and not dead:
         live_ev.append(u.probe_ev(ws.exchange))
-    if inconclusive:
+    if dead:
+        notes.append(f"live: {dead}")
+    elif inconclusive:
         notes.append(
-            f"live: the polling handshake through the proxy fails too ({u.status_line(proxy_hs.exchange)}), "
-            "so the WebSocket result says nothing about the upgrade (see route/upstream)"
+            f"live: the polling handshake through the proxy fails too, {u.status_line(proxy_hs.exchange)}, "
+            "so the WebSocket result says nothing about the upgrade, see route/upstream"
         )
     elif ws is not None:
         if ws.ok:
@@ -78,19 +87,19 @@ def check(facts: Facts) -> Finding:
             live_fail = (
                 f"live: the WebSocket request got {u.status_line(ws.exchange)} from {u.who(ws.exchange)}"
             )
-    if upg is not None:
+    if upg is not None and not dead:
         live_ev += [u.probe_ev(ex) for ex in upg.exchanges[-2:]]
         if upg.ok:
             live_ok = (live_ok + "; " if live_ok else "live: ") + "the polling→websocket upgrade completed"
         elif upg.error and not inconclusive and live_fail is None and (ws is None or ws.ok is False):
-            live_fail = f"live: the polling→websocket upgrade failed ({u.short_error(upg.error)})"
+            live_fail = f"live: the polling→websocket upgrade failed: {u.short_error(upg.error)}"
 
     worst = max((p.status for p in problems), key=lambda s: _RANK[s], default=Status.PASS)
     fix = _fix(facts, r, problems) if problems else None
     if worst is Status.PASS:
         summary = (
-            f"{u.loc_label(r.location)} speaks HTTP/1.1 upstream and forwards Upgrade and Connection"
-            + (f" ({'; '.join(notes)})" if notes else "")
+            f"{place.lead}{u.loc_label(r.location)} speaks HTTP/1.1 upstream and forwards Upgrade and Connection"
+            + (f"; {'; '.join(notes)}" if notes else "")
         )
         if live_fail:
             return u.finding(
@@ -106,14 +115,18 @@ def check(facts: Facts) -> Finding:
 
     main = max(problems, key=lambda p: _RANK[p.status])
     others = [p.sentence for p in problems if p is not main]
-    summary = main.sentence + (f" Also: {' '.join(others)}" if others else "")
+    summary = place.say(main.sentence) + (f" Also: {' '.join(others)}" if others else "")
     status = worst
     if live_fail:
-        summary += f" ({live_fail}, as predicted.)" if worst is Status.FAIL else f" ({live_fail}.)"
+        summary += f" {live_fail[0].upper()}{live_fail[1:]}" + (
+            ", as predicted." if worst is Status.FAIL else "."
+        )
         status = Status.FAIL
     elif live_ok and worst is Status.FAIL:
         summary += f" But {live_ok}: the config given is probably not the one nginx runs."
         status = Status.WARN
+    elif dead:
+        summary += f" Live: {dead}."
     return u.finding(ID, status, main.title, summary, evidence + live_ev, fix)
 
 
@@ -418,16 +431,16 @@ def _live_only(facts: Facts) -> Finding:
                 if by_backend
                 else ""
             )
-            + f" ({reason}).",
+            + f"; the config would give the exact diff, but {reason}.",
             [u.probe_ev(ex)],
             Fix(
                 summary="Forward the upgrade: proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; "
-                'proxy_set_header Connection "upgrade"; (give the config for the exact diff).'
+                'proxy_set_header Connection "upgrade"; give the config for the exact diff.'
             ),
         )
     return u.skip(
         ID,
         TITLE,
-        f"the WebSocket request got {u.status_line(ex)} (see route/upstream); {reason}",
+        f"the WebSocket request got {u.status_line(ex)}, see route/upstream; {reason}",
         [u.probe_ev(ex)],
     )

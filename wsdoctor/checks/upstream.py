@@ -25,8 +25,11 @@ NEEDS = ("config", "handshake:backends", "handshake:proxy", "logs", "commands")
 
 
 def check(facts: Facts) -> Finding:
-    r = u.route_of(facts) if facts.config is not None and facts.client is not None else None
-    static = _config_decides(facts, r)
+    place = u.socketio_place(facts, ("upstream", "server", "proxy_pass"), upstream=True)
+    r = place.route if place.route is not None and u.proxied(place.route) else None
+    if r is not None and place.why:  # a refused statement in the upstream or proxy_pass: see syntax
+        return u.skip(ID, TITLE, place.why)
+    static = _config_decides(facts, r, place.lead)
     if static is not None:
         return static
 
@@ -38,15 +41,17 @@ def check(facts: Facts) -> Finding:
         if u.offline(facts):
             return u.skip(ID, TITLE, f"{u.OFFLINE}; {_servers_text(r)}".rstrip("; "))
         why = facts.unavailable.get("handshake:backends")
+        dead = u.endpoint_down(facts)
         if why:
-            return u.skip(ID, TITLE, why)
+            return u.skip(ID, TITLE, f"{dead}; {why}" if dead else why)
         if r is None and not facts.target.backends:
-            return u.skip(
-                ID,
-                TITLE,
-                u.config_missing(facts) or u.client_missing(facts) or "no backend to probe (use --backend)",
-            )
-        return u.skip(ID, TITLE, "no backend handshake was measured")
+            why = u.config_missing(facts) or u.client_missing(facts) or "no backend to probe (use --backend)"
+            return u.skip(ID, TITLE, f"{dead}; {why}" if dead else why)
+        return u.skip(
+            ID,
+            TITLE,
+            f"{dead}; no backend handshake was measured" if dead else "no backend handshake was measured",
+        )
 
     # A backend that answers HTTP at all is up; a 404 there means nginx sends the wrong path (route's finding).
     dead = {k: h for k, h in backends.items() if not h.ok and _unreachable(h)}
@@ -59,37 +64,44 @@ def check(facts: Facts) -> Finding:
         assert proxy is not None
         evidence.append(u.probe_ev(proxy.exchange))
     evidence += u.log_evidence(logs)
-    evidence += [
-        u.cmd_ev(cr) for name, cr in facts.commands.items() if name.split()[0] in ("ss", "pm2", "systemctl")
-    ]
+    evidence += _command_ev(
+        facts, list(dead) or list(backends) or (r.upstream_servers if r is not None else [])
+    )
     upstream_name = (r.upstream_name if r is not None else None) or "the upstream"
     cfg_ev = _upstream_ev(facts, r)
 
     if dead:
+        order = [_short(x) for x in (r.upstream_servers if r is not None else [])]
+        dead = dict(
+            sorted(dead.items(), key=lambda kv: order.index(_short(kv[0])) if _short(kv[0]) in order else 99)
+        )
         names = ", ".join(_short(k) for k in dead)
-        generic = {_why(h).replace(_short(k), "each") for k, h in dead.items()}
-        if len(dead) > 1 and len(generic) == 1:
-            reasons = f"{names}: {generic.pop()}"
+        reasons_by = {_short(k): _why(h, _not_listening(facts, _short(k))) for k, h in dead.items()}
+        if len(set(reasons_by.values())) == 1:
+            reasons = f"{names}: {next(iter(reasons_by.values()))}"
         else:
-            reasons = "; ".join(f"{_short(k)}: {_why(h)}" for k, h in dead.items())
+            reasons = "; ".join(f"{k}: {w}" for k, w in reasons_by.items())
         if alive:
             summary = (
-                f"{len(dead)} of {len(backends)} servers of {upstream_name} fail the Engine.IO handshake ({reasons}); "
-                "nginx retries the others, but clients pinned to a dead one (ip_hash/hash) get 502."
+                f"{len(dead)} of {len(backends)} servers of {upstream_name} "
+                f"{'fails' if len(dead) == 1 else 'fail'} the Engine.IO handshake, {reasons}. "
+                + _failover_text(facts, r, len(dead))
             )
-            status = Status.FAIL
         else:
-            summary = f"No server of {upstream_name} answers the Engine.IO handshake ({reasons}): nginx answers 502."
-            status = Status.FAIL
+            summary = (
+                f"No server of {upstream_name} answers the Engine.IO handshake, {reasons}: nginx answers 502."
+            )
         return u.finding(
             ID,
-            status,
+            Status.FAIL,
             f"Backend{'s' if len(dead) > 1 else ''} down: {names}",
             summary,
             evidence + cfg_ev,
             Fix(
-                summary=f"Start the backend process(es) on {names} (e.g. `pm2 restart …` / `systemctl start …`) "
-                "or take them out of the upstream; check their own logs for the crash."
+                summary=f"Start the backend process{'es' if len(dead) > 1 else ''} on {names} (e.g. `pm2 restart …` / "
+                "`systemctl start …`) or take "
+                + ("them" if len(dead) > 1 else "it")
+                + f" out of the upstream; check {'their' if len(dead) > 1 else 'its'} own logs for the crash."
             ),
         )
     if proxy_5xx:
@@ -99,8 +111,8 @@ def check(facts: Facts) -> Finding:
             Status.FAIL,
             f"The proxy answers {proxy.exchange.status}",
             f"Through the proxy the handshake got {u.status_line(proxy.exchange)} although "
-            f"{len(alive)} backend(s) answer directly: nginx cannot reach them from where it runs "
-            "(addresses, firewall, or probe them from the proxy host with --ssh).",
+            f"{u.plural(len(alive), 'backend')} answer directly: nginx cannot reach them from where it runs; "
+            "check the addresses and firewalls, or probe them from the proxy host with --ssh.",
             evidence + cfg_ev,
             Fix(summary="Compare the upstream's server addresses with where the backends listen (ss -ltnp)."),
         )
@@ -112,7 +124,8 @@ def check(facts: Facts) -> Finding:
             ID,
             Status.PASS,
             TITLE,
-            f"All {up_count} server(s) of {upstream_name} are up, but {len(wrong_path)} answer "
+            f"{_all(up_count)} of {upstream_name} {'is' if up_count == 1 else 'are'} up, but {len(wrong_path)} "
+            f"answer{'s' if len(wrong_path) == 1 else ''} "
             f"{u.status_line(h0.exchange)} at {path}, the path nginx sends: no 502 here, the path is wrong "
             "(see route).",
             [u.probe_ev(h0.exchange), *cfg_ev],
@@ -123,7 +136,7 @@ def check(facts: Facts) -> Finding:
             ID,
             Status.WARN,
             "The error log shows upstream failures",
-            f"The backends were not probed ({why}), and the error log has {len(logs)} upstream failure(s), "
+            f"The backends were not probed: {why}; the error log has {u.plural(len(logs), 'upstream failure')}, "
             f"the last: {logs[-1].text.strip()[:160]}",
             evidence + cfg_ev,
             Fix(summary="Probe the backends (drop --offline) and look for restarts at the times logged."),
@@ -133,8 +146,8 @@ def check(facts: Facts) -> Finding:
             ID,
             Status.WARN,
             "Backends answer now, but the error log shows failures",
-            f"All {len(alive)} backends answer the handshake now, but the error log has {len(logs)} upstream "
-            f"failure(s), the last: {logs[-1].text.strip()[:160]}",
+            f"{_all(len(alive), 'backend')} answer{'s' if len(alive) == 1 else ''} the handshake now, but the error "
+            f"log has {u.plural(len(logs), 'upstream failure')}, the last: {logs[-1].text.strip()[:160]}",
             evidence + cfg_ev,
             Fix(summary="Look for backend restarts or crashes at the times logged (pm2 logs / journalctl)."),
         )
@@ -144,9 +157,10 @@ def check(facts: Facts) -> Finding:
         ID,
         Status.PASS,
         TITLE,
-        f"All {len(alive)} server(s) of {upstream_name} answer the Engine.IO handshake"
+        f"{place.lead}{_all(len(alive))} of {upstream_name} answer{'s' if len(alive) == 1 else ''} the Engine.IO "
+        "handshake"
         + (f" at {uri}" if uri else "")
-        + (f" (pingInterval {ping / 1000:g} s)" if ping else "")
+        + (f", pingInterval {ping / 1000:g} s" if ping else "")
         + ".",
         [u.probe_ev(h.exchange) for h in list(alive.values())[:1]] + cfg_ev,
     )
@@ -162,11 +176,117 @@ def _short(key: str) -> str:
     return key.split("://", 1)[-1].rstrip("/")
 
 
-def _why(h: Handshake) -> str:
+def _not_listening(facts: Facts, server: str) -> bool:
+    """`ss -ltnp` on the proxy host says nothing listens on SERVER's port (the gatherer's own line)."""
+    import re
+
+    port = server.rsplit(":", 1)[-1]
+    ss = next((cr for name, cr in facts.commands.items() if name.split()[:1] == ["ss"]), None)
+    if ss is None or not port.isdigit():
+        return False
+    m = re.search(r"nothing listens on port ([^\n]*)", ss.stdout)
+    return bool(m and re.search(rf"(?<![\d.]){port}(?!\d)", m.group(1)))
+
+
+def _why(h: Handshake, not_listening: bool = False) -> str:
+    """Why a backend gave no handshake, short: the probe's error names the address already (the summary too)."""
+    if not_listening:
+        return "nothing listens on that port, says `ss -ltnp` on the proxy host"
     ex = h.exchange
-    if ex.status is None:
-        return ex.error or h.error or "no answer"
-    return h.error or u.status_line(ex)
+    if ex.status is not None:
+        return h.error or u.status_line(ex)
+    err = (ex.error or h.error or "no answer").strip()
+    low = err.lower()
+    if "refused" in low:
+        return "connection refused, nothing listens there"
+    if "timed out" in low or "timeout" in low:
+        return "no answer, the connection timed out"
+    if "could not connect" in low or "cannot reach" in low or "connect failed" in low:
+        return "the proxy host cannot connect, the backend is down or unreachable from there"
+    if "resolve" in low or "name or service" in low:
+        return "the name does not resolve"
+    return u.short_error(err, 120).rstrip(".")
+
+
+def _all(n: int, word: str = "server") -> str:
+    """The subject of a count: "All 3 servers", "The only server"."""
+    return f"All {n} {word}s" if n != 1 else f"The only {word}"
+
+
+def _failover_text(facts: Facts, r: Route | None, n_dead: int) -> str:
+    """What one dead backend among live ones costs, as nginx really behaves.
+
+    nginx fails over (``proxy_next_upstream error timeout``, the default), so new requests still reach a live
+    server; what is lost is the state on the dead one: its polling sessions and WebSocket tunnels, and with
+    ip_hash/hash its clients are re-mapped to other servers, where they reconnect without their in-memory state.
+    """
+    from wsdoctor.nginx import effective
+
+    it = "it" if n_dead == 1 else "them"
+    on = "the dead backend" if n_dead == 1 else "the dead backends"
+    nxt = None
+    if r is not None and r.location is not None:
+        block = r.config_block or r.location
+        nxt = effective.scalar(block, "proxy_next_upstream", facts.nginx_version)
+    values = [v.lower() for v in (nxt.value if nxt is not None and nxt.value else ["error", "timeout"])]
+    where = f" at {nxt.directive.where}" if nxt is not None and nxt.directive is not None else ", the default"
+    if "off" in values or not ({"error", "timeout"} & set(values)):
+        return (
+            f"proxy_next_upstream {' '.join(values)}{where} does not fail over on a refused connection, so "
+            f"requests sent to {it} get 502."
+        )
+    method = None
+    if r is not None and r.upstream is not None:
+        method = next(
+            (d.name for d in r.upstream.block or () if d.name in ("ip_hash", "hash", "sticky")), None
+        )
+    text = (
+        f"nginx fails over to the others, proxy_next_upstream {' '.join(values)}{where}, so clients still "
+        f"connect; but the polling sessions and WebSocket tunnels on {on} are lost"
+    )
+    if method in ("ip_hash", "hash"):
+        text += (
+            f", and {method} re-maps the clients of {on} to other servers: they reconnect and lose any "
+            "in-memory state"
+        )
+    else:
+        text += ": those clients reconnect and lose any in-memory state"
+    return text + "."
+
+
+def _command_ev(facts: Facts, servers: list[str]) -> list[Evidence]:
+    """pm2/systemctl output as is; ``ss -ltnp`` only for what it says about the servers' ports, else nothing.
+
+    The listening-socket list of a shared host says nothing about this upstream; a line for a dead server's port
+    (something listens on another address, or a process holds it without answering) or the gatherer's
+    "nothing listens on port …" line does.
+    """
+    import re
+
+    from wsdoctor.facts import CommandResult
+
+    ports = {s.rsplit(":", 1)[-1] for s in (_short(x) for x in servers) if ":" in s}
+    ports = {p for p in ports if p.isdigit()}
+    out: list[Evidence] = []
+    for name, cr in facts.commands.items():
+        word = name.split()[0] if name.split() else ""
+        if word in ("pm2", "systemctl"):
+            out.append(u.cmd_ev(cr))
+        elif word == "ss" and ports and cr.stdout:
+            lines = cr.stdout.splitlines()
+            head = lines[:1] if lines and lines[0].split()[:1] in (["State"], ["Netid"]) else []
+            mention = re.compile(r"(?<![\d.])(?:" + "|".join(sorted(ports)) + r")(?!\d)")
+            hits = []
+            for ln in lines[len(head) :]:
+                fields = ln.split()
+                local = fields[3] if len(fields) > 4 and not ln.startswith("(") else ""
+                if (local and local.rsplit(":", 1)[-1] in ports) or (
+                    ln.startswith("(") and mention.search(ln)
+                ):
+                    hits.append(ln)
+            if hits:
+                out.append(u.cmd_ev(CommandResult(cr.argv, cr.host, cr.exit_status, "\n".join(head + hits))))
+    return out
 
 
 def _probe_path(hs: dict) -> str:
@@ -193,7 +313,7 @@ def _upstream_ev(facts: Facts, r: Route) -> list[Evidence]:
     return []
 
 
-def _config_decides(facts: Facts, r: Route) -> Finding | None:
+def _config_decides(facts: Facts, r: Route | None, lead: str = "") -> Finding | None:
     """Failures the config alone proves: an upstream block without a usable server."""
     if r is None or r.proxy_pass is None or facts.config is None:
         return None
@@ -207,7 +327,7 @@ def _config_decides(facts: Facts, r: Route) -> Finding | None:
                 ID,
                 Status.FAIL,
                 f"Upstream {r.upstream_name} has {what}",
-                f"{u.loc_label(r.location)} proxies to upstream {r.upstream_name} ({r.upstream.where}), which has "
+                f"{lead}{u.loc_label(r.location)} proxies to upstream {r.upstream_name} ({r.upstream.where}), which has "
                 f"{what}: nginx answers 502 to every request.",
                 u.cfg_lines_ev(config, [r.upstream, *servers, r.proxy_pass]),
                 Fix(
