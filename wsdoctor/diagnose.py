@@ -100,6 +100,9 @@ class Diagnosis:
         self._started = time.monotonic()
         self.findings: dict[str, Finding] = {}
         self.notes: list[str] = []
+        # When the probes of this run started (our clock); None without probes (--offline, no --url): then
+        # every log line is history worth showing.
+        self.since: float | None = None
 
     # -- evaluation --------------------------------------------------------
 
@@ -117,13 +120,25 @@ class Diagnosis:
         )
 
     def add_log_events(self, events: Iterable[LogEvent]) -> Update:
-        """Lines from a live tail: they become evidence at once (a line already known is not added twice)."""
+        """Lines from a live tail: they become evidence at once (a line already known is not added twice).
+
+        The tail opens with the last lines of each log for context; like the gathered lines, only those
+        written since this run started (when it probed) speak for a check: older ones describe a past
+        state, such as the one before a fix.
+        """
         known = {(e.source, e.file, e.text) for e in self.facts.logs}
+        fresh: list[LogEvent] = []
         for e in events:
             key = (e.source, e.file, e.text)
             if key not in known:
                 known.add(key)
-                self.facts.logs.append(e)
+                fresh.append(e)
+        if fresh and self.since is not None:
+            from wsdoctor.remote.gather import order_logs
+            from wsdoctor.remote.session import clock_of
+
+            fresh, _ = order_logs(fresh, since=self.since, clock=clock_of(self.target))
+        self.facts.logs.extend(fresh)
         return self.evaluate(done=not self.facts.pending)
 
     def report(self) -> Report:
@@ -133,17 +148,22 @@ class Diagnosis:
             target=target_summary(self.facts),
             findings=list(self.findings.values()),
             secrets=self.target.secrets(),
+            notes=list(dict.fromkeys(self.notes)),  # what the run could not read or wants said, once each
         )
 
     # -- running -----------------------------------------------------------
 
+    def _plan(self) -> list[Gatherer]:
+        from wsdoctor.gather import plan, probes_sent
+
+        if self._gatherers is not None:
+            return self._gatherers
+        self.since = time.time() if probes_sent(self.target) else None
+        return plan(self.target, self.facts, self.notes, since=self.since)
+
     async def updates(self) -> AsyncIterator[Update]:
         """Yield an update at once, then one each time a gatherer finishes, then the final one."""
-        from wsdoctor.gather import plan
-
-        gatherers = (
-            self._gatherers if self._gatherers is not None else plan(self.target, self.facts, self.notes)
-        )
+        gatherers = self._plan()
         yield self.evaluate()
         tasks = [asyncio.create_task(self._guard(g)) for g in gatherers]
         try:
@@ -169,11 +189,7 @@ class Diagnosis:
 
     async def run(self) -> Update:
         """Gather everything, then evaluate once (the CLI needs no intermediate updates)."""
-        from wsdoctor.gather import plan
-
-        gatherers = (
-            self._gatherers if self._gatherers is not None else plan(self.target, self.facts, self.notes)
-        )
+        gatherers = self._plan()
         tasks = [asyncio.create_task(self._guard(g)) for g in gatherers]
         try:
             await asyncio.gather(*tasks)

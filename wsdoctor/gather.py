@@ -1,10 +1,12 @@
 """The gatherers of one run: which facts to collect for a target, and how, all concurrently.
 
 ``plan`` decides from the target what can be known (a config from a file, a dump or
-SSH; probes unless ``--offline``; logs and commands over SSH) and returns coroutines
-that fill ``Facts``. Every fact a gatherer will produce is put in ``facts.pending`` up
-front; one that cannot be had goes to ``facts.unavailable`` with the reason, so the
-checks say ``skip`` with that reason. Nothing here imports Textual.
+SSH; probes unless ``--offline``; nginx logs and commands over SSH; ``--backend-log``
+on the proxy host, or here without ``--ssh``) and returns coroutines that fill
+``Facts``. Every fact a gatherer will produce is put in ``facts.pending`` up front; one
+that cannot be had goes to ``facts.unavailable`` with the reason, so the checks say
+``skip`` with that reason. Logs are read once the probes through the proxy are done,
+so they hold the lines this run caused. Nothing here imports Textual.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import sys
 from collections.abc import Awaitable, Callable
 
 from wsdoctor.diagnose import InputError
-from wsdoctor.facts import Facts
+from wsdoctor.facts import ConnectProbe, Facts
 from wsdoctor.target import Target
 
 Gatherer = Callable[[Facts], Awaitable[None]]
@@ -32,38 +34,55 @@ PROBE_FACTS = (
 )
 
 
-def plan(target: Target, facts: Facts, notes: list[str]) -> list[Gatherer]:
+def probes_sent(target: Target) -> bool:
+    """Whether this run sends probes through the proxy (then its own log lines are the evidence)."""
+    return not target.offline and bool(target.url)
+
+
+def plan(target: Target, facts: Facts, notes: list[str], since: float | None = None) -> list[Gatherer]:
+    """The gatherers for TARGET.  SINCE: when the run started (our clock), when it sends probes; log
+    lines older than that describe a past state and are left out (None: every line is kept)."""
     gatherers: list[Gatherer] = []
     _client(target, facts)
     config_ready = asyncio.Event()
+    # Set when every probe through the proxy is done: logs are read after it, so they hold this run's lines.
+    probes_done = asyncio.Event()
+    no_logs = "no nginx log source: give --ssh to read the proxy host's logs"
 
     if target.ssh:
-        from wsdoctor.remote.session import remote_gatherer
+        from wsdoctor.remote.session import remote_gatherers
 
         facts.ssh_host = target.ssh
         facts.pending |= {"config", "version", "logs", "commands"}
-        gatherers.append(remote_gatherer(target, config_ready, notes))
+        gatherers += remote_gatherers(target, config_ready, notes, probes_done=probes_done, since=since)
     elif target.nginx_conf or target.nginx_dump:
         facts.pending |= {"config", "version"}
         gatherers.append(_local_config(target, config_ready))
         gatherers.append(_local_version(target))
-        facts.unavailable["logs"] = "no log source: give --ssh to read the proxy host's logs"
+        facts.unavailable["logs"] = no_logs
         facts.unavailable["commands"] = "no proxy host: give --ssh to run nginx -t there"
     else:
         config_ready.set()
         why = "no nginx config given (use --nginx-conf, --nginx-dump or --ssh)"
         facts.unavailable["config"] = why
         facts.unavailable["version"] = why
-        facts.unavailable["logs"] = "no log source: give --ssh to read the proxy host's logs"
+        facts.unavailable["logs"] = no_logs
         facts.unavailable["commands"] = "no proxy host: give --ssh to run nginx -t there"
         if target.nginx_version:
             facts.nginx_version, facts.version_source = target.nginx_version, "--nginx-version"
+    if target.backend_log and not target.ssh:
+        # Without --ssh this machine is where the backend runs: the same session code reads its log here.
+        from wsdoctor.remote.session import backend_log_gatherer
+
+        facts.pending.add("logs")
+        gatherers.append(backend_log_gatherer(target, notes, probes_done=probes_done, since=since))
 
     if target.offline:
         for name in PROBE_FACTS:
             facts.unavailable[name] = "--offline: no probes were sent"
+        probes_done.set()
     else:
-        gatherers += _probe_gatherers(target, facts, config_ready)
+        gatherers += _probe_gatherers(target, facts, config_ready, probes_done)
     return gatherers
 
 
@@ -139,21 +158,52 @@ def load_local_config(target: Target, facts: Facts) -> None:
 # --- live probes ------------------------------------------------------------
 
 
-def _probe(facts: Facts, name: str, run: Callable[[], Awaitable[None]]) -> Gatherer:
+class _Countdown:
+    """Sets EVENT when every probe it counted has finished (at once when it counted none)."""
+
+    def __init__(self, event: asyncio.Event) -> None:
+        self.event = event
+        self.left = 0
+
+    def add(self) -> None:
+        self.left += 1
+
+    def finished(self) -> None:
+        self.left -= 1
+        if self.left <= 0:
+            self.event.set()
+
+
+def _probe(
+    facts: Facts, name: str, run: Callable[[], Awaitable[None]], countdown: _Countdown | None = None
+) -> Gatherer:
     """A gatherer for one probe fact: pending until it is done, whatever happens."""
     facts.pending.add(name)
+    if countdown is not None:
+        countdown.add()
 
     async def gatherer(f: Facts) -> None:
         try:
             await run()
         finally:
             f.pending.discard(name)
+            if countdown is not None:
+                countdown.finished()
 
     gatherer.__name__ = f"probe {name}"
     return gatherer
 
 
-def _probe_gatherers(target: Target, facts: Facts, config_ready: asyncio.Event) -> list[Gatherer]:
+def _no_tunnel(probe: ConnectProbe) -> bool:
+    """The CONNECT never got a WebSocket to travel on: no 101 (refused, 400, 404, 502, no answer)."""
+    if probe.ok or probe.refused_message is not None:
+        return False
+    return not probe.exchanges or probe.exchanges[0].status != 101
+
+
+def _probe_gatherers(
+    target: Target, facts: Facts, config_ready: asyncio.Event, probes_done: asyncio.Event
+) -> list[Gatherer]:
     from wsdoctor import probes
     from wsdoctor.probes import ProbeConfigError, ProbeContext
 
@@ -164,6 +214,7 @@ def _probe_gatherers(target: Target, facts: Facts, config_ready: asyncio.Event) 
     if target.server_name:
         ctx.host_header = target.server_name
     gs: list[Gatherer] = []
+    through_proxy = _Countdown(probes_done)
     c = facts.client
     public = ("handshake:proxy", "websocket", "upgrade", "connect", "sticky", "hold", "tls", "cors")
     if c is None:
@@ -187,13 +238,20 @@ def _probe_gatherers(target: Target, facts: Facts, config_ready: asyncio.Event) 
         connect_transport = "websocket" if uses_ws else "polling"
 
         async def connect() -> None:
-            facts.connect = await probes.connect(
+            probe = await probes.connect(
                 c.url_for(connect_transport),
                 ctx=ctx,
                 where="proxy",
                 namespace=c.namespace,
                 transport=connect_transport,
             )
+            if connect_transport == "websocket" and uses_polling and _no_tunnel(probe):
+                # The client would fall back to polling (the upgrade is upgrade's finding): the token still
+                # deserves a verdict, so send the CONNECT the way the client then would.
+                probe = await probes.connect(
+                    polling_url, ctx=ctx, where="proxy", namespace=c.namespace, transport="polling"
+                )
+            facts.connect = probe
 
         async def sticky() -> None:
             facts.sticky = await probes.sticky(polling_url, ctx=ctx, where="proxy", namespace=c.namespace)
@@ -212,35 +270,37 @@ def _probe_gatherers(target: Target, facts: Facts, config_ready: asyncio.Event) 
                 polling_url, origin=f"{c.scheme}://{c.netloc}", ctx=ctx, where="proxy"
             )
 
-        gs.append(_probe(facts, "handshake:proxy", handshake))
-        gs.append(_probe(facts, "websocket", websocket))
+        gs.append(_probe(facts, "handshake:proxy", handshake, through_proxy))
+        gs.append(_probe(facts, "websocket", websocket, through_proxy))
         if uses_polling and uses_ws:
-            gs.append(_probe(facts, "upgrade", upgrade))
+            gs.append(_probe(facts, "upgrade", upgrade, through_proxy))
         else:
             facts.unavailable["upgrade"] = (
                 "the client uses one transport only: no polling→websocket upgrade to try"
             )
-        gs.append(_probe(facts, "connect", connect))
+        gs.append(_probe(facts, "connect", connect, through_proxy))
         if uses_polling:
-            gs.append(_probe(facts, "sticky", sticky))
+            gs.append(_probe(facts, "sticky", sticky, through_proxy))
         else:
             facts.unavailable["sticky"] = (
                 "websocket-only client: each session is one connection, nothing to keep sticky"
             )
         if target.hold:
-            gs.append(_probe(facts, "hold", hold))
+            gs.append(_probe(facts, "hold", hold, through_proxy))
         else:
             facts.unavailable["hold"] = (
                 "no tunnel held (give --hold SECONDS to keep one open and catch drops)"
             )
         if c.secure:
-            gs.append(_probe(facts, "tls", tls))
+            gs.append(_probe(facts, "tls", tls, through_proxy))
         else:
             facts.unavailable["tls"] = f"{c.scheme}:// URL: no TLS on the public side"
-        gs.append(_probe(facts, "cors", cors))
+        gs.append(_probe(facts, "cors", cors, through_proxy))
     gs.append(
         _probe(facts, "handshake:backends", lambda: _backend_handshakes(target, facts, ctx, config_ready))
     )
+    if through_proxy.left == 0:
+        probes_done.set()
     return gs
 
 
@@ -279,7 +339,7 @@ async def _backend_handshakes(target: Target, facts: Facts, ctx, config_ready: a
 
     session = None
     if target.ssh:
-        from wsdoctor.remote.session import session_for
+        from wsdoctor.remote.session import in_thread, session_for
 
         session = session_for(target)
 
@@ -289,7 +349,7 @@ async def _backend_handshakes(target: Target, facts: Facts, ctx, config_ready: a
             u = urlsplit(base)
             port = u.port or (443 if u.scheme == "https" else 80)
             try:
-                bctx.connect_to = await asyncio.to_thread(session.forward, u.hostname or "", port)
+                bctx.connect_to = await in_thread(session.forward, u.hostname or "", port)
             except Exception as e:  # noqa: BLE001 - the proxy host cannot reach it: that is the finding
                 from wsdoctor.facts import Exchange, Handshake
 

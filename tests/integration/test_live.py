@@ -40,6 +40,7 @@ def _target(lab, ssh: bool, **changes) -> Target:
     if not ssh:
         t.ssh = t.identity = t.known_hosts = None
         t.nginx_conf = lab.info()["nginx_conf"]
+    t.backend_log = lab.info()["backend_log"]  # read here without --ssh, on the proxy host with it
     t.timeout = 5.0
     return dataclasses.replace(t, **changes) if changes else t
 
@@ -101,10 +102,15 @@ def _assert_evidence(scenario: str, lab, findings: dict[str, Finding]) -> None:
         f = findings["auth"]
         assert "authentication failed" in f.summary + _evidence(f)
         assert info["token"] not in json.dumps([e.text for e in f.evidence]) + f.summary
+        # --backend-log is read without --ssh too: the backend's own line says why (this run's CONNECT)
+        assert "ExpiredSignatureError" in _evidence(f, "log"), _evidence(f)
     elif scenario == "no-upgrade":
         f = findings["upgrade"]
         assert re.search(r"\b(400|403)\b", _evidence(f, "probe")), _evidence(f)
         assert f.fix and "Upgrade" in f.fix.diff
+        # The WebSocket is refused, so the CONNECT goes over polling, as the client would: auth has a verdict.
+        auth = findings["auth"]
+        assert auth.status is Status.PASS and "over polling" in auth.summary, auth.summary
     elif scenario == "header-inheritance":
         f = findings["upgrade"]
         assert f.status is Status.WARN
@@ -129,25 +135,41 @@ def test_short_timeout_hold_measures_the_drop(lab_factory) -> None:
     assert drop and any(2.5 <= x <= 4.5 for x in drop), text
 
 
-# Over SSH: the same verdicts, plus the nginx log lines as evidence.
+# Over SSH: the same verdicts, plus the nginx log lines (of this run) as evidence.
 SSH_LOGS = {
     "backend-down": ("upstream", "connect() failed (111"),
+    "backend-down-all": ("upstream", "upstream"),  # an error-log line, not only the probes' access lines
     "no-sticky": ("sticky", "sid="),
-    "seed": ("route", None),
-    "healthy": (None, None),
-    "bad-auth": ("auth", None),
+    "bad-auth": ("auth", "ExpiredSignatureError"),
 }
 
 
 @pytest.mark.lab
-@pytest.mark.parametrize("scenario", sorted(SSH_LOGS))
+@pytest.mark.parametrize("scenario", sorted(EXPECTED))
 def test_scenario_over_ssh(lab_factory, scenario: str) -> None:
     lab = lab_factory(scenario)
     findings = _diagnose(_target(lab, ssh=True))
-    assert _failing(findings) == EXPECTED[scenario]
-    cid, needle = SSH_LOGS[scenario]
-    if needle:
+    assert _failing(findings) == EXPECTED[scenario], {
+        c: f.summary for c, f in findings.items() if f.status is Status.FAIL
+    }
+    cid, needle = SSH_LOGS.get(scenario, (None, None))
+    if cid and needle:
         assert needle in _evidence(findings[cid], "log"), _evidence(findings[cid])
+    if scenario == "backend-down-all":
+        errors = [
+            e
+            for e in findings["upstream"].evidence
+            if e.kind == "log" and e.where.startswith(lab.info()["error_log"])
+        ]
+        assert errors, _evidence(findings["upstream"])
+    if scenario == "backend-down":
+        # ss -ltnp is cut to nginx and the upstream's ports, and says which server does not listen
+        ss = "\n".join(e.text for e in findings["upstream"].evidence if e.where.startswith("$ ss"))
+        dead = lab.info()["backends"][2].split("//", 1)[1]
+        assert f"nothing listens on port {dead.rsplit(':', 1)[1]}" in ss, ss
+        assert "other listening socket" in ss or ss.count("LISTEN") <= 4, ss
+    if scenario == "no-upgrade":
+        assert findings["auth"].status is Status.PASS and "over polling" in findings["auth"].summary
 
 
 @pytest.mark.lab

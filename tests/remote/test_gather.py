@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import os
 import ssl
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -363,17 +365,65 @@ def test_gatherer_stops_the_run_on_an_unknown_host_key(sshd: Sshd, tmp_path: Pat
         _run(target)
 
 
-def test_gatherer_on_an_unreachable_host_makes_remote_facts_unavailable(tmp_path: Path) -> None:
+def _closed_port() -> int:
     import socket
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+        return int(sock.getsockname()[1])
+
+
+def test_gatherer_on_an_unreachable_host_stops_the_run(tmp_path: Path) -> None:
+    """A diagnosis without the host it was asked to look at would pass checks it never ran: exit 2 instead."""
+    from wsdoctor.diagnose import InputError
+
+    port = _closed_port()
     target = Target(ssh=f"root@127.0.0.1:{port}", known_hosts=str(tmp_path / "kh"), offline=True)
-    diagnosis = _run(target)
-    for name in ("config", "logs", "commands"):
-        assert "refused the SSH connection" in diagnosis.facts.unavailable[name]
-    assert diagnosis.findings["syntax"].status == "skip"
+    with pytest.raises(InputError, match=rf"root@127\.0\.0\.1:{port} refused the SSH connection") as err:
+        _run(target)
+    assert "--ssh USER@HOST:PORT" in str(err.value)
+
+
+def _cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
+    env.update(HOME=str(home), XDG_STATE_HOME=str(home / "state"))
+    return subprocess.run(
+        [sys.executable, "-m", "wsdoctor", "check", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+
+
+def _one_line_exit_2(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 2, (done.returncode, done.stdout[-500:], done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("wsdoctor: "), done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    return lines[0]
+
+
+def test_cli_ssh_refused_exits_2_with_one_line(tmp_path: Path) -> None:
+    port = _closed_port()
+    line = _one_line_exit_2(
+        _cli("--url", "ws://127.0.0.1:1/", "--ssh", f"root@127.0.0.1:{port}", "--timeout", "2", home=tmp_path)
+    )
+    assert f"root@127.0.0.1:{port} refused the SSH connection" in line and "--ssh USER@HOST:PORT" in line
+
+
+def test_cli_ssh_rejected_key_and_no_key_exit_2_naming_identity(sshd: Sshd, tmp_path: Path) -> None:
+    stranger = tmp_path / "stranger"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)], check=True, timeout=10
+    )
+    common = ("--url", "ws://127.0.0.1:1/", "--ssh", sshd.destination, "--known-hosts", str(sshd.known_hosts))
+    rejected = _one_line_exit_2(_cli(*common, "--identity", str(stranger), home=tmp_path))
+    assert "rejected the SSH login" in rejected and "--identity KEY" in rejected and "ssh-agent" in rejected
+    (tmp_path / ".ssh").mkdir()
+    nokey = _one_line_exit_2(_cli(*common, home=tmp_path))
+    assert "no SSH key to log in" in nokey and "--identity KEY" in nokey
 
 
 def test_privileged_commands_without_passwordless_sudo(

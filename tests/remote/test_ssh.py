@@ -113,9 +113,24 @@ def test_wrong_key_fails_with_a_sentence(sshd: Sshd, tmp_path: Path, home: Path)
     subprocess.run(
         ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)], check=True, timeout=10
     )
-    with pytest.raises(ConnectError, match="authentication as root@127.0.0.1") as err:
+    with pytest.raises(ConnectError, match=r"root@127\.0\.0\.1:\d+ rejected the SSH login as root") as err:
         connect(sshd, identity=str(stranger))
-    assert "--identity" in str(err.value)
+    assert "--identity" in str(err.value) and "ssh-agent" in str(err.value)
+
+
+def test_no_key_at_all_points_at_identity_and_the_agent(sshd: Sshd, home: Path) -> None:
+    with pytest.raises(ConnectError, match="no SSH key to log in to root@127.0.0.1") as err:
+        SshRunner.connect(sshd.destination, known_hosts=str(sshd.known_hosts), timeout=5)
+    assert "--identity KEY" in str(err.value) and "ssh-agent" in str(err.value)
+    assert "check the host" not in str(err.value)
+
+
+def test_a_file_that_is_not_a_key_is_named(sshd: Sshd, tmp_path: Path, home: Path) -> None:
+    junk = tmp_path / "not-a-key"
+    junk.write_text("garbage\n")
+    with pytest.raises(ConnectError, match="is not a private key") as err:
+        connect(sshd, identity=str(junk))
+    assert str(junk) in str(err.value) and "--identity" in str(err.value)
 
 
 def test_agent_auth(sshd: Sshd, tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -272,8 +287,9 @@ def test_refused_port_is_a_sentence(tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    with pytest.raises(ConnectError, match="refused the SSH connection"):
+    with pytest.raises(ConnectError, match=rf"root@127\.0\.0\.1:{port} refused the SSH connection") as err:
         SshRunner.connect(f"root@127.0.0.1:{port}", known_hosts=str(tmp_path / "none"), timeout=3)
+    assert "--ssh USER@HOST:PORT" in str(err.value)
 
 
 def test_silent_port_times_out_on_the_banner(tmp_path: Path) -> None:

@@ -163,14 +163,7 @@ def find_nginx(
     started with ``conf`` (``--nginx-conf``), else the one listening on ``listen_port`` (from ``ss``),
     else the first, with a note naming the others."""
     result = ps if ps is not None else process_list(runner, timeout)
-    masters: list[NginxProcess] = []
-    for line in result.stdout.splitlines():
-        pid_text, _, args = line.strip().partition(" ")
-        if "nginx: master process" not in args or not pid_text.isdigit():
-            continue
-        proc = parse_master(args, int(pid_text))
-        if proc is not None:
-            masters.append(proc)
+    masters = nginx_masters(result)
     found = NginxFound(process=None, candidates=masters, result=result)
     if not masters:
         found.note = f"no running nginx master on {runner.host}; using nginx's default config paths"
@@ -207,21 +200,47 @@ def find_nginx(
     return found
 
 
-def process_list(runner: Runner, timeout: float = COMMAND_TIMEOUT) -> CommandResult:
-    """``ps -eo pid=,args=`` (kept out of the evidence: other processes' arguments may hold secrets).
+def nginx_masters(ps: CommandResult) -> list[NginxProcess]:
+    """Every nginx master in ``ps -eo pid=,args=`` output, with the -p/-c/-g it was started with."""
+    masters: list[NginxProcess] = []
+    for line in ps.stdout.splitlines():
+        pid_text, _, args = line.strip().partition(" ")
+        if "nginx: master process" not in args or not pid_text.isdigit():
+            continue
+        proc = parse_master(args, int(pid_text))
+        if proc is not None:
+            masters.append(proc)
+    return masters
 
-    Where ps lacks ``-o`` (busybox, minimal containers) the same lines are read from /proc by a fixed
-    script (no data of ours in it).
-    """
-    result = runner.run(["ps", "-eo", "pid=,args="], timeout)
-    if result.exit_status == 0 and result.stdout.strip():
-        return result
-    script = (
-        'for d in /proc/[0-9]*; do c=$(tr "\\000" " " < "$d/cmdline" 2>/dev/null); '
-        '[ -n "$c" ] && echo "${d#/proc/} $c"; done; true'
-    )
-    fallback = runner.run(["sh", "-c", script], timeout)
-    return fallback if fallback.stdout.strip() else result
+
+# ps, with a fallback to /proc where ps lacks -o (busybox, minimal containers), and the host's clock first:
+# one fixed script (no data of ours in it), so one SSH session and one login shell instead of two.
+_PS_AND_CLOCK = (
+    'date "+wsdoctor-clock %s %z"; ps -eo pid=,args= 2>/dev/null && exit 0; '
+    'for d in /proc/[0-9]*; do c=$(tr "\\000" " " < "$d/cmdline" 2>/dev/null); '
+    '[ -n "$c" ] && echo "${d#/proc/} $c"; done; true'
+)
+
+
+def processes_and_clock(runner: Runner, timeout: float = COMMAND_TIMEOUT) -> tuple[CommandResult, Clock]:
+    """``ps -eo pid=,args=`` (kept out of the evidence: other processes' arguments may hold secrets) and
+    the host's clock (``date +%s %z``), which says which log lines this run caused."""
+    import time
+
+    before = time.time()
+    result = runner.run(["sh", "-c", _PS_AND_CLOCK], timeout)
+    after = time.time()
+    lines = result.stdout.splitlines()
+    clock = Clock(0.0, None)
+    if lines and lines[0].startswith("wsdoctor-clock "):
+        clock = parse_clock(lines[0][len("wsdoctor-clock ") :], before, after)
+        result.stdout = "".join(line + "\n" for line in lines[1:])
+    return result, clock
+
+
+def process_list(runner: Runner, timeout: float = COMMAND_TIMEOUT) -> CommandResult:
+    """The process table as ``PID ARGS`` lines (see :func:`processes_and_clock`)."""
+    return processes_and_clock(runner, timeout)[0]
 
 
 def _same_path(proc: NginxProcess, conf: str) -> bool:
@@ -232,12 +251,16 @@ def _same_path(proc: NginxProcess, conf: str) -> bool:
     return False
 
 
+_BINARIES = ("nginx", "/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx")
+
+
 def nginx_binary(runner: Runner, timeout: float) -> str:
-    for candidate in ("nginx", "/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx"):
-        probe = runner.run([candidate, "-v"], timeout)
-        if probe.error is None:
-            return candidate
-    return "nginx"
+    """The nginx binary when no master runs: the first of the usual places that exists, in ONE command
+    (each command over SSH costs a session and a login shell; a fixed script, no data of ours in it)."""
+    script = 'for c in "$@"; do command -v "$c" && exit 0; done; exit 1'
+    found = runner.run(["sh", "-c", script, "sh", *_BINARIES], timeout)
+    path = found.stdout.strip().splitlines()
+    return path[0] if found.exit_status == 0 and path else "nginx"
 
 
 _USERS = re.compile(r"pid=(\d+)")
@@ -311,11 +334,19 @@ def listening_ports(runner: Runner, timeout: float = COMMAND_TIMEOUT) -> Command
 
 def backend_hints(runner: Runner, timeout: float = COMMAND_TIMEOUT) -> dict[str, CommandResult]:
     """``pm2 jlist`` and the running systemd units that look like Node/Python servers; missing tools are
-    skipped quietly (most hosts have one or neither)."""
-    out: dict[str, CommandResult] = {}
+    skipped quietly (most hosts have one or neither).  The session runs the two halves concurrently."""
+    return {**pm2_hint(runner, timeout), **units_hint(runner, timeout)}
+
+
+def pm2_hint(runner: Runner, timeout: float = COMMAND_TIMEOUT) -> dict[str, CommandResult]:
+    """``pm2 jlist``, summarized (name, status, pid, restarts); nothing when pm2 is not installed."""
     pm2 = runner.run(["pm2", "jlist"], timeout)
-    if not not_found(pm2):
-        out["pm2 jlist"] = _summarize_pm2(pm2)
+    return {} if not_found(pm2) else {"pm2 jlist": _summarize_pm2(pm2)}
+
+
+def units_hint(runner: Runner, timeout: float = COMMAND_TIMEOUT) -> dict[str, CommandResult]:
+    """The running systemd units that look like Node/Python servers; nothing without systemd."""
+    out: dict[str, CommandResult] = {}
     units = runner.run(
         [
             "systemctl",
@@ -383,7 +414,7 @@ def backend_auth_logs(
     """The backend's last log lines about authentication failing (auth/jwt/token AND invalid/expired/…)."""
     argv, label = backend_log_argv(spec, lines)
     if argv[0] == "tail":
-        result, _ = run_readable(runner, argv, timeout)
+        result, _ = read_last_lines(runner, argv[-1], lines, timeout)
     elif argv[0] == "journalctl":
         result = run_privileged(runner, argv, timeout)
     else:
@@ -405,6 +436,227 @@ def backend_auth_logs(
                 )
             )
     return result, events
+
+
+def backend_log_problem(spec: str, result: CommandResult, pm2_apps: list[str] | None = None) -> str | None:
+    """Why ``--backend-log SPEC`` gave nothing to read, as one sentence (None when it was read).
+
+    A log that cannot be read must be said: without it the auth check silently loses its best witness.
+    ``pm2 logs NAME --nostream`` exits 0 with only its "[TAILING]" header for an app pm2 does not run, and
+    ``journalctl -u UNIT`` prints "-- No entries --", so those are recognised by their output.
+    """
+    argv, label = backend_log_argv(spec, 1)
+    where = "this machine" if result.host in ("", "local") else result.host
+    if result.error:
+        why = result.error.rstrip(".")
+        return f"the backend log {spec} could not be read on {where}: {why}; check --backend-log."
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    if argv[0] == "pm2":
+        name = spec[4:]
+        if pm2_apps is not None and name not in pm2_apps:
+            running = ", ".join(pm2_apps) if pm2_apps else "none"
+            return f"pm2 on {where} runs no app named {name} (apps: {running}); check --backend-log pm2:NAME."
+        if result.exit_status != 0 or not [
+            line for line in lines if not line.lstrip().startswith("[TAILING]")
+        ]:
+            why = last_line(result.stderr) or "no log lines"
+            return f"pm2 shows no log lines for {name} on {where} ({why}); check the app name with `pm2 ls`."
+        return None
+    if argv[0] == "journalctl":
+        if result.exit_status != 0:
+            return (
+                f"the journal of {label[len('journal of ') :]} could not be read on {where} "
+                f"({last_line(result.stderr) or f'exit status {result.exit_status}'}); check --backend-log."
+            )
+        if not lines or all(line.startswith("-- No entries --") for line in lines):
+            return f"journald has no entries for unit {spec[len('journald:') :]} on {where}; check the unit name."
+        return None
+    if result.exit_status != 0:
+        why = last_line(result.stderr) or f"exit status {result.exit_status}"
+        if why.startswith("tail: ") or label in why:  # "tail: cannot open 'x' for reading: No such file …"
+            why = why.rsplit(": ", 1)[-1]
+        return f"the backend log {label} cannot be read on {where} ({why}); check --backend-log."
+    if not lines:
+        return f"the backend log {label} on {where} is empty; check --backend-log."
+    return None
+
+
+def pm2_apps(hints: dict[str, CommandResult]) -> list[str] | None:
+    """The app names in the summarized ``pm2 jlist`` (None when pm2 was not asked or failed)."""
+    result = hints.get("pm2 jlist")
+    if result is None or result.exit_status != 0 or result.error:
+        return None
+    return [line.split("  ", 1)[0] for line in result.stdout.splitlines() if line.strip()]
+
+
+def last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+# --- time: which log lines belong to this run, in what order ------------------------------------------------
+
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], 1
+    )
+}
+_TIME_LOCAL = re.compile(r"^(\d{2})/([A-Z][a-z]{2})/(\d{4}):(\d{2}):(\d{2}):(\d{2}) ([+-])(\d{2})(\d{2})$")
+_ERROR_TIME = re.compile(r"^(\d{4})/(\d{2})/(\d{2}) (\d{2}):(\d{2}):(\d{2})$")
+_ISO_PARTS = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d+))?(Z|([+-])(\d{2}):?(\d{2}))?$"
+)
+# Within one second (the logs' resolution) the lines that say why (error log, backend) come after the
+# access line of the same request, so "the last lines" favour the explanation.
+_SOURCE_RANK = {"access": 0, "backend": 1, "error": 2}
+# nginx logs a refused upstream server once, then skips it for fail_timeout (10 s by default): a run
+# shortly after another may not produce the line itself, so upstream errors this recent still count.
+UPSTREAM_MEMORY = 30.0
+RUN_SLACK = 3.0  # seconds: log timestamps have 1 s resolution, and clocks drift a little
+
+
+@dataclass
+class Clock:
+    """The proxy host's clock against ours: ``skew`` (theirs minus ours, seconds) and its UTC offset."""
+
+    skew: float = 0.0
+    utc_offset: int | None = (
+        None  # seconds east of UTC; None when unknown (naive times then cannot be placed)
+    )
+
+
+def local_clock() -> Clock:
+    import time
+
+    return Clock(0.0, time.localtime().tm_gmtoff)
+
+
+def parse_clock(text: str, before: float, after: float) -> Clock:
+    """``date +%s %z`` output read between BEFORE and AFTER (our clock) → the host's skew and zone."""
+    m = re.match(r"^(\d+) ([+-])(\d{2})(\d{2})$", text.strip())
+    if m is None:
+        return Clock(0.0, None)
+    offset = (int(m.group(3)) * 3600 + int(m.group(4)) * 60) * (-1 if m.group(2) == "-" else 1)
+    return Clock(int(m.group(1)) + 0.5 - (before + after) / 2, offset)
+
+
+def _epoch(fields: tuple[int, ...], offset: int) -> float:
+    import calendar
+
+    return calendar.timegm(fields) - offset
+
+
+def log_epoch(stamp: str | None, utc_offset: int | None) -> float | None:
+    """A log line's time as seconds since the epoch: ``$time_local`` (with its offset), the error log's
+    ``2026/11/26 01:14:22`` and naive ISO times (in the host's zone, ``utc_offset``), ISO 8601 with zone."""
+    if not stamp:
+        return None
+    stamp = stamp.strip()
+    m = _TIME_LOCAL.match(stamp)
+    if m and m.group(2) in _MONTHS:
+        offset = (int(m.group(8)) * 3600 + int(m.group(9)) * 60) * (-1 if m.group(7) == "-" else 1)
+        fields = (
+            int(m.group(3)),
+            _MONTHS[m.group(2)],
+            int(m.group(1)),
+            int(m.group(4)),
+            int(m.group(5)),
+            int(m.group(6)),
+        )
+        return _epoch(fields, offset)
+    m = _ERROR_TIME.match(stamp)
+    if m:
+        return None if utc_offset is None else _epoch(tuple(int(x) for x in m.groups()), utc_offset)
+    m = _ISO_PARTS.match(stamp)
+    if m:
+        fields = tuple(int(x) for x in m.groups()[:6])
+        if m.group(8) == "Z":
+            return _epoch(fields, 0)
+        if m.group(8):
+            offset = (int(m.group(10)) * 3600 + int(m.group(11)) * 60) * (-1 if m.group(9) == "-" else 1)
+            return _epoch(fields, offset)
+        return None if utc_offset is None else _epoch(fields, utc_offset)
+    return None
+
+
+def order_logs(events: list[LogEvent], *, since: float | None, clock: Clock) -> tuple[list[LogEvent], int]:
+    """The events of this run in time order, and how many older ones were left out.
+
+    ``since`` is the run's start on OUR clock (None: keep every line, e.g. ``--offline`` where history is
+    all there is).  A line whose time cannot be told is kept.  Lines of earlier runs (and older traffic)
+    describe a past state — before a fix, say — so they would contradict what the probes show now; recent
+    upstream errors are the exception (see UPSTREAM_MEMORY).  Lines without a time take the time of the
+    line before them in the same file.
+    """
+    keyed: list[tuple[float, int, int, LogEvent]] = []
+    last: dict[tuple[str, str], float] = {}
+    dropped = 0
+    start = None if since is None else since + clock.skew - RUN_SLACK
+    for index, event in enumerate(events):
+        when = log_epoch(event.time, clock.utc_offset)
+        known = when is not None
+        if when is None:
+            when = last.get((event.source, event.file), float("-inf"))
+        else:
+            last[(event.source, event.file)] = when
+        if start is not None and known and when < start:
+            recent_upstream = event.source == "error" and event.check == "upstream"
+            if not (recent_upstream and when >= start - UPSTREAM_MEMORY):
+                dropped += 1
+                continue
+        keyed.append((when, _SOURCE_RANK.get(event.source, 1), index, event))
+    keyed.sort(key=lambda item: item[:3])
+    return [item[3] for item in keyed], dropped
+
+
+_LOCAL_ADDRESS = re.compile(r"^(?:LISTEN|UNCONN|ESTAB)\s+\d+\s+\d+\s+(\S+)")
+
+
+def focus_listening(
+    result: CommandResult, *, pids: set[int], ports: dict[int, str], expected: dict[int, str] | None = None
+) -> CommandResult:
+    """``ss -ltnp`` cut to what the diagnosis is about: nginx's sockets (by pid) and the given ports.
+
+    A busy proxy host listens on dozens of ports; evidence for "is the backend up" is the few lines of
+    nginx and of the upstream's servers.  ``ports`` maps port → what it is ("nginx", "upstream chat_ws");
+    ``expected`` names loopback servers that should listen here: a missing one is said in so many words.
+    What was left out is counted in a last line, so the cut is visible.
+    """
+    if result.exit_status != 0 or not result.stdout.strip() or not (pids or ports):
+        return result
+    lines = result.stdout.splitlines()
+    head = [lines[0]] if lines and lines[0].split()[:1] in (["State"], ["Netid"]) else []
+    kept: list[str] = []
+    listening: set[int] = set()
+    other = 0
+    for line in lines[len(head) :]:
+        m = _LOCAL_ADDRESS.match(line.strip())
+        port_text = m.group(1).rsplit(":", 1)[-1] if m else ""
+        port = int(port_text) if port_text.isdigit() else None
+        if port is not None:
+            listening.add(port)
+        owners = {int(p) for p in _USERS.findall(line)}
+        if (port is not None and port in ports) or owners & pids:
+            kept.append(line)
+        elif line.strip():
+            other += 1
+    footer: list[str] = []
+    missing = sorted(p for p in (expected or {}) if p not in listening)
+    if missing:
+        footer.append(
+            "(nothing listens on port "
+            + ", ".join(f"{p} ({(expected or {})[p]})" for p in missing)
+            + " on this host)"
+        )
+    if other:
+        what = sorted(set(ports.values()) | ({"nginx"} if pids else set()))
+        footer.append(
+            f"({other} other listening socket{'s' if other != 1 else ''} left out: not {' or '.join(what)})"
+        )
+    import dataclasses
+
+    return dataclasses.replace(result, stdout="\n".join(head + kept + footer) + "\n")
 
 
 # --- log files from the config -------------------------------------------------------------------------------
@@ -550,10 +802,24 @@ def _untailable(path: str, plan: LogPlan, name: str, where: str | None) -> bool:
     return False
 
 
+def read_last_lines(
+    runner: Runner, path: str, lines: int, timeout: float = COMMAND_TIMEOUT
+) -> tuple[CommandResult, bool]:
+    """The last LINES lines of PATH, and whether sudo was needed.
+
+    Read without starting a process where the runner can (SFTP over SSH: no session, no login shell, and
+    a shell's rc files can cost more than the read); else, or when that read is refused, ``tail -n N``.
+    """
+    direct = runner.read_tail(path, lines, timeout)
+    if direct is not None:
+        return direct, False
+    return run_readable(runner, ["tail", "-n", str(lines), "--", path], timeout)
+
+
 def tail_log(
     runner: Runner, source: LogSource, lines: int = TAIL_LINES, timeout: float = COMMAND_TIMEOUT
 ) -> tuple[CommandResult, list[LogEvent], bool]:
-    """The last LINES lines of one log (``tail -n N -- PATH``), classified; and whether sudo was needed."""
-    result, sudo = run_readable(runner, ["tail", "-n", str(lines), "--", source.path], timeout)
+    """The last LINES lines of one log, classified; and whether sudo was needed."""
+    result, sudo = read_last_lines(runner, source.path, lines, timeout)
     events = classify_lines(source, result.stdout.splitlines()) if result.exit_status == 0 else []
     return result, events, sudo

@@ -230,6 +230,12 @@ class Runner:
     def stream_lines(self, argv: list[str], sudo: bool = False) -> LineStream:
         raise NotImplementedError
 
+    def read_tail(self, path: str, lines: int, timeout: float = 10.0) -> CommandResult | None:
+        """The last LINES lines of PATH read without starting a process, as a CommandResult (a missing
+        file is a failed result); None when this runner has no such way or it was refused (permission, no
+        SFTP): the caller runs ``tail`` then.  Here a local ``tail`` costs nothing worth saving."""
+        return None
+
     def tail(self, path: str, sudo: bool = False, backlog: int = 0) -> LineStream:
         """Follow a file by name (``tail -n BACKLOG -F -- PATH``): its last BACKLOG lines, then every new one,
         surviving rotation."""
@@ -345,6 +351,24 @@ class LocalRunner(Runner):
             streams, self._streams = self._streams, []
         for stream in streams:
             stream.close()
+
+
+def last_lines(read_at: Callable[[int, int], bytes], size: int, lines: int, cap: int = 4 << 20) -> bytes:
+    """The last LINES lines of a file of SIZE bytes (each ending in a newline), reading backwards in
+    growing windows through ``read_at(offset, length)``, at most CAP bytes: what ``tail -n LINES`` prints."""
+    window = 256 * 1024
+    while True:
+        start = max(0, size - min(window, cap))
+        data = read_at(start, size - start) if size > start else b""
+        if start > 0:  # the window's first line is cut: drop it
+            cut = data.find(b"\n")
+            data = data[cut + 1 :] if cut >= 0 else b""
+        complete = data.split(b"\n")
+        if complete and complete[-1] == b"":
+            complete.pop()
+        if len(complete) >= lines or start == 0 or window >= cap:
+            return b"".join(line + b"\n" for line in (complete[-lines:] if lines > 0 else []))
+        window *= 4
 
 
 def _local_user() -> str:

@@ -1,11 +1,12 @@
-"""One remote session per run: the SSH connection, the gatherer that fills Facts from the proxy host,
-port forwards for the backend probes, and the live log source for the TUI.
+"""One remote session per run: the SSH connection, the gatherers that fill Facts from the proxy host (its
+nginx, then its logs), port forwards for the backend probes, and the live log source for the TUI.
 
 Why a session object: the issue asks for ONE SSH connection per run, but three parts need it at different
 times — the gatherer (``nginx -T``, logs), the backend probes (``direct-tcpip`` forwards, so what is
 tested is what nginx reaches) and the TUI's live tail.  ``session_for(target)`` hands all of them the
 same connection; ``close_session(target)`` (and, as a safety net, interpreter exit) closes it and every
-tail and forward on it.  Without ``--ssh`` the same code runs on this machine through a LocalRunner.
+tail and forward on it.  Without ``--ssh`` the same code runs on this machine through a LocalRunner
+(``--backend-log`` is read here then).
 """
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import functools
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypeVar
 
-from wsdoctor.facts import Facts, LogEvent
+from wsdoctor.facts import CommandResult, Facts, LogEvent
 from wsdoctor.remote import gather as g
-from wsdoctor.remote.errors import ConnectError, HostKeyChanged, HostKeyUnknown
+from wsdoctor.remote.errors import ConnectError
 from wsdoctor.remote.logs import LogFollower
 from wsdoctor.remote.runner import LocalRunner, Runner
 
@@ -28,6 +32,7 @@ if TYPE_CHECKING:
     from wsdoctor.target import Target
 
 REMOTE_FACTS = ("config", "version", "logs", "commands")
+_T = TypeVar("_T")
 
 
 class RemoteSession:
@@ -42,19 +47,35 @@ class RemoteSession:
         self.nginx_prefix: str | None = None  # the running master's -p, for relative log paths
         self.compiled: dict[str, str] = {}  # nginx -V's --prefix / --error-log-path / --http-log-path
         self.tail_sudo = False
+        self.clock: g.Clock | None = None  # the host's clock against ours, from the run's `date`
         self.error: str | None = None
+        self._failure: ConnectError | None = None
 
-    def connect(self) -> Runner:
-        """The runner, connecting once (blocking; run it in a thread).  Raises ConnectError."""
+    def connect(self, fresh: bool = False) -> Runner:
+        """The runner, connecting once (blocking; run it in a thread).  Raises ConnectError.
+
+        A failed connection is not retried within the run: the gatherer has already stopped the run with
+        its sentence, and a backend probe must not wait for a second refusal (or a second timeout).  The
+        gatherer of a new run (the TUI's re-run) passes ``fresh``: try again, and replace a dropped one.
+        """
         with self._lock:
+            if fresh:
+                self._failure = None
+                if self._runner is not None and not getattr(self._runner, "connected", True):
+                    stale, self._runner = self._runner, None
+                    self._forwards.clear()
+                    with contextlib.suppress(Exception):
+                        stale.close()
             if self._runner is None:
+                if self._failure is not None:
+                    raise self._failure
                 if self.target.ssh:
                     from wsdoctor.remote.ssh import SshRunner
 
                     try:
                         self._runner = SshRunner.from_target(self.target)
                     except ConnectError as exc:
-                        self.error = str(exc)
+                        self.error, self._failure = str(exc), exc
                         raise
                 else:
                     self._runner = LocalRunner()
@@ -85,6 +106,16 @@ class RemoteSession:
             self._forwards.clear()
         if runner is not None:
             runner.close()
+
+
+def clock_of(target: Target) -> g.Clock:
+    """The proxy host's clock as this run measured it (this machine's without --ssh or before it was read)."""
+    if target.ssh:
+        with _SESSIONS_LOCK:
+            session = _SESSIONS.get(id(target))
+        clock = session.clock if session is not None and session.target is target else None
+        return clock or g.Clock(0.0, None)
+    return g.local_clock()
 
 
 _SESSIONS: dict[int, RemoteSession] = {}
@@ -119,18 +150,44 @@ def _close_all() -> None:  # a safety net: no remote tail may outlive wsdoctor
             session.close()
 
 
-# --- the gatherer --------------------------------------------------------------------------------------
+# --- the gatherers -------------------------------------------------------------------------------------
+
+Gatherer = Callable[[Facts], Awaitable[None]]
 
 
-def remote_gatherer(
-    target: Target, config_ready: asyncio.Event, notes: list[str]
-) -> Callable[[Facts], Awaitable[None]]:
-    """The gatherer for ``--ssh``: config (``nginx -T``), version, ``nginx -t``, ports, backend hints, logs.
+@dataclass
+class _Handoff:
+    """What the host gatherer passes to the logs gatherer once it knows it (set in every case)."""
 
-    ``config_ready`` is set as soon as the config is known (the probes wait for it to find the backends);
-    logs follow.  Host key problems stop the run (exit 2, the sentence names the fingerprint); any other
-    connection failure makes the remote facts unavailable with the reason, and the run goes on.
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    runner: Runner | None = None
+    plan: g.LogPlan | None = None
+    clock: g.Clock | None = None  # the host's clock against ours (None: unknown)
+    # `pm2 jlist`, which says whether the app named by --backend-log pm2:NAME exists
+    pm2: asyncio.Task[dict[str, CommandResult]] | None = None
+
+
+def remote_gatherers(
+    target: Target,
+    config_ready: asyncio.Event,
+    notes: list[str],
+    *,
+    probes_done: asyncio.Event,
+    since: float | None,
+) -> list[Gatherer]:
+    """The gatherers for ``--ssh``: the host (config, version, ``nginx -t``, ports, backend hints) and its logs.
+
+    Commands run concurrently, each on its own channel of the one connection: ``ps`` first (it names the
+    master), then ``nginx -T``/``-V``/``-t`` and ``ss`` at once, the backend hints once the config is in.
+    ``config_ready`` is set the moment the dump is parsed (the backend probes wait for it to know the
+    upstream); the probes through the proxy wait for nothing remote.  The host gatherer finishes when its
+    commands have, so the config shows before the logs.  The logs are read (SFTP where the host has it: no
+    login shell per file) once the probes through the proxy are done (``probes_done``), so they hold the
+    lines this run caused; lines from before the run (``since``, our clock, corrected by the host's) are
+    left out unless ``since`` is None.  Any SSH connection failure stops the run with its sentence (exit
+    2): a diagnosis without the host it was asked to look at would pass checks it never ran.
     """
+    handoff = _Handoff()
 
     async def remote_host(facts: Facts) -> None:
         from wsdoctor.diagnose import InputError
@@ -139,121 +196,271 @@ def remote_gatherer(
         session = session_for(target)
         try:
             try:
-                runner = await asyncio.to_thread(session.connect)
-            except (HostKeyUnknown, HostKeyChanged) as exc:
-                raise InputError(str(exc)) from None
+                runner = await in_thread(session.connect, True)
             except ConnectError as exc:
                 for name in REMOTE_FACTS:
                     facts.unavailable[name] = str(exc)
-                notes.append(str(exc))
-                return
+                raise InputError(str(exc)) from exc
             if target.ssh:
                 facts.ssh_host = runner.host
-            await _gather(runner, session, target, facts, config_ready, notes)
+            handoff.runner = runner
+            await _gather_host(runner, session, target, facts, config_ready, notes, handoff)
         finally:
-            facts.pending -= set(REMOTE_FACTS)
+            facts.pending -= {"config", "version", "commands"}
             config_ready.set()
+            handoff.ready.set()
 
-    return remote_host
+    async def remote_logs(facts: Facts) -> None:
+        facts.pending.add("logs")
+        try:
+            await handoff.ready.wait()
+            if handoff.runner is None:  # the host gatherer stopped the run or failed, and said why
+                return
+            await probes_done.wait()
+            await _gather_logs(handoff, session_for(target), target, facts, notes, since)
+        finally:
+            facts.pending.discard("logs")
+
+    return [remote_host, remote_logs]
 
 
-async def _gather(
+def backend_log_gatherer(
+    target: Target, notes: list[str], *, probes_done: asyncio.Event, since: float | None
+) -> Gatherer:
+    """``--backend-log`` without ``--ssh``: this machine is the backend host; read it after the probes."""
+
+    async def backend_log(facts: Facts) -> None:
+        facts.pending.add("logs")
+        try:
+            await probes_done.wait()
+            runner = await in_thread(session_for(target).connect)
+            events = await _backend_log(runner, target, facts, notes, None)
+            _merge_logs(facts, events, since, g.local_clock())
+        finally:
+            facts.pending.discard("logs")
+
+    return backend_log
+
+
+# Remote calls block (paramiko, subprocess): each waits in a thread of its own pool.  asyncio's default pool
+# has cpu+4 threads (6 on 2 cores): the commands of a run, the backend forwards and the config parse would
+# queue behind each other there, which is exactly the serial wait this concurrency removes.
+_POOL = ThreadPoolExecutor(max_workers=24, thread_name_prefix="wsdoctor-remote")
+
+
+async def in_thread(fn: Callable[..., _T], *args: object, **kwargs: object) -> _T:
+    """Run a blocking remote call in the remote pool (cancelling the await leaves it to its own timeout)."""
+    return await asyncio.get_running_loop().run_in_executor(_POOL, functools.partial(fn, *args, **kwargs))
+
+
+def _spawn(fn: Callable[..., _T], *args: object) -> asyncio.Task[_T]:
+    """Start a blocking remote call now, in its own thread (each takes its own SSH channel)."""
+    return asyncio.create_task(in_thread(fn, *args))
+
+
+async def _gather_host(
     runner: Runner,
     session: RemoteSession,
     target: Target,
     facts: Facts,
     config_ready: asyncio.Event,
     notes: list[str],
+    handoff: _Handoff,
 ) -> None:
     port = facts.client.port if facts.client is not None else None
-    # Everything that does not depend on the config starts at once; one SSH connection carries it all.
-    hints_task = asyncio.create_task(asyncio.to_thread(g.backend_hints, runner))
-    backend_task = (
-        asyncio.create_task(asyncio.to_thread(g.backend_auth_logs, runner, target.backend_log))
-        if target.backend_log
-        else None
-    )
-    ss, ps = await asyncio.gather(
-        asyncio.to_thread(g.listening_ports, runner), asyncio.to_thread(g.process_list, runner)
-    )
-    facts.commands["ss -ltnp"] = ss
-    found = await asyncio.to_thread(
-        g.find_nginx, runner, conf=target.nginx_conf, listen_port=port, ss=ss, ps=ps
-    )
-    if found.note:
-        notes.append(found.note)
-    proc = found.process or g.NginxProcess(
-        pid=None, binary=await asyncio.to_thread(g.nginx_binary, runner, 5.0)
-    )
-    version_result, dump_result, test_result = await asyncio.gather(
-        asyncio.to_thread(g.nginx_version, runner, proc),
-        asyncio.to_thread(g.nginx_dump, runner, proc),
-        asyncio.to_thread(g.nginx_test, runner, proc),
-    )
-    version, compiled = g.parse_nginx_v(version_result)
-    session.nginx_prefix, session.compiled = proc.prefix, compiled
-    facts.commands["nginx -V"] = version_result
-    facts.commands["nginx -t"] = test_result
     if target.nginx_version:
         facts.nginx_version, facts.version_source = target.nginx_version, "--nginx-version"
-    elif version:
-        facts.nginx_version, facts.version_source = version, f"nginx -V on {runner.host}"
-    else:
-        facts.unavailable["version"] = version_result.error or f"nginx -V gave no version on {runner.host}"
+    # The critical path is ps → nginx -T (the config) → the logs.  ps goes alone first: every session on
+    # the host starts a login shell, and on a small host shells started together slow each other down.
+    ps, clock = await in_thread(g.processes_and_clock, runner)
+    handoff.clock = session.clock = clock if target.ssh else g.local_clock()
+    masters = g.nginx_masters(ps)
+    ss_task = _spawn(g.listening_ports, runner)
+    tasks: list[asyncio.Task] = [ss_task]
+    try:
+        # ss decides only between several masters (the one listening on the client's port).
+        ss = await ss_task if len(masters) > 1 and not target.nginx_conf and port is not None else None
+        found = await in_thread(g.find_nginx, runner, conf=target.nginx_conf, listen_port=port, ss=ss, ps=ps)
+        if found.note:
+            notes.append(found.note)
+        proc = found.process or g.NginxProcess(pid=None, binary=await in_thread(g.nginx_binary, runner, 5.0))
+        # Then everything else at once, one channel each, nginx -T first.
+        dump_task = _spawn(g.nginx_dump, runner, proc)
+        version_task = _spawn(g.nginx_version, runner, proc)
+        test_task = _spawn(g.nginx_test, runner, proc)
+        tasks += [dump_task, version_task, test_task]
+        dump_result = await dump_task
+        # The backend hints are not on the way to the config: they start once it is in, beside the logs.
+        pm2_task = _spawn(g.pm2_hint, runner)
+        units_task = _spawn(g.units_hint, runner)
+        tasks += [pm2_task, units_task]
+        handoff.pm2 = pm2_task
+        dump = g.dump_text(dump_result)
+        if dump is None:
+            facts.commands["nginx -T"] = dump_result
+            why = dump_result.error or g.last_line(dump_result.stderr) or "no configuration was printed"
+            facts.unavailable["config"] = f"nginx -T failed on {runner.host} ({why})"
+            notes.append("no config, so the nginx logs could not be located: " + facts.unavailable["config"])
+        else:
+            from wsdoctor.nginx.load import LoadError, load_dump
 
-    dump = g.dump_text(dump_result)
-    if dump is None:
-        facts.commands["nginx -T"] = dump_result
-        why = dump_result.error or _last_line(dump_result.stderr) or "no configuration was printed"
-        facts.unavailable["config"] = f"nginx -T failed on {runner.host} ({why})"
-    else:
-        from wsdoctor.nginx.load import LoadError, load_dump
+            try:
+                facts.config = await in_thread(load_dump, dump, f"from {runner.host}")
+                facts.config_source = facts.config.source
+            except LoadError as exc:
+                facts.unavailable["config"] = str(exc)
+        facts.pending.discard("config")
+        config_ready.set()
 
-        try:
-            facts.config = await asyncio.to_thread(load_dump, dump, f"from {runner.host}")
-            facts.config_source = facts.config.source
-        except LoadError as exc:
-            facts.unavailable["config"] = str(exc)
-    facts.pending -= {"config", "version"}
-    config_ready.set()
+        # The logs to read, as soon as they are known: nginx -V's compiled-in paths matter only for
+        # relative paths without -p and for the default logs.
+        plan = _log_plan(facts, proc.prefix, None) if facts.config is not None else None
+        if plan is not None:
+            _publish_plan(plan, session, handoff, notes)
+        version_result = await version_task
+        version, compiled = g.parse_nginx_v(version_result)
+        session.nginx_prefix, session.compiled = proc.prefix, compiled
+        facts.commands["nginx -V"] = version_result
+        if not target.nginx_version:
+            if version:
+                facts.nginx_version, facts.version_source = version, f"nginx -V on {runner.host}"
+            else:
+                facts.unavailable["version"] = (
+                    version_result.error or f"nginx -V gave no version on {runner.host}"
+                )
+        facts.pending.discard("version")
+        if plan is None and facts.config is not None:
+            _publish_plan(_log_plan(facts, proc.prefix, compiled), session, handoff, notes)
+        handoff.ready.set()  # (no config: no nginx logs, but the backend log is still read)
 
-    # Logs: from the config, at the location the client's request reaches.
-    tails: list[asyncio.Task[tuple]] = []
-    if facts.config is not None:
-        location, read_timeout = _location_of(facts)
-        plan = g.log_sources(
-            facts.config, location, prefix=proc.prefix, compiled=compiled, read_timeout=read_timeout
-        )
-        session.log_plan = plan
-        for note in plan.notes:
-            if note not in notes:
-                notes.append(note)
-        tails = [
-            asyncio.create_task(asyncio.to_thread(g.tail_log, runner, source)) for source in plan.sources
-        ]
-    elif "config" in facts.unavailable:
-        notes.append("no config, so the nginx logs could not be located: " + facts.unavailable["config"])
+        facts.commands["nginx -t"] = await test_task
+        facts.commands["ss -ltnp"] = _focused_ss(await ss_task, facts, found.process)
+        facts.commands.update({**(await pm2_task), **(await units_task)})
+    finally:
+        for task in tasks:  # after a failure: nothing left running for a run that is over
+            task.cancel()
 
-    for source_result in await asyncio.gather(*tails):
-        result, events, sudo = source_result
+
+def _log_plan(facts: Facts, prefix: str | None, compiled: dict[str, str] | None) -> g.LogPlan | None:
+    """The logs of the location the client's request reaches.  With ``compiled`` None: the plan if nginx's
+    compiled-in paths cannot change it (tried with two different made-up ones), else None (ask nginx -V)."""
+    assert facts.config is not None
+    location, read_timeout = _location_of(facts)
+
+    def plan_with(paths: dict[str, str]) -> g.LogPlan:
+        assert facts.config is not None
+        return g.log_sources(facts.config, location, prefix=prefix, compiled=paths, read_timeout=read_timeout)
+
+    if compiled is not None:
+        return plan_with(compiled)
+    probes = [
+        {"prefix": f"/{tag}/", "error-log-path": f"/{tag}/error.log", "http-log-path": f"/{tag}/access.log"}
+        for tag in ("wsdoctor-a", "wsdoctor-b")
+    ]
+    first, second = plan_with(probes[0]), plan_with(probes[1])
+    same = [(x.kind, x.path) for x in first.sources] == [(x.kind, x.path) for x in second.sources]
+    return first if same and first.notes == second.notes else None
+
+
+def _publish_plan(plan: g.LogPlan, session: RemoteSession, handoff: _Handoff, notes: list[str]) -> None:
+    """The logs are known: the logs gatherer may read them (once the probes are done)."""
+    session.log_plan = handoff.plan = plan
+    for note in plan.notes:
+        if note not in notes:
+            notes.append(note)
+    handoff.ready.set()
+
+
+def _focused_ss(ss: CommandResult, facts: Facts, proc: g.NginxProcess | None) -> CommandResult:
+    """``ss -ltnp`` cut to nginx's sockets and the ports of the upstream the client's request reaches."""
+    from urllib.parse import urlsplit
+
+    pids = {proc.pid} if proc is not None and proc.pid is not None else set()
+    ports: dict[int, str] = {}
+    expected: dict[int, str] = {}
+    if facts.client is not None:
+        ports[facts.client.port] = "nginx"
+    route = None
+    if facts.config is not None and facts.client is not None:
+        from wsdoctor.nginx.routing import route_for
+
+        route = route_for(facts)
+    servers = list(route.upstream_servers) if route is not None else []
+    label = f"upstream {route.upstream_name}" if route is not None and route.upstream_name else "upstream"
+    servers += [urlsplit(b).netloc for b in facts.target.backends]
+    for server in servers:
+        if server.startswith("unix:"):
+            continue
+        host, _, port_text = server.rpartition(":")
+        if not port_text.isdigit():
+            continue
+        ports[int(port_text)] = label
+        if host.strip("[]") in ("127.0.0.1", "localhost", "::1"):
+            expected[int(port_text)] = server
+    return g.focus_listening(ss, pids=pids, ports=ports, expected=expected)
+
+
+async def _gather_logs(
+    handoff: _Handoff,
+    session: RemoteSession,
+    target: Target,
+    facts: Facts,
+    notes: list[str],
+    since: float | None,
+) -> None:
+    runner = handoff.runner
+    assert runner is not None
+    plan = handoff.plan
+    tails = [_spawn(g.tail_log, runner, source) for source in (plan.sources if plan is not None else [])]
+    backend = asyncio.create_task(_backend_log(runner, target, facts, notes, handoff.pm2))
+    events: list[LogEvent] = []
+    for result, found, sudo in await asyncio.gather(*tails):
         facts.commands[f"tail {result.argv[-1]}"] = result
         session.tail_sudo = session.tail_sudo or sudo
-        facts.logs.extend(events)
+        events.extend(found)
         if result.error or result.exit_status != 0:
-            notes.append(result.error or f"could not read {result.argv[-1]}: {_last_line(result.stderr)}")
-    for name, result in (await hints_task).items():
-        facts.commands[name] = result
-    if backend_task is not None:
-        result, events = await backend_task
-        facts.commands[f"backend log {target.backend_log}"] = result
-        facts.logs.extend(events)
-        if result.error or result.exit_status != 0:
-            notes.append(result.error or f"backend log {target.backend_log}: {_last_line(result.stderr)}")
+            why = result.error or g.last_line(result.stderr) or f"exit status {result.exit_status}"
+            notes.append(f"the nginx log {result.argv[-1]} could not be read on {runner.host}: {why}")
+    events.extend(await backend)
+    _merge_logs(facts, events, since, handoff.clock or g.Clock())
 
 
-def _last_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else ""
+async def _backend_log(
+    runner: Runner,
+    target: Target,
+    facts: Facts,
+    notes: list[str],
+    pm2: asyncio.Task[dict[str, CommandResult]] | None,
+) -> list[LogEvent]:
+    """``--backend-log``: its auth failures as events, and a note when it cannot be read."""
+    if not target.backend_log:
+        return []
+    result, events = await in_thread(g.backend_auth_logs, runner, target.backend_log)
+    facts.commands[f"backend log {target.backend_log}"] = result
+    apps = None
+    if pm2 is not None and target.backend_log.startswith("pm2:"):
+        try:
+            apps = g.pm2_apps(await asyncio.shield(pm2))
+        except asyncio.CancelledError:
+            if not pm2.cancelled():
+                raise  # this gatherer is being cancelled, not just the pm2 command
+        except Exception:  # noqa: BLE001 - the host gatherer reports its own failures
+            pass
+    problem = g.backend_log_problem(target.backend_log, result, apps)
+    if problem and problem not in notes:
+        notes.append(problem)
+    return events
+
+
+def _merge_logs(facts: Facts, events: list[LogEvent], since: float | None, clock: g.Clock) -> None:
+    """Add EVENTS to facts.logs (a line once), keep this run's, in time order."""
+    known = {(e.source, e.file, e.text) for e in facts.logs}
+    merged = list(facts.logs)
+    for e in events:
+        if (e.source, e.file, e.text) not in known:
+            known.add((e.source, e.file, e.text))
+            merged.append(e)
+    facts.logs[:], _ = g.order_logs(merged, since=since, clock=clock)
 
 
 def _location_of(facts: Facts) -> tuple[Directive | None, float | None]:
@@ -292,7 +499,7 @@ async def live_logs(
     from wsdoctor.remote.errors import RemoteError
 
     session = session_for(target)
-    runner = await asyncio.to_thread(session.connect)
+    runner = await in_thread(session.connect)
     plan = session.log_plan
     if plan is None:
         if facts.config is None:

@@ -42,8 +42,10 @@ from wsdoctor.remote.runner import (
     Output,
     Runner,
     finish,
+    last_lines,
     sudo_argv,
 )
+from wsdoctor.remote.text import decode
 
 if TYPE_CHECKING:
     from wsdoctor.target import Target
@@ -364,42 +366,61 @@ def _save_host_key(name: str, key: paramiko.PKey) -> None:
 
 
 def _describe_connect_error(exc: BaseException, spec: SshSpec, timeout: float) -> str:
-    where = f"{spec.hostname}:{spec.port}"
+    """One sentence naming what failed and the option that fixes it (never "check the host" for a key)."""
+    where = spec.label
+    key_help = "give --identity KEY or load the key into ssh-agent (ssh-add KEY)"
     if isinstance(exc, paramiko.PasswordRequiredException):
-        return (
-            f"the SSH key for {spec.label} is protected by a passphrase; load it into ssh-agent "
-            "(ssh-add KEY) and retry."
-        )
+        return f"the SSH key for {spec.label} is protected by a passphrase: load it into ssh-agent (ssh-add KEY) and retry."
     if isinstance(exc, paramiko.AuthenticationException):
         tried = ", ".join(spec.identity_files) or (
             "ssh-agent and ~/.ssh keys" if spec.look_for_keys else "ssh-agent"
         )
         return (
-            f"SSH authentication as {spec.label} failed (tried {tried}); give the right key with --identity, "
-            "add it to ssh-agent, or check the server's authorized_keys."
+            f"{where} rejected the SSH login as {spec.user} (tried {tried}): {key_help}, and check the user "
+            "in --ssh USER@HOST and the server's authorized_keys."
         )
     if isinstance(exc, socket.gaierror):
-        return f"the SSH host {spec.hostname} cannot be resolved; check the name or your ssh config."
+        return f"the SSH host {spec.hostname} cannot be resolved: check the name in --ssh or your ssh config."
     if isinstance(exc, ConnectionRefusedError):
-        return f"{where} refused the SSH connection; check the host and port, and that sshd runs there."
+        return (
+            f"{where} refused the SSH connection: check the host and port (--ssh USER@HOST:PORT) "
+            "and that sshd runs there."
+        )
     if isinstance(exc, socket.timeout | TimeoutError):
-        return f"{where} did not answer within {timeout:g} s; check the host, the port and the network path."
+        return (
+            f"{where} did not answer within {timeout:g} s: check the host and port (--ssh USER@HOST:PORT) "
+            "and the network path."
+        )
     if isinstance(exc, paramiko.SSHException | EOFError):
         text = str(exc) or type(exc).__name__
         low = text.lower()
+        if "no authentication methods available" in low:
+            return f"no SSH key to log in to {where} with: {key_help}."
+        if (
+            "private key" in low
+            or "not a valid" in low
+            or "could not deserialize" in low
+            or "key format" in low
+        ):
+            keys = ", ".join(spec.identity_files) or "the key"
+            return (
+                f"{keys} is not a private key wsdoctor can use ({text}): give the private key file "
+                "(not the .pub) with --identity, or load it into ssh-agent."
+            )
         stalled = ("banner", "no existing session", "negotiation timed out", "eof")
         if isinstance(exc, EOFError) or any(m in low for m in stalled):
             # paramiko words a silent or hung-up peer differently depending on where the handshake stalled
             return (
-                f"{where} did not answer as an SSH server within {timeout:g} s (or dropped the handshake); "
-                "check the port and that sshd runs there."
+                f"{where} did not answer as an SSH server within {timeout:g} s (or dropped the handshake): "
+                "check the port in --ssh USER@HOST:PORT and that sshd runs there."
             )
-        return f"the SSH connection to {where} failed ({text}); check the host and retry."
+        return f"the SSH connection to {where} failed ({text}): check --ssh and your ssh config."
     if isinstance(exc, OSError):
         return (
-            f"the SSH connection to {where} failed ({exc.strerror or exc}); check the host and the network."
+            f"the SSH connection to {where} failed ({exc.strerror or exc}): check the host in --ssh and the "
+            "network path."
         )
-    return f"the SSH connection to {where} failed ({type(exc).__name__}: {exc}); check the host and retry."
+    return f"the SSH connection to {where} failed ({type(exc).__name__}: {exc}): check --ssh and your ssh config."
 
 
 def _connect_hop(spec: SshSpec, sock: Any, accept_host_key: str | None, timeout: float) -> paramiko.SSHClient:
@@ -546,6 +567,9 @@ class SshRunner(Runner):
         self._streams: list[LineStream] = []
         self._forwards: list[_Forwarder] = []
         self._closed = False
+        self._sftp: paramiko.SFTPClient | None = None
+        self._sftp_lock = threading.Lock()  # one SFTP request stream, used by one thread at a time
+        self._sftp_refused = False  # the host has no SFTP subsystem: reads run `tail` instead
 
     # -- construction ------------------------------------------------------
 
@@ -734,6 +758,54 @@ class SshRunner(Runner):
             )
         return out.stdout
 
+    def read_tail(self, path: str, lines: int, timeout: float = 10.0) -> CommandResult | None:
+        """The last LINES lines of PATH over SFTP: no session, no login shell on the host (whose rc files
+        often cost more than the read), several reads pipelined in one request stream.
+
+        A missing file is a failed result (``tail`` would say the same); permission denied, no SFTP
+        subsystem or any SFTP trouble returns None, and the caller runs ``tail`` (with sudo if needed).
+        """
+        import errno
+
+        argv = ["sftp-read", "-n", str(lines), "--", path]
+        with self._sftp_lock:
+            if self._sftp_refused or not self.connected:
+                return None
+            try:
+                if self._sftp is None:
+                    self._count(channels=1, round_trips=3)
+                    self._sftp = paramiko.SFTPClient.from_transport(self._transport)
+                    if self._sftp is None:
+                        raise paramiko.SSHException("no SFTP subsystem")
+                self._sftp.get_channel().settimeout(timeout)
+                with self._sftp.open(path, "rb") as handle:
+                    size = handle.stat().st_size or 0
+
+                    def read_at(offset: int, length: int) -> bytes:
+                        return b"".join(handle.readv([(offset, length)]))
+
+                    data = last_lines(read_at, size, lines)
+                self._count(round_trips=3)
+            except FileNotFoundError:
+                return CommandResult(
+                    argv=argv, host=self.host, exit_status=1, stderr=f"{path}: No such file or directory"
+                )
+            except OSError as exc:
+                if exc.errno not in (errno.EACCES, errno.EPERM):  # (denied: `tail` with sudo may read it)
+                    self._drop_sftp()  # a broken request stream: the next read opens a new one
+                return None
+            except Exception:  # noqa: BLE001 - no SFTP here (disabled subsystem, old server): use tail
+                self._sftp_refused = True
+                self._drop_sftp()
+                return None
+        return CommandResult(argv=argv, host=self.host, exit_status=0, stdout=decode(data))
+
+    def _drop_sftp(self) -> None:
+        sftp, self._sftp = self._sftp, None
+        if sftp is not None:
+            with contextlib.suppress(Exception):
+                sftp.close()
+
     def stream_lines(self, argv: list[str], sudo: bool = False) -> LineStream:
         """A live command on a PTY: when the channel closes the remote side gets SIGHUP, and we also
         kill the process by pid, so no ``tail`` survives a cancel."""
@@ -827,6 +899,13 @@ class SshRunner(Runner):
         except Exception as exc:
             if not self._transport.is_active():
                 raise ForwardError(self._dropped(f"while reaching {host}:{port}")) from exc
+            if "unable to open channel" in str(exc).lower():
+                # The host refused the tunnel, but paramiko keeps ONE refusal per connection: another
+                # tunnel refused at the same moment took its reason.  The refusal itself is certain.
+                raise ForwardError(
+                    f"{self.host} could not connect to {host}:{port}: "
+                    "the backend is down or unreachable from the proxy host."
+                ) from exc
             raise ForwardError(
                 f"{self.host} did not open a tunnel to {host}:{port} within {timeout:g} s ({exc}); "
                 "check AllowTcpForwarding on the proxy host."
@@ -861,6 +940,8 @@ class SshRunner(Runner):
             stream.close()
         for forwarder in forwards:
             forwarder.close()
+        with self._sftp_lock:
+            self._drop_sftp()
         self._closed = True
         for client in reversed(self._clients):
             with contextlib.suppress(Exception):
@@ -944,6 +1025,8 @@ class _Forwarder:
 
     def close(self) -> None:
         self._closed.set()
+        with contextlib.suppress(OSError):  # wakes the accept() at once (Linux), so the join is immediate
+            self._listener.shutdown(socket.SHUT_RDWR)
         with contextlib.suppress(OSError):
             self._listener.close()
         with self._lock:
