@@ -19,7 +19,7 @@ from wsdoctor.wire.jwt import JwtInfo, fmt_time, try_decode
 
 ID = "auth"
 TITLE = "Socket.IO CONNECT with the token"
-NEEDS = ("connect", "logs")
+NEEDS = ("connect", "logs", "handshake:proxy")
 
 _NAMESPACE_REFUSALS = ("invalid namespace", "unable to connect")
 SOON = 300.0  # seconds: a token this close to expiry is worth a word

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 ID = "cors"
 TITLE = "CORS headers"
-NEEDS = ("config", "cors")
+NEEDS = ("config", "cors", "handshake:proxy")
 
 ACAO = "access-control-allow-origin"
 CORS_PREFIX = "access-control-"

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 ID = "route"
 TITLE = "Server, location and upstream URI"
-NEEDS = ("config", "handshake:proxy", "handshake:backends")
+NEEDS = ("config", "handshake:proxy", "handshake:backends", "tls")
 
 _BACKENDS = (ENGINEIO_PY, ENGINEIO_NODE)
 

@@ -21,7 +21,7 @@ from wsdoctor.report import Evidence, Finding, Fix, Status
 
 ID = "sticky"
 TITLE = "Session affinity for polling"
-NEEDS = ("config", "sticky")
+NEEDS = ("config", "sticky", "handshake:proxy")
 
 PINNING_KEYS = (
     "$remote_addr",

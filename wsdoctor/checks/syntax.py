@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 ID = "syntax"
 TITLE = "Configuration accepted by nginx"
-NEEDS = ("config", "commands")
+NEEDS = ("config", "commands", "version")
 
 MAX_SHOWN = 8
 

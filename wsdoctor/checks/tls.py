@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 ID = "tls"
 TITLE = "TLS certificate and handshake"
-NEEDS = ("tls", "config")
+NEEDS = ("tls", "config", "handshake:proxy")
 
 WARN_DAYS = 14
 
