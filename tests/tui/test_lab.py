@@ -25,7 +25,7 @@ from wsdoctor.report import Status
 from wsdoctor.screens.detail import DetailScreen
 from wsdoctor.screens.logs import LogsScreen
 from wsdoctor.target import Target
-from wsdoctor.widgets.logview import LogView
+from wsdoctor.widgets.logview import LogLine, LogView
 
 from .conftest import no_workers_left, screen_text, settled, wait_for
 
@@ -138,10 +138,14 @@ async def test_a_real_clients_404_appears_live_and_lands_in_the_diagnosis(lab_fa
         base = info["url"].replace("wss://", "https://").replace("ws://", "http://").split("/", 3)
         probe = f"{base[0]}//{base[2]}/socket.io/?EIO=4&transport=polling&t=tui-live"
 
-        def tagged() -> list[str]:  # the access-log line, classified for `client` (error-log lines show too)
+        def tagged() -> list[LogLine]:  # the access-log line, classified for `client` (error-log lines too)
             lines = app.screen.query_one(LogView).lines
             return [
-                line for line in lines if "t=tui-live" in line and line.startswith("! client    socketio-404")
+                line
+                for line in lines
+                if "t=tui-live" in line.text
+                and (line.mark, line.check, line.source) == ("!", "client", "access")
+                and "404" in line.kind  # named by the classifier (remote/logs.py); shown as it comes
             ]
 
         deadline = time.monotonic() + 20

@@ -131,5 +131,5 @@ def test_log_severity_and_format():
     line = format_event(
         _event(text=f"GET /?token={TOKEN} \x1b[31mred", check="auth", kind="bad-token"), SECRETS
     )
-    assert line.startswith("! auth      bad-token          access  GET /?token=***")
-    assert "\x1b" not in line and TOKEN not in line
+    assert line.plain.startswith("! auth      bad-token          access  GET /?token=***")
+    assert "\x1b" not in line.text and TOKEN not in line.plain

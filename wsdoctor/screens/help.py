@@ -21,6 +21,10 @@ _KEY_NAMES = {
     "down": "↓",
     "home": "Home",
     "end": "End",
+    "pageup": "PgUp",
+    "pagedown": "PgDn",
+    "left": "←",
+    "right": "→",
     "tab": "Tab",
     "shift+tab": "Shift+Tab",
 }
@@ -43,8 +47,8 @@ def key_label(keys: str) -> str:
 def binding_rows(bindings: Iterable[BindingType]) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
     for b in bindings:
-        if isinstance(b, Binding):
-            key, description = b.key, b.description or b.action
+        if isinstance(b, Binding):  # the tooltip, when there is one, says more than the footer's label
+            key, description = b.key, b.tooltip or b.description or b.action
         else:
             key, _action, *rest = b
             description = rest[0] if rest else _action
