@@ -46,7 +46,7 @@ from wsdoctor.screens.hostkey import HostKeyScreen
 from wsdoctor.screens.logs import LogsScreen
 from wsdoctor.screens.target import TargetScreen
 from wsdoctor.target import Target
-from wsdoctor.widgets.logview import LOG_CAP, format_events
+from wsdoctor.widgets.logview import LOG_CAP, LogLine, LogView, format_events
 
 LogSourceFactory = Callable[[Target, Facts], AsyncIterator[list[LogEvent]]]
 DiagnosisFactory = Callable[[Target], Diagnosis]
@@ -145,10 +145,11 @@ class WsdoctorApp(App[int]):
 
     TITLE = "wsdoctor"
     COMMANDS = App.COMMANDS | {WsdoctorCommands}
+    # r, e and l work on every screen; the diagnosis screen's footer lists them (narrow footers elsewhere).
     BINDINGS = [
-        Binding("r", "rerun", "Re-run"),
-        Binding("e", "export", "Export"),
-        Binding("l", "logs", "Logs"),
+        Binding("r", "rerun", "Rerun", show=False),
+        Binding("e", "export", "Export", show=False),
+        Binding("l", "logs", "Logs", show=False),
         Binding("question_mark", "help", "Help"),
         Binding("t", "toggle_theme", "Theme", show=False),
         Binding("q", "quit", "Quit"),
@@ -183,7 +184,7 @@ class WsdoctorApp(App[int]):
         self.started_at: float | None = None
         self.error: str | None = None
         self.secrets: tuple[str, ...] = ()
-        self.log_lines: deque[str] = deque(maxlen=log_cap)
+        self.log_lines: deque[LogLine] = deque(maxlen=log_cap)
         self.log_received = 0  # every line received this session (the deque keeps the last log_cap)
         self.log_status = "no log source yet"
         self._log_started = False
@@ -450,9 +451,13 @@ class WsdoctorApp(App[int]):
 
         sections = [
             ("Everywhere", binding_rows(self.BINDINGS) + [("Ctrl+P", "Command palette: every action")]),
-            ("Diagnosis", binding_rows(FindingList.BINDINGS)),
+            (
+                "Diagnosis",
+                binding_rows(FindingList.BINDINGS)
+                + binding_rows(b for b in DiagnosisScreen.BINDINGS if b.action == "notes"),
+            ),
             ("Finding detail", binding_rows(DetailScreen.BINDINGS)),
-            ("Live logs", binding_rows(LogsScreen.BINDINGS)),
+            ("Live logs", binding_rows(LogsScreen.BINDINGS) + binding_rows(LogView.BINDINGS)),
             ("Target form", binding_rows(TargetScreen.BINDINGS) + [("Enter", "Start")]),
             ("Unknown SSH host key", binding_rows(HostKeyScreen.BINDINGS)),
         ]

@@ -390,8 +390,10 @@ class RecordedDiagnosis(Diagnosis):
         hold: bool = False,
         fail_with: BaseException | None = None,
         manual: bool = False,
+        chain: Sequence[tuple[str, str]] = CHAIN,
     ) -> None:
         super().__init__(target, gatherers=[])
+        self.chain = list(chain)
         self.steps = list(steps) if steps is not None else seed_steps()
         self.delay = delay
         self.hold = hold  # keep "running" after the last step until cancelled
@@ -418,7 +420,7 @@ class RecordedDiagnosis(Diagnosis):
             findings=dict(findings),
             pending=frozenset() if done else step.pending,
             facts=self.facts,
-            chain=CHAIN[: step.chain_len],
+            chain=self.chain[: step.chain_len],
             elapsed=step.elapsed,
             done=done,
             notes=list(step.notes),
@@ -466,7 +468,7 @@ LOG_LINES: list[LogEvent] = [
         line_no=88121,
         text='203.0.113.7 - - [26/Nov/2026:03:12:09 +0000] "GET /socket.io/?EIO=4&transport=polling '
         'HTTP/1.1" 404 153 "-" "node-XMLHttpRequest"',
-        kind="404-socketio",
+        kind="socketio-404",
         check="client",
         time="03:12:09",
         status=404,

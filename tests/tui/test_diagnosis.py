@@ -37,6 +37,8 @@ async def test_pending_then_mixed_statuses_updated_in_place():
         assert first["client"] is Status.FAIL
         assert all(first[cid] is None for cid in first if cid != "client")  # pending: spinner
         assert "gathering facts…" in screen_text(app)
+        # the totals count decided checks only: the provisional statuses of pending checks are not news
+        assert "✗1 !0 ✓0 –0 ⠋10" in screen_text(app)  # 100 columns: symbols and counts
 
         factory.made[0].allowed = 1  # the config arrives: config-only checks decided, probes pending
         await wait_for(pilot, lambda: row_statuses(app)["route"] is not None)
@@ -59,7 +61,7 @@ async def test_pending_then_mixed_statuses_updated_in_place():
             assert line in text
         assert "– SKIP  cors" in text and "! WARN  tls" in text
         assert "done in 2.7 s" in text and "nginx 1.22.1" in text and "ssh root@lb1.x-or.cloud" in text
-        assert "request GET /socket.io/?EIO=4&transport=polling" in text
+        assert "request /socket.io/ → namespace /dev/aiwm/chat" in text  # at 100 columns: no method, no query
         # keyed in-place updates: the same row widgets, one per check, updated three times
         assert findings.rows == rows_before and len(app.diagnosis_screen.query("FindingRow")) == len(FINAL)
         assert len([m for m in messages if isinstance(m, DiagnosisUpdated)]) == 3
@@ -194,7 +196,7 @@ async def test_help_lists_every_key_and_the_palette_runs_actions(export_dir):
         assert isinstance(app.screen, HelpScreen)
         text = screen_text(app)
         for key in (
-            "Re-run",
+            "Rerun",
             "Export",
             "Logs",
             "Copy fix",

@@ -74,6 +74,8 @@ class DetailScreen(Screen):
         self.finding = finding
         self.secrets = tuple(secrets)
         self._shown: dict | None = None
+        self._next_body: list[Widget] | None = None  # the newest rendering, not mounted yet
+        self._swapping = False
 
     @property
     def check_id(self) -> str:
@@ -133,9 +135,29 @@ class DetailScreen(Screen):
             if fix.diff:
                 widgets.append(Static(Content("Diff (patch -p1 from /)"), classes="where"))
                 widgets.append(Static(diff_text(fix.diff, s), classes="code"))
-        with self.app.batch_update():
-            body.remove_children()
+        first = not body.children
+        self._next_body = widgets
+        if first:  # nothing to replace: mount at once, so the screen's first frame has the finding
+            self._next_body = None
             body.mount_all(widgets)
+        elif not self._swapping:
+            self._swapping = True
+            self.run_worker(self._swap_body(), group="detail-body", exit_on_error=False)
+
+    async def _swap_body(self) -> None:
+        """Replace the body with the newest rendering once the old one is really gone.
+
+        ``remove_children`` completes asynchronously; mounting before it did would briefly hold two
+        copies (and two ``#fix`` headings: a DuplicateIds crash when log lines land while reading)."""
+        body = self.query_one("#detail-body", VerticalScroll)
+        try:
+            while self._next_body is not None:
+                widgets, self._next_body = self._next_body, None
+                with self.app.batch_update():
+                    await body.remove_children()
+                    await body.mount_all(widgets)
+        finally:
+            self._swapping = False
 
     # -- actions -------------------------------------------------------------
 

@@ -3,34 +3,63 @@
 The chain (URL → request → namespace → location → upstream URI) is the one thing an
 engineer needs to see to understand a 404: what the client really asks for and where
 nginx sends it. All of it may come from remote config, so it is shown as plain text.
+
+The header is laid out for its width, never for a fixed terminal: at most two lines of
+chain (cut with "…" when longer; the detail screens hold the rest) and one status line
+whose totals shrink to symbols on narrow terminals, so at 80×24 it takes three lines.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from textual.content import Content
-from textual.widgets import Static
+from textual.geometry import Size
+from textual.widget import Widget
 
 from wsdoctor.report import Finding, Status
-from wsdoctor.widgets.render import STATUS_STYLE, clean
+from wsdoctor.widgets.render import SPINNER, STATUS_STYLE, clean
+
+CHAIN_LINES = 2  # the chain never takes more than this many lines
+WIDE = 120  # from this width the chain shows where a location is defined
+_WHERE = re.compile(r"^(?P<value>.*?) \((?P<where>[^()]*:\d+(?:-\d+)?)\)$")
 
 
-def chain_content(chain: Sequence[tuple[str, str]], secrets: Sequence[str] = ()) -> Content:
+def chain_content(
+    chain: Sequence[tuple[str, str]], secrets: Sequence[str] = (), *, wide: bool = True
+) -> Content:
+    """`key value → key value …`; a value that repeats its key ("location location /x/") says it once.
+    Only WIDE shows a location's `(file:line)` (muted) and the request's method and query."""
     if not chain:
         return Content.styled("no target yet", "$text-muted")
     parts: list[Content] = []
     for key, value in chain:
-        parts.append(
-            Content.assemble(
-                (key + " ", "$text-muted"),
-                (clean(value, secrets, multiline=False), "bold"),
-            )
-        )
+        value = clean(value, secrets, multiline=False)
+        if value.startswith(key + " "):
+            value = value[len(key) + 1 :]
+        if key == "request" and not wide:  # "GET /socket.io/?EIO=4&transport=polling" → "/socket.io/"
+            value = value.removeprefix("GET ").split("?", 1)[0]
+        where = ""
+        if m := _WHERE.match(value):
+            value, where = m.group("value"), m.group("where")
+        piece = Content.assemble((key + " ", "$text-muted"), (value, "bold"))
+        if where and wide:
+            piece = Content.assemble(piece, (f" ({where})", "$text-muted"))
+        parts.append(piece)
     return Content.styled(" → ", "$accent").join(parts)
 
 
-def status_line(
+def counts(findings: Sequence[Finding], pending: frozenset[str] | set[str] = frozenset()) -> dict:
+    """Totals by status of the findings whose checks are decided; ``None`` counts the pending ones."""
+    out: dict[Status | None, int] = {s: 0 for s in Status}
+    out[None] = 0
+    for f in findings:
+        out[None if f.id in pending else f.status] += 1
+    return out
+
+
+def status_lines(
     *,
     nginx_version: str | None,
     ssh: str | None,
@@ -39,49 +68,114 @@ def status_line(
     findings: Sequence[Finding],
     running: bool,
     error: str | None = None,
-) -> Content:
-    parts: list[Content] = []
-    parts.append(Content.assemble(("nginx ", "$text-muted"), nginx_version or "?"))
-    parts.append(Content.assemble(("ssh ", "$text-muted"), clean(ssh, multiline=False) if ssh else "—"))
+    pending: frozenset[str] | set[str] = frozenset(),
+    expected: int = 0,
+    frame: int = 0,
+) -> list[Content]:
+    """The status line, longest first: the header shows the first that fits its width.
+
+    Totals count only decided checks; checks still gathering facts (or not reported yet: ``expected``
+    is how many there will be) are counted as pending, so a re-run never shows the previous totals."""
+    tally = counts(findings, pending)
+    tally[None] += max(0, expected - len(findings))
+    nginx = Content.assemble(("nginx ", "$text-muted"), nginx_version or "?")
+    host = Content.assemble(("ssh ", "$text-muted"), clean(ssh, multiline=False) if ssh else "—")
     if error:
-        parts.append(Content.styled(f"stopped: {clean(error, multiline=False)}", "bold $error"))
+        state = Content.styled(f"stopped: {clean(error, multiline=False)}", "bold $error")
+        short_state = state
     elif elapsed is not None:
-        state = f"done in {elapsed:.1f} s" if done else f"running {elapsed:.1f} s"
-        parts.append(Content.styled(state, "$success" if done else "$accent"))
+        state = Content.styled(
+            f"done in {elapsed:.1f} s" if done else f"running {elapsed:.1f} s",
+            "$success" if done else "$accent",
+        )
+        short_state = Content.styled(f"{elapsed:.1f} s", "$success" if done else "$accent")
     elif not running:
-        parts.append(Content.styled("idle", "$text-muted"))
-    counts = {s: 0 for s in Status}
-    for f in findings:
-        counts[f.status] += 1
-    totals = []
-    for status in (Status.FAIL, Status.WARN, Status.PASS, Status.SKIP):
-        symbol, word, style = STATUS_STYLE[status]
-        totals.append(Content.styled(f"{symbol} {counts[status]} {word.lower()}", style))
-    parts.append(Content(" ").join(totals))
-    return Content.styled(" · ", "$text-muted").join(parts)
+        state = short_state = Content.styled("idle", "$text-muted")
+    else:
+        state = short_state = Content("")
+
+    def totals(words: bool) -> Content:
+        out = []
+        for status in (Status.FAIL, Status.WARN, Status.PASS, Status.SKIP):
+            symbol, word, style = STATUS_STYLE[status]
+            label = f"{symbol} {tally[status]} {word.lower()}" if words else f"{symbol}{tally[status]}"
+            out.append(Content.styled(label, style))
+        if tally[None]:
+            spinner = SPINNER[frame % len(SPINNER)]
+            label = f"{spinner} {tally[None]} pending" if words else f"{spinner}{tally[None]}"
+            out.append(Content.styled(label, "$accent"))
+        return Content(" ").join(out)
+
+    dot = Content.styled(" · ", "$text-muted")
+
+    def line(*parts: Content) -> Content:
+        return dot.join(p for p in parts if p)
+
+    return [
+        line(nginx, host, state, totals(True)),
+        line(nginx, host, state, totals(False)),
+        line(nginx, host, short_state, totals(False)),
+        line(Content(nginx_version or "nginx ?"), totals(False), short_state, host),
+    ]
 
 
-class ChainHeader(Static):
-    """Two parts: the chain (wraps as needed) and one status line."""
+def fit(variants: Sequence[Content], width: int) -> Content:
+    """The first variant that fits WIDTH cells, else the last one cut with an ellipsis."""
+    for content in variants:
+        if content.cell_length <= width:
+            return content
+    return variants[-1].truncate(max(1, width), ellipsis=True)
+
+
+def header_lines(chain: Sequence[Content], status: Sequence[Content], width: int) -> list[Content]:
+    """The header's lines at WIDTH: the chain in at most CHAIN_LINES lines, then one status line.
+
+    ``chain`` holds the wide and the narrow form of the chain."""
+    width = max(1, width)
+    body = chain[0] if width >= WIDE or len(chain) == 1 else chain[1]
+    lines = body.wrap(width)
+    if len(lines) > CHAIN_LINES:
+        last = lines[CHAIN_LINES - 1].rstrip()
+        if last.cell_length >= width:
+            last = last.truncate(width - 1)
+        lines = [*lines[: CHAIN_LINES - 1], Content.assemble(last, ("…", "$text-muted"))]
+    return [*lines, fit(status, width)]
+
+
+class ChainHeader(Widget):
+    """The chain (at most two lines) over one status line, laid out for the current width."""
 
     DEFAULT_CSS = """
     ChainHeader {
         background: $boost;
         padding: 0 1;
         height: auto;
-        max-height: 6;
         border-bottom: solid $primary 50%;
     }
     """
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__("", id=id)
+        super().__init__(id=id)
+        self._chain: tuple[Content, ...] = (Content(""),)
+        self._status: tuple[Content, ...] = (Content(""),)
         self._last: tuple[object, ...] | None = None
 
-    def show(self, chain: Content, status: Content, notes: Content | None = None) -> None:
-        lines = [chain, status] + ([notes] if notes is not None else [])
-        key = tuple((c.plain, tuple(c.spans)) for c in lines)  # Content == compares text only
+    def show(self, chain: Sequence[Content], status: Sequence[Content]) -> None:
+        """New header data (the chain's wide and narrow forms, the status variants); repaints only on change."""
+        key = tuple((c.plain, tuple(c.spans)) for c in (*chain, *status))  # Content == compares text only
         if key == self._last:
             return
+        old_chain = tuple(c.plain for c in self._chain)
         self._last = key
-        self.update(Content("\n").join(lines))
+        self._chain, self._status = tuple(chain), tuple(status)
+        self.refresh(layout=old_chain != tuple(c.plain for c in self._chain))
+
+    @property
+    def lines(self) -> list[Content]:
+        return header_lines(self._chain, self._status, self.content_size.width)
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return len(header_lines(self._chain, self._status, width))
+
+    def render(self) -> Content:
+        return Content("\n").join(self.lines)

@@ -7,6 +7,7 @@ A row renders itself at its own width, so 80 columns and 250 columns both read w
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from textual.binding import Binding
@@ -20,8 +21,6 @@ from textual.widgets import Static
 
 from wsdoctor.report import GROUPS, Finding, Status
 from wsdoctor.widgets.render import STATUS_STYLE, clean, status_badge
-
-_RANK = {Status.FAIL: 0, Status.WARN: 1, Status.PASS: 2, Status.SKIP: 3}
 
 
 @dataclass(frozen=True)
@@ -87,8 +86,9 @@ class FindingRow(Widget):
         return self.state.status is None
 
     def render(self) -> Content:
-        width = self.size.width or 100
-        title_width = 30 if width >= 110 else 24 if width >= 90 else 20
+        width = self.content_size.width or 100
+        parent = self.parent
+        title_width = parent.title_width if isinstance(parent, FindingList) else title_column(width, [])
         title = self.state.title
         if len(title) > title_width - 1:
             title = title[: title_width - 2] + "…"
@@ -110,8 +110,52 @@ class FindingRow(Widget):
         self.post_message(self.Clicked(self.check_id))
 
 
+def title_column(width: int, titles: Sequence[str]) -> int:
+    """The title column's width for rows WIDTH cells wide: about 20 at 80 columns, growing with the width
+    (40% of what follows the status and the id) but never wider than the longest title needs."""
+    rest = max(0, width - ROW_PREFIX)
+    grown = max(20, int(rest * 0.4))
+    longest = max((len(t) for t in titles), default=0) + 2
+    return max(20, min(grown, longest)) if titles else max(20, min(grown, 30))
+
+
+ROW_PREFIX = 6 + 2 + 10  # badge, gap, check id
+
+
+def verdict(group: str, statuses: Sequence[Status | None]) -> tuple[str, str] | None:
+    """What a runbook issue's header says about it, from what its checks decided (None: still pending).
+
+    A failure says "happening here" at once; otherwise nothing is claimed while a check is pending.
+    "not happening" needs at least one check that passed, and says how many were not checked; a group
+    whose checks were all skipped is "not checked", never "not happening"."""
+    decided = [s for s in statuses if s is not None]
+    fails = decided.count(Status.FAIL)
+    warns = decided.count(Status.WARN)
+    passes = decided.count(Status.PASS)
+    skips = decided.count(Status.SKIP)
+    checklist = group == "Checklist"
+    if fails:
+        symbol, _, style = STATUS_STYLE[Status.FAIL]
+        return f"{symbol} {fails} failing" if checklist else f"{symbol} happening here", style
+    if len(decided) < len(statuses):
+        return None
+    unchecked = f" ({skips} not checked)" if skips else ""
+    if warns:
+        symbol, _, style = STATUS_STYLE[Status.WARN]
+        word = f"{warns} to review" if checklist else "suspicious"
+        return f"{symbol} {word}{unchecked}", style
+    if passes:
+        symbol, _, style = STATUS_STYLE[Status.PASS]
+        word = f"{passes} passing" if checklist else "not happening"
+        return f"{symbol} {word}{unchecked}", style
+    if skips:
+        symbol, _, style = STATUS_STYLE[Status.SKIP]
+        return f"{symbol} not checked", style
+    return None
+
+
 class GroupHeader(Widget):
-    """A runbook issue ("404 Not Found"): its name, coloured by the worst status among its checks."""
+    """A runbook issue ("404 Not Found"): its name and a verdict that reflects what its checks did."""
 
     DEFAULT_CSS = """
     GroupHeader {
@@ -127,27 +171,20 @@ class GroupHeader(Widget):
         super().__init__(id=f"group-{index}")
         self.group_name = name
         self.check_ids = check_ids
-        self.worst: Status | None = None
-        self.pending = True
+        self.verdict: tuple[str, str] | None = None
 
-    def set_worst(self, worst: Status | None, pending: bool) -> None:
-        if (worst, pending) != (self.worst, self.pending):
-            self.worst, self.pending = worst, pending
+    def set_statuses(self, statuses: Sequence[Status | None]) -> None:
+        """The statuses of this issue's rows (None: pending); repaints only when the verdict changes."""
+        new = verdict(self.group_name, statuses)
+        if new != self.verdict:
+            self.verdict = new
             self.refresh()
 
     def render(self) -> Content:
-        if self.pending or self.worst is None:
+        if self.verdict is None:
             return Content.styled(self.group_name, "bold")
-        symbol, word, style = STATUS_STYLE[self.worst]
-        verdict = {
-            Status.FAIL: "happening here",
-            Status.WARN: "at risk",
-            Status.PASS: "not happening",
-            Status.SKIP: "not checked",
-        }[self.worst]
-        if self.group_name == "Checklist":
-            verdict = {Status.FAIL: "items failing", Status.WARN: "items to review"}.get(self.worst, verdict)
-        return Content.assemble((self.group_name, "bold"), "  ", (f"{symbol} {verdict}", style))
+        text, style = self.verdict
+        return Content.assemble((self.group_name, "bold"), "  ", (text, style))
 
 
 class FindingList(VerticalScroll, can_focus=True):
@@ -192,6 +229,7 @@ class FindingList(VerticalScroll, can_focus=True):
         self.rows: dict[str, FindingRow] = {}
         self.groups: list[GroupHeader] = []
         self.user_moved = False  # once the engineer navigates, updates stop moving the selection
+        self.title_width = 20  # the rows' title column, from the list's width and the longest title
 
     def compose(self):
         for index, (name, ids) in enumerate(GROUPS):
@@ -219,13 +257,32 @@ class FindingList(VerticalScroll, can_focus=True):
         for cid, row in self.rows.items():
             if cid not in findings:
                 row.set_state(None, True, secrets)
-        for header in self.groups:
-            rows = [self.rows[c] for c in header.check_ids if c in self.rows]
-            statuses = [r.state.status for r in rows if r.state.status is not None]
-            worst = min(statuses, key=_RANK.__getitem__) if statuses else None
-            header.set_worst(worst, pending=any(r.pending for r in rows) and worst is None)
+        self._update_groups()
+        self._update_title_width()
         if not self.user_moved:
             self.selected = self.first_interesting()
+
+    def reset(self) -> None:
+        """A new run started: every row waits for its facts again (titles stay), verdicts are cleared."""
+        for row in self.rows.values():
+            row.set_state(None, True)
+        self._update_groups()
+
+    def _update_groups(self) -> None:
+        for header in self.groups:
+            header.set_statuses([self.rows[c].state.status for c in header.check_ids if c in self.rows])
+
+    def _update_title_width(self) -> None:
+        width = title_column(
+            self.scrollable_content_region.width - 3, [r.state.title for r in self.rows.values()]
+        )
+        if width != self.title_width:
+            self.title_width = width
+            for row in self.rows.values():
+                row.refresh()
+
+    def on_resize(self) -> None:
+        self._update_title_width()
 
     def first_interesting(self) -> str | None:
         """The first failing check, else the first warning, else the first row."""
