@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from textual import events
+from textual.keys import _character_to_key
+
 from wsdoctor.diagnose import Diagnosis
 from wsdoctor.screens.diagnosis import DiagnosisScreen
 from wsdoctor.screens.target import TargetScreen, form_values, validate_form
@@ -148,3 +151,130 @@ async def test_save_a_profile_without_the_token_and_pick_it_again(export_dir, mo
         await wait_for(pilot, lambda: settled(app))
         assert app.target.ssh == "root@lb1.x-or.cloud" and app.target.token == SECRET
         await pilot.press("q")
+
+
+def test_ssh_and_tls_options_are_validated_inline(tmp_path):
+    key, known, ca = tmp_path / "id_ed25519", tmp_path / "known_hosts", tmp_path / "ca.pem"
+    for f in (key, known, ca):
+        f.write_text("x\n")
+    base = {"url": "wss://lab.test/chat", "ssh": "root@127.0.0.1:2222"}
+    _, errors = validate_form(
+        {
+            **base,
+            "identity": str(tmp_path / "missing_key"),
+            "known_hosts": str(tmp_path),
+            "ca_file": str(ca),
+            "insecure": "true",
+            "backend_log": "logs/chat.log",
+            "hold": "ninety",
+        },
+        environ={},
+    )
+    assert set(errors) == {"identity", "known_hosts", "ca_file", "backend_log", "hold"}
+    assert errors["identity"].startswith(f"No file {tmp_path / 'missing_key'} here")
+    assert errors["known_hosts"] == f"{tmp_path} is a directory; give a known_hosts file."
+    assert errors["ca_file"] == "Give either a CA file or insecure, not both."
+    assert "absolute path of the backend log on that host" in errors["backend_log"]
+    assert "in seconds, like 90" in errors["hold"]
+    for message in errors.values():
+        assert message.endswith(".") and message.count(". ") == 0, message
+
+    for hold in ("0", "-5", "nan", "inf", "7200"):
+        assert "hold" in validate_form({**base, "hold": hold}, environ={})[1], hold
+    _, errors = validate_form({"url": "wss://lab.test/chat", "identity": str(key)}, environ={})
+    assert errors == {
+        "identity": "This is for the SSH connection: give the proxy host above, or clear this field."
+    }
+    _, errors = validate_form({"url": "wss://lab.test/chat", "backend_log": "pm2:"}, environ={})
+    assert errors == {"backend_log": "Name the pm2 app, like pm2:chat."}
+    _, errors = validate_form(
+        {"url": "wss://lab.test/chat", "backend_log": str(tmp_path / "nope.log")}, environ={}
+    )
+    assert errors["backend_log"].startswith("No file ")  # no SSH host: the backend log is read here
+
+    target, errors = validate_form(
+        {
+            **base,
+            "identity": str(key),
+            "known_hosts": str(known),
+            "ca_file": str(ca),
+            "backend_log": "/var/log/chat/app.log",
+            "hold": "90",
+        },
+        environ={},
+    )
+    assert errors == {} and target is not None
+    assert (target.identity, target.known_hosts, target.ca_file) == (str(key), str(known), str(ca))
+    assert (target.backend_log, target.hold, target.insecure) == ("/var/log/chat/app.log", 90.0, False)
+    values = form_values(target)
+    assert values["hold"] == "90" and values["insecure"] == "" and values["identity"] == str(key)
+    target, errors = validate_form({**base, "insecure": "true", "backend_log": "journald:chat"}, environ={})
+    assert errors == {} and target.insecure and target.backend_log == "journald:chat"
+    assert form_values(target)["insecure"] == "true"
+
+
+async def test_options_are_saved_in_a_profile_and_errors_open_their_section(
+    export_dir, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("WS_TOKEN", SECRET)
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x\n")
+    app = make_app(target=None)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, TargetScreen))
+        screen = app.screen
+        options = screen.query_one("#options")
+        assert options.collapsed  # nothing set: the section is folded
+        screen.query_one("#field-url").value = "wss://lab.test/chat"
+        screen.query_one("#field-token_env").value = "WS_TOKEN"
+        screen.query_one("#field-hold").value = "0"
+        await pilot.press("ctrl+s")
+        assert not options.collapsed and screen.query_one("#field-hold").has_focus
+        assert "like 90 (at most 3600)" in screen_text(app)
+        screen.query_one("#field-hold").value = "45"
+        screen.query_one("#field-ca_file").value = str(ca)
+        screen.query_one("#profile-name").value = "lab"
+        await pilot.press("ctrl+o")
+        saved = load_profiles()["lab"]
+        assert saved["ca_file"] == str(ca) and saved["hold"] == 45.0 and "insecure" not in saved
+        text = (export_dir / "config" / "wsdoctor" / "config.toml").read_text()
+        assert SECRET not in text and "token =" not in text
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not app.is_running)
+
+    app = make_app(target=None)  # a new form picks the profile: the options come back, unfolded
+    async with app.run_test(size=(100, 40)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, TargetScreen))
+        screen = app.screen
+        screen.query_one("#profile").value = "lab"
+        await pilot.pause()
+        assert not screen.query_one("#options").collapsed
+        assert screen.query_one("#field-ca_file").value == str(ca)
+        assert screen.query_one("#field-hold").value == "45"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: settled(app))
+        assert (app.target.ca_file, app.target.hold, app.target.token) == (str(ca), 45.0, SECRET)
+        await pilot.press("q")
+
+
+def _key(character: str) -> events.Key:
+    """The Key event a terminal driver makes for one typed character (or "tab")."""
+    if character == "tab":
+        return events.Key("tab", "\t")
+    return events.Key(_character_to_key(character), character)
+
+
+async def test_a_burst_of_keys_keeps_its_tab(export_dir):
+    """A paste or an autotype tool sends text, Tab, text in one read: the Tab must still move the focus
+    before the next characters are handed out (the keys are queued at once, as the driver does)."""
+    app = make_app(target=None)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, TargetScreen))
+        burst = [*"wss://a.example", "tab", *"/p/socket.io", "tab", "tab", *"WS_TOKEN"]
+        for character in burst:
+            app._driver.send_message(_key(character))
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.query_one("#field-token_env").value == "WS_TOKEN")
+        assert screen.query_one("#field-url").value == "wss://a.example"
+        assert screen.query_one("#field-path").value == "/p/socket.io"
+        await pilot.press("escape")

@@ -2,9 +2,16 @@
 
 The public URL, the client's path and transports, the *name* of the environment
 variable holding the token (the token itself never appears on screen), the proxy
-host for SSH or a local config / dump, optional backends; saved profiles can be
-picked or saved. Each field is validated inline with one sentence saying what to do.
+host for SSH or a local config / dump, optional backends; under "SSH / TLS options"
+what a lab or a private-CA host needs (identity and known_hosts files, a CA file or
+insecure, the backend log, a hold time). Saved profiles can be picked or saved (never
+with the token). Each field is validated inline with one sentence saying what to do.
 ``validate_form`` is plain Python so it is tested without a terminal.
+
+Tab and Shift+Tab are priority bindings here: Textual hands each key to the widget
+focused when the app reads it, and a plain binding moves the focus only once the Tab
+has bubbled back up from the input. In a burst (a paste, an autotype tool, tmux
+send-keys) the keys after the Tab were then already queued for the old field.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Input, Label, Select, Static
+from textual.widgets import Button, Checkbox, Collapsible, Footer, Input, Label, Select, Static
 
 from wsdoctor.target import Target, config_path, load_profiles, save_profile
 
@@ -41,6 +48,16 @@ FIELDS: tuple[tuple[str, str, str], ...] = (
     ("nginx_dump", "nginx -T dump", "a saved `nginx -T` output file (optional)"),
     ("backends", "Backends", "http://10.0.0.5:3350, … (optional)"),
 )
+# Under "SSH / TLS options" (plus the insecure checkbox).
+OPTION_FIELDS: tuple[tuple[str, str, str], ...] = (
+    ("identity", "Identity file", "SSH private key here, like ssh -i (optional)"),
+    ("known_hosts", "known_hosts", "SSH known_hosts file here (optional)"),
+    ("ca_file", "CA file", "CA bundle (PEM) for wss/https, here (optional)"),
+    ("backend_log", "Backend log", "FILE, pm2:NAME or journald:UNIT (optional)"),
+    ("hold", "Hold seconds", "hold a tunnel open this long to catch drops (optional)"),
+)
+INPUT_FIELDS = FIELDS + OPTION_FIELDS
+OPTION_KEYS = tuple(k for k, _, _ in OPTION_FIELDS) + ("insecure",)
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SSH_HOST = re.compile(r"^(?:[^@\s/]+@)?(?:\[[0-9A-Fa-f:.]+\]|[^@\s:/\[\]]+)(?::\d{1,5})?$")
 _PROFILE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -55,7 +72,8 @@ def validate_form(
 ) -> tuple[Target | None, dict[str, str]]:
     """The Target the form describes, or None and one sentence per field that is wrong."""
     env = os.environ if environ is None else environ
-    v = {k: (values.get(k) or "").strip() for k, _, _ in FIELDS}
+    v = {k: (values.get(k) or "").strip() for k, _, _ in INPUT_FIELDS}
+    insecure = (values.get("insecure") or "").strip().lower() in ("1", "true", "yes", "on")
     transports = TRANSPORTS.get(values.get("transports") or "polling,websocket", ("polling", "websocket"))
     errors: dict[str, str] = {}
 
@@ -104,6 +122,8 @@ def validate_form(
         if u.scheme not in ("http", "https") or not u.hostname or u.port is None:
             errors["backends"] = f"{b!r} is not a backend base URL; write them like http://10.0.0.5:3350."
             break
+    errors.update(_option_errors(v, insecure))
+    hold = float(v["hold"]) if v["hold"] and "hold" not in errors else None
     if not errors and not any((v["url"], v["ssh"], v["nginx_conf"], v["nginx_dump"], backends)):
         errors["url"] = "Give at least the public URL, an SSH host or an nginx config to diagnose."
     if errors:
@@ -120,6 +140,12 @@ def validate_form(
         else v["nginx_conf"] or None,
         "nginx_dump": os.path.expanduser(v["nginx_dump"]) if v["nginx_dump"] else None,
         "backends": backends,
+        "identity": os.path.expanduser(v["identity"]) if v["identity"] else None,
+        "known_hosts": os.path.expanduser(v["known_hosts"]) if v["known_hosts"] else None,
+        "ca_file": os.path.expanduser(v["ca_file"]) if v["ca_file"] else None,
+        "insecure": insecure,
+        "backend_log": _backend_log_path(v["backend_log"], remote=bool(v["ssh"])),
+        "hold": hold,
     }
     target = dataclasses.replace(base, **fields) if base is not None else Target(**fields)
     if base is not None and base.token_env != target.token_env:
@@ -129,16 +155,81 @@ def validate_form(
     return target, {}
 
 
+def _local_file_error(path: str, what: str) -> str | None:
+    """One sentence if PATH is not a readable file on this machine (WHAT: what it should be)."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        return f"{path} is a directory; give {what}."
+    if not p.is_file():
+        return f"No file {path} here; give {what}, or clear this field."
+    return None
+
+
+def _backend_log_path(spec: str, *, remote: bool) -> str | None:
+    if not spec:
+        return None
+    if spec.startswith(("pm2:", "journald:")) or remote:
+        return spec
+    return os.path.expanduser(spec)
+
+
+def _option_errors(v: Mapping[str, str], insecure: bool) -> dict[str, str]:
+    """The SSH / TLS options: local files must exist, remote paths be absolute, hold a positive number."""
+    errors: dict[str, str] = {}
+    for key, what in (
+        ("identity", "the SSH private key file (like ssh -i)"),
+        ("known_hosts", "a known_hosts file"),
+    ):
+        if not v[key]:
+            continue
+        if not v["ssh"]:
+            errors[key] = "This is for the SSH connection: give the proxy host above, or clear this field."
+        elif message := _local_file_error(v[key], what):
+            errors[key] = message
+    if v["ca_file"]:
+        if insecure:
+            errors["ca_file"] = "Give either a CA file or insecure, not both."
+        elif message := _local_file_error(v["ca_file"], "the CA bundle (PEM) that signed the certificate"):
+            errors["ca_file"] = message
+    spec = v["backend_log"]
+    if spec:
+        kind, _, name = spec.partition(":")
+        if kind in ("pm2", "journald"):
+            if not name.strip():
+                errors["backend_log"] = (
+                    f"Name the {kind} {'app' if kind == 'pm2' else 'unit'}, like {kind}:chat."
+                )
+        elif v["ssh"]:
+            if not spec.startswith("/"):
+                errors["backend_log"] = (
+                    "With an SSH host, give the absolute path of the backend log on that host "
+                    "(or pm2:NAME, journald:UNIT)."
+                )
+        elif message := _local_file_error(spec, "the backend's log file (or pm2:NAME, journald:UNIT)"):
+            errors["backend_log"] = message
+    if v["hold"]:
+        try:
+            seconds = float(v["hold"])
+        except ValueError:
+            seconds = -1.0
+        if not 0 < seconds <= 3600:  # also refuses nan and inf
+            errors["hold"] = "Give how long to hold a tunnel open, in seconds, like 90 (at most 3600)."
+    return errors
+
+
 def form_values(target: Target | Mapping[str, Any]) -> dict[str, str]:
     """Field texts for a Target or a saved profile (token never included)."""
     get = (lambda k: getattr(target, k, None)) if isinstance(target, Target) else target.get
     out = {}
-    for key, _, _ in FIELDS:
+    for key, _, _ in INPUT_FIELDS:
         value = get(key)
         if key == "backends":
             out[key] = ", ".join(value or [])
+        elif key == "hold" and isinstance(value, int | float) and not isinstance(value, bool):
+            out[key] = f"{value:g}"
         else:
             out[key] = "" if value in (None, False) else str(value)
+    out["insecure"] = "true" if get("insecure") else ""
     transports = get("transports") or ("polling", "websocket")
     if isinstance(transports, str):
         transports = tuple(t.strip() for t in transports.split(","))
@@ -156,6 +247,9 @@ class TargetScreen(Screen[Target | None]):
         .field { height: 1; margin-top: 1; }
         .field Label { width: 18; padding: 0 1 0 0; text-style: bold; }
         .field Input, .field Select { width: 1fr; }
+        .field Checkbox { width: 1fr; }
+        #options { margin-top: 1; padding: 0; border: none; background: transparent; }
+        #options Contents { padding: 0; }
         .error { color: $error; padding-left: 18; display: none; }
         .error.-shown { display: block; }
         #buttons { height: 1; margin-top: 1; }
@@ -169,6 +263,8 @@ class TargetScreen(Screen[Target | None]):
         Binding("ctrl+s", "start", "Start"),
         Binding("ctrl+o", "save_profile", "Save profile"),
         Binding("escape", "cancel", "Cancel"),
+        Binding("tab", "app.focus_next", "Next field", show=False, priority=True),
+        Binding("shift+tab", "app.focus_previous", "Previous field", show=False, priority=True),
     ]
 
     def __init__(self, initial: Target | None = None, *, profiles_path: Path | None = None) -> None:
@@ -221,6 +317,27 @@ class TargetScreen(Screen[Target | None]):
                             id="field-transports",
                             compact=True,
                         )
+            with Collapsible(
+                title="SSH / TLS options: identity, known_hosts, CA file, backend log, hold",
+                collapsed=not any(values.get(k) for k in OPTION_KEYS),
+                id="options",
+            ):
+                for key, label, placeholder in OPTION_FIELDS:
+                    with Horizontal(classes="field"):
+                        yield Label(label)
+                        yield Input(
+                            values.get(key, ""), placeholder=placeholder, id=f"field-{key}", compact=True
+                        )
+                    yield Static(id=f"error-{key}", classes="error")
+                    if key == "ca_file":
+                        with Horizontal(classes="field"):
+                            yield Label("Insecure")
+                            yield Checkbox(
+                                "do not verify TLS certificates (the report says so)",
+                                value=bool(values.get("insecure")),
+                                id="field-insecure",
+                                compact=True,
+                            )
             with Horizontal(classes="field", id="profile-row"):
                 yield Label("Save as profile")
                 yield Input(placeholder="name", id="profile-name", compact=True)
@@ -237,22 +354,28 @@ class TargetScreen(Screen[Target | None]):
     # -- form data ---------------------------------------------------------------
 
     def values(self) -> dict[str, str]:
-        out = {key: self.query_one(f"#field-{key}", Input).value for key, _, _ in FIELDS}
+        out = {key: self.query_one(f"#field-{key}", Input).value for key, _, _ in INPUT_FIELDS}
         transports = self.query_one("#field-transports", Select).value
         out["transports"] = transports if isinstance(transports, str) else "polling,websocket"
+        out["insecure"] = "true" if self.query_one("#field-insecure", Checkbox).value else ""
         return out
 
     def fill(self, values: Mapping[str, str]) -> None:
-        for key, _, _ in FIELDS:
+        for key, _, _ in INPUT_FIELDS:
             self.query_one(f"#field-{key}", Input).value = values.get(key, "")
         if values.get("transports") in TRANSPORTS:
             self.query_one("#field-transports", Select).value = values["transports"]
+        self.query_one("#field-insecure", Checkbox).value = bool(values.get("insecure"))
+        if any(values.get(k) for k in OPTION_KEYS):
+            self.query_one("#options", Collapsible).collapsed = False
 
     def show_errors(self, errors: Mapping[str, str]) -> None:
-        for key, _, _ in FIELDS:
+        for key, _, _ in INPUT_FIELDS:
             self._set_error(f"error-{key}", errors.get(key))
         if errors:
-            first = next(k for k, _, _ in FIELDS if k in errors)
+            first = next(k for k, _, _ in INPUT_FIELDS if k in errors)
+            if first in OPTION_KEYS:  # the section may be folded: open it so the sentence shows
+                self.query_one("#options", Collapsible).collapsed = False
             self.query_one(f"#field-{first}", Input).focus()
 
     def _set_error(self, widget_id: str, message: str | None) -> None:
@@ -271,6 +394,9 @@ class TargetScreen(Screen[Target | None]):
         """Clear a field's error as soon as it is edited (errors come back on submit)."""
         if event.input.id and event.input.id.startswith("field-"):
             self._set_error("error-" + event.input.id.removeprefix("field-"), None)
+
+    def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
+        self._set_error("error-ca_file", None)  # "either a CA file or insecure" no longer applies
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
