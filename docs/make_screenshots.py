@@ -69,6 +69,7 @@ async def shoot(out: Path) -> list[Path]:
         await pilot.press("escape", "l")
         await _until(pilot, lambda: isinstance(app.screen, LogsScreen))
         await _until(pilot, lambda: len(app.screen.query_one(LogView).lines) == len(LOG_LINES) + 1)
+        await pilot.press("up", "up", "up")  # select the connect() refused line: shown in full under the view
         await pilot.pause()
         written.append(Path(app.save_screenshot("logs.svg", str(out))))
         await pilot.press("q")
