@@ -84,9 +84,7 @@ class LogsScreen(Screen):
         ),
         Binding("p", "pause", "Pause", tooltip="Pause: hold the view still, count new lines"),
         Binding("f", "follow", "Follow", tooltip="Follow: show new lines as they arrive"),
-        Binding(
-            "u", "toggle_noise", "Noise", tooltip="Hide or show unclassified lines (nginx chatter)"
-        ),
+        Binding("u", "toggle_noise", "Noise", tooltip="Hide or show unclassified lines (nginx chatter)"),
         Binding("y", "copy_line", "Copy", tooltip="Copy the selected line to the clipboard"),
         Binding("escape", "back", "Back", tooltip="Clear the filter or the selection, else back"),
     ]
