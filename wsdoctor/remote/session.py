@@ -165,6 +165,8 @@ class _Handoff:
     clock: g.Clock | None = None  # the host's clock against ours (None: unknown)
     # `pm2 jlist`, which says whether the app named by --backend-log pm2:NAME exists
     pm2: asyncio.Task[dict[str, CommandResult]] | None = None
+    commands: dict[str, asyncio.Task] = field(default_factory=dict)  # still running when the config is in
+    nginx: g.NginxProcess | None = None  # the master diagnosed (its pid marks nginx's sockets in ss)
 
 
 def remote_gatherers(
@@ -175,13 +177,15 @@ def remote_gatherers(
     probes_done: asyncio.Event,
     since: float | None,
 ) -> list[Gatherer]:
-    """The gatherers for ``--ssh``: the host (config, version, ``nginx -t``, ports, backend hints) and its logs.
+    """The gatherers for ``--ssh``: the host (config, version), its commands (``nginx -t``, ports, backend
+    hints) and its logs.
 
-    Commands run concurrently, each on its own channel of the one connection: ``ps`` first (it names the
-    master), then ``nginx -T``/``-V``/``-t`` and ``ss`` at once, the backend hints once the config is in.
-    ``config_ready`` is set the moment the dump is parsed (the backend probes wait for it to know the
-    upstream); the probes through the proxy wait for nothing remote.  The host gatherer finishes when its
-    commands have, so the config shows before the logs.  The logs are read (SFTP where the host has it: no
+    Commands run concurrently, each on its own channel of the one connection: ``ps`` and ``ss`` first
+    (``ps`` names the master), then ``nginx -T``/``-V``/``-t`` at once, the backend hints once the config
+    is in.  ``config_ready`` is set the moment the dump is parsed (the backend probes wait for it to know
+    the upstream); the probes through the proxy wait for nothing remote.  Three gatherers, so each part
+    shows as soon as it is known: the host (config, version), its commands (``nginx -t``, ``ss``, hints)
+    and its logs.  The logs are read (SFTP where the host has it: no
     login shell per file) once the probes through the proxy are done (``probes_done``), so they hold the
     lines this run caused; lines from before the run (``since``, our clock, corrected by the host's) are
     left out unless ``since`` is None.  Any SSH connection failure stops the run with its sentence (exit
@@ -206,9 +210,17 @@ def remote_gatherers(
             handoff.runner = runner
             await _gather_host(runner, session, target, facts, config_ready, notes, handoff)
         finally:
-            facts.pending -= {"config", "version", "commands"}
+            facts.pending -= {"config", "version"}
             config_ready.set()
             handoff.ready.set()
+
+    async def remote_commands(facts: Facts) -> None:
+        facts.pending.add("commands")
+        try:
+            await handoff.ready.wait()
+            await _gather_commands(handoff, facts)
+        finally:
+            facts.pending.discard("commands")
 
     async def remote_logs(facts: Facts) -> None:
         facts.pending.add("logs")
@@ -221,7 +233,7 @@ def remote_gatherers(
         finally:
             facts.pending.discard("logs")
 
-    return [remote_host, remote_logs]
+    return [remote_host, remote_commands, remote_logs]
 
 
 def backend_log_gatherer(
@@ -267,17 +279,19 @@ async def _gather_host(
     notes: list[str],
     handoff: _Handoff,
 ) -> None:
+    """ps → nginx -T (the config) → nginx -V (the version, the log plan); the other commands are left
+    running in HANDOFF for the commands gatherer.  Every session on the host starts a login shell, and
+    shells started together slow each other down on a small host: what is not on the way to the config
+    (the backend hints) starts once the config is in."""
     port = facts.client.port if facts.client is not None else None
     if target.nginx_version:
         facts.nginx_version, facts.version_source = target.nginx_version, "--nginx-version"
-    # The critical path is ps → nginx -T (the config) → the logs.  ps goes alone first: every session on
-    # the host starts a login shell, and on a small host shells started together slow each other down.
-    ps, clock = await in_thread(g.processes_and_clock, runner)
-    handoff.clock = session.clock = clock if target.ssh else g.local_clock()
-    masters = g.nginx_masters(ps)
-    ss_task = _spawn(g.listening_ports, runner)
+    ss_task = _spawn(g.listening_ports, runner)  # beside ps: with several masters it picks the one
     tasks: list[asyncio.Task] = [ss_task]
     try:
+        ps, clock = await in_thread(g.processes_and_clock, runner)
+        handoff.clock = session.clock = clock if target.ssh else g.local_clock()
+        masters = g.nginx_masters(ps)
         # ss decides only between several masters (the one listening on the client's port).
         ss = await ss_task if len(masters) > 1 and not target.nginx_conf and port is not None else None
         found = await in_thread(g.find_nginx, runner, conf=target.nginx_conf, listen_port=port, ss=ss, ps=ps)
@@ -295,6 +309,8 @@ async def _gather_host(
         units_task = _spawn(g.units_hint, runner)
         tasks += [pm2_task, units_task]
         handoff.pm2 = pm2_task
+        handoff.commands = {"nginx -t": test_task, "ss -ltnp": ss_task, "pm2": pm2_task, "units": units_task}
+        handoff.nginx = found.process
         dump = g.dump_text(dump_result)
         if dump is None:
             facts.commands["nginx -T"] = dump_result
@@ -332,12 +348,39 @@ async def _gather_host(
         if plan is None and facts.config is not None:
             _publish_plan(_log_plan(facts, proc.prefix, compiled), session, handoff, notes)
         handoff.ready.set()  # (no config: no nginx logs, but the backend log is still read)
+    except BaseException:
+        for task in tasks:  # nothing left running for a run that is over
+            task.cancel()
+        raise
 
-        facts.commands["nginx -t"] = await test_task
-        facts.commands["ss -ltnp"] = _focused_ss(await ss_task, facts, found.process)
-        facts.commands.update({**(await pm2_task), **(await units_task)})
+
+async def _outcome(task: asyncio.Task[_T]) -> _T | None:
+    """TASK's result; None when the host gatherer cancelled it (it failed, and says so itself).  Our own
+    cancellation still propagates (the shield keeps the two apart)."""
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        if task.cancelled():
+            return None
+        raise
+
+
+async def _gather_commands(handoff: _Handoff, facts: Facts) -> None:
+    """``nginx -t``, ``ss -ltnp`` (cut to nginx and the upstream: needs the config), the backend hints."""
+    tasks = handoff.commands
+    if not tasks:  # the host gatherer stopped before starting them, and said why
+        return
+    try:
+        test = await _outcome(tasks["nginx -t"])
+        if test is not None:
+            facts.commands["nginx -t"] = test
+        ss = await _outcome(tasks["ss -ltnp"])
+        if ss is not None:
+            facts.commands["ss -ltnp"] = _focused_ss(ss, facts, handoff.nginx)
+        for name in ("pm2", "units"):
+            facts.commands.update(await _outcome(tasks[name]) or {})
     finally:
-        for task in tasks:  # after a failure: nothing left running for a run that is over
+        for task in tasks.values():
             task.cancel()
 
 
@@ -439,13 +482,9 @@ async def _backend_log(
     facts.commands[f"backend log {target.backend_log}"] = result
     apps = None
     if pm2 is not None and target.backend_log.startswith("pm2:"):
-        try:
-            apps = g.pm2_apps(await asyncio.shield(pm2))
-        except asyncio.CancelledError:
-            if not pm2.cancelled():
-                raise  # this gatherer is being cancelled, not just the pm2 command
-        except Exception:  # noqa: BLE001 - the host gatherer reports its own failures
-            pass
+        with contextlib.suppress(Exception):  # the commands gatherer reports its own failures
+            hints = await _outcome(pm2)
+            apps = g.pm2_apps(hints) if hints is not None else None
     problem = g.backend_log_problem(target.backend_log, result, apps)
     if problem and problem not in notes:
         notes.append(problem)
