@@ -251,6 +251,12 @@ def _probe_gatherers(
                 probe = await probes.connect(
                     polling_url, ctx=ctx, where="proxy", namespace=c.namespace, transport="polling"
                 )
+            if not probe.ok and probe.refused_message is None and not probe.packets:
+                # No Engine.IO session through the proxy at all (a 404, a 502): the route is route's and
+                # upstream's finding, but the token can still be judged by a backend itself.
+                direct = await _connect_at_a_backend(target, facts, ctx, c.namespace, backends_done)
+                if direct is not None:
+                    probe = direct
             facts.connect = probe
 
         async def sticky() -> None:
@@ -296,9 +302,15 @@ def _probe_gatherers(
         else:
             facts.unavailable["tls"] = f"{c.scheme}:// URL: no TLS on the public side"
         gs.append(_probe(facts, "cors", cors, through_proxy))
-    gs.append(
-        _probe(facts, "handshake:backends", lambda: _backend_handshakes(target, facts, ctx, config_ready))
-    )
+    backends_done = asyncio.Event()
+
+    async def backends() -> None:
+        try:
+            await _backend_handshakes(target, facts, ctx, config_ready)
+        finally:
+            backends_done.set()
+
+    gs.append(_probe(facts, "handshake:backends", backends))
     if through_proxy.left == 0:
         probes_done.set()
     return gs
@@ -363,6 +375,37 @@ async def _backend_handshakes(target: Target, facts: Facts, ctx, config_ready: a
             await _find_engine_path(facts, base, path, bctx)
 
     await asyncio.gather(*(one(b) for b in bases))
+
+
+async def _connect_at_a_backend(
+    target: Target, facts: Facts, ctx, namespace: str, backends_done: asyncio.Event
+) -> ConnectProbe | None:
+    """The CONNECT sent straight to a backend whose Engine.IO answered (at the path nginx sends, or where
+    it really lives), through the proxy host with --ssh; None when there is none or it gives no session."""
+    import dataclasses
+    from urllib.parse import urlsplit
+
+    from wsdoctor import probes
+
+    await backends_done.wait()
+    found = [(base, hs) for base, hs in facts.handshakes.items() if base != "proxy" and hs.ok]
+    found += [(hs.where, hs) for hs in facts.path_probes.values() if hs.ok]
+    if not found:
+        return None
+    base, hs = found[0]
+    bctx = dataclasses.replace(ctx, host_header=None, server_hostname=None)
+    if target.ssh:
+        from wsdoctor.remote.session import in_thread, session_for
+
+        u = urlsplit(base)
+        try:
+            port = u.port or (443 if u.scheme == "https" else 80)
+            bctx.connect_to = await in_thread(session_for(target).forward, u.hostname or "", port)
+        except Exception:  # noqa: BLE001 - it answered a moment ago; without a tunnel there is no verdict
+            return None
+    path = urlsplit(hs.exchange.url).path
+    probe = await probes.connect(base, path, ctx=bctx, where=base, namespace=namespace, transport="websocket")
+    return probe if probe.ok or probe.refused_message is not None or probe.packets else None
 
 
 def engine_path_candidates(*paths: str) -> list[str]:
