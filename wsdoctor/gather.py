@@ -365,7 +365,8 @@ async def _backend_handshakes(target: Target, facts: Facts, ctx, config_ready: a
             except Exception as e:  # noqa: BLE001 - the proxy host cannot reach it: that is the finding
                 from wsdoctor.facts import Exchange, Handshake
 
-                msg = str(e)  # ForwardError: "root@lb1 could not connect to 172.16.2.100:3350: …"
+                # ForwardError: "root@lb1 could not connect to 172.16.2.100:3350: …" (a clause in summaries)
+                msg = str(e).rstrip(".")
                 ex = Exchange("GET", base + path, error=msg, stage="connect")
                 facts.handshakes[base] = Handshake(where=base, exchange=ex, error=msg)
                 return
