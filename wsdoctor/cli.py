@@ -223,18 +223,21 @@ def cmd_check(argv: Sequence[str]) -> int:
     target = target_from_args(ns)
     if target.is_empty():
         raise UsageError("nothing to check: give --url and/or --nginx-conf, --nginx-dump or --ssh")
-    import asyncio
-
     from wsdoctor.diagnose import Diagnosis
+    from wsdoctor.local import offline_without_loop
     from wsdoctor.report import use_color
 
     diagnosis = Diagnosis(target)
-    try:
-        asyncio.run(diagnosis.run())
-    finally:
-        if target.ssh:
-            from wsdoctor.remote.session import close_session
+    if offline_without_loop(target):
+        diagnosis.run_offline()  # no event loop to start: a script's `check --offline` stays cheap
+    else:
+        import asyncio
 
+        from wsdoctor.remote.session import close_session
+
+        try:
+            asyncio.run(diagnosis.run())
+        finally:
             close_session(target)
     report = diagnosis.report()
     report.notes = list(diagnosis.notes)

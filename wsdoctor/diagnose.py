@@ -8,19 +8,17 @@ pending instead of guessing. Nothing here imports Textual.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from wsdoctor import checks
 from wsdoctor.facts import Facts, LogEvent
+from wsdoctor.local import InputError  # re-exported: gatherers raise it from here
 from wsdoctor.report import CHECK_IDS, Finding, Report
 from wsdoctor.target import Target
 
-
-class InputError(Exception):
-    """The target cannot be diagnosed at all (unreadable file, bad option): exit 2, one sentence."""
+__all__ = ["Diagnosis", "InputError", "Update", "chain_of", "target_summary"]
 
 
 @dataclass
@@ -161,8 +159,19 @@ class Diagnosis:
         self.since = time.time() if probes_sent(self.target) else None
         return plan(self.target, self.facts, self.notes, since=self.since)
 
+    # asyncio is imported where it is used: `check --offline` runs without an event loop (run_offline).
+
+    def run_offline(self) -> Update:
+        """An offline run on this machine's files only: synchronous, no event loop, no threads."""
+        from wsdoctor.local import gather_offline
+
+        gather_offline(self.target, self.facts)
+        return self.evaluate(done=True)
+
     async def updates(self) -> AsyncIterator[Update]:
         """Yield an update at once, then one each time a gatherer finishes, then the final one."""
+        import asyncio
+
         gatherers = self._plan()
         yield self.evaluate()
         tasks = [asyncio.create_task(self._guard(g)) for g in gatherers]
@@ -177,6 +186,8 @@ class Diagnosis:
         yield self.evaluate(done=True)
 
     async def _guard(self, gatherer: Gatherer) -> None:
+        import asyncio
+
         try:
             await gatherer(self.facts)
         except InputError:
@@ -189,6 +200,8 @@ class Diagnosis:
 
     async def run(self) -> Update:
         """Gather everything, then evaluate once (the CLI needs no intermediate updates)."""
+        import asyncio
+
         gatherers = self._plan()
         tasks = [asyncio.create_task(self._guard(g)) for g in gatherers]
         try:

@@ -12,26 +12,21 @@ so they hold the lines this run caused. Nothing here imports Textual.
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Awaitable, Callable
 
-from wsdoctor.diagnose import InputError
 from wsdoctor.facts import ConnectProbe, Facts
+from wsdoctor.local import (
+    InputError,
+    load_local_config,
+    local_version,
+    mark_no_config,
+    mark_no_host,
+    mark_offline,
+    set_client,
+)
 from wsdoctor.target import Target
 
 Gatherer = Callable[[Facts], Awaitable[None]]
-
-PROBE_FACTS = (
-    "handshake:proxy",
-    "handshake:backends",
-    "websocket",
-    "upgrade",
-    "connect",
-    "sticky",
-    "hold",
-    "tls",
-    "cors",
-)
 
 
 def probes_sent(target: Target) -> bool:
@@ -43,11 +38,10 @@ def plan(target: Target, facts: Facts, notes: list[str], since: float | None = N
     """The gatherers for TARGET.  SINCE: when the run started (our clock), when it sends probes; log
     lines older than that describe a past state and are left out (None: every line is kept)."""
     gatherers: list[Gatherer] = []
-    _client(target, facts)
+    set_client(target, facts)
     config_ready = asyncio.Event()
     # Set when every probe through the proxy is done: logs are read after it, so they hold this run's lines.
     probes_done = asyncio.Event()
-    no_logs = "no nginx log source: give --ssh to read the proxy host's logs"
 
     if target.ssh:
         from wsdoctor.remote.session import remote_gatherers
@@ -59,17 +53,11 @@ def plan(target: Target, facts: Facts, notes: list[str], since: float | None = N
         facts.pending |= {"config", "version"}
         gatherers.append(_local_config(target, config_ready))
         gatherers.append(_local_version(target))
-        facts.unavailable["logs"] = no_logs
-        facts.unavailable["commands"] = "no proxy host: give --ssh to run nginx -t there"
+        mark_no_host(facts)
     else:
         config_ready.set()
-        why = "no nginx config given (use --nginx-conf, --nginx-dump or --ssh)"
-        facts.unavailable["config"] = why
-        facts.unavailable["version"] = why
-        facts.unavailable["logs"] = no_logs
-        facts.unavailable["commands"] = "no proxy host: give --ssh to run nginx -t there"
-        if target.nginx_version:
-            facts.nginx_version, facts.version_source = target.nginx_version, "--nginx-version"
+        mark_no_config(target, facts)
+        mark_no_host(facts)
     if target.backend_log and not target.ssh:
         # Without --ssh this machine is where the backend runs: the same session code reads its log here.
         from wsdoctor.remote.session import backend_log_gatherer
@@ -78,23 +66,11 @@ def plan(target: Target, facts: Facts, notes: list[str], since: float | None = N
         gatherers.append(backend_log_gatherer(target, notes, probes_done=probes_done, since=since))
 
     if target.offline:
-        for name in PROBE_FACTS:
-            facts.unavailable[name] = "--offline: no probes were sent"
+        mark_offline(facts)
         probes_done.set()
     else:
         gatherers += _probe_gatherers(target, facts, config_ready, probes_done)
     return gatherers
-
-
-def _client(target: Target, facts: Facts) -> None:
-    if not target.url:
-        return
-    from wsdoctor.wire.client import client_request
-
-    try:
-        facts.client = client_request(target.url, target.path, target.transports, target.raw)
-    except ValueError as e:
-        raise InputError(str(e)) from None
 
 
 def _local_config(target: Target, config_ready: asyncio.Event) -> Gatherer:
@@ -111,48 +87,14 @@ def _local_config(target: Target, config_ready: asyncio.Event) -> Gatherer:
 def _local_version(target: Target) -> Gatherer:
     """--nginx-version, else `nginx -v` on this machine (for --nginx-conf of this machine's nginx)."""
 
-    async def local_version(facts: Facts) -> None:
+    async def local_version_gatherer(facts: Facts) -> None:
         try:
-            if target.nginx_version:
-                facts.nginx_version, facts.version_source = target.nginx_version, "--nginx-version"
-            elif target.nginx_conf and not target.root:
-                from wsdoctor.nginx.version import local_version as ask
-
-                v = await asyncio.to_thread(ask)
-                if v:
-                    facts.nginx_version, facts.version_source = v, "nginx -v on this machine"
-            if not facts.nginx_version:
-                facts.unavailable["version"] = (
-                    "nginx version unknown (give --nginx-version X.Y.Z); version-dependent defaults show both outcomes"
-                )
+            await asyncio.to_thread(local_version, target, facts)
         finally:
             facts.pending.discard("version")
 
-    return local_version
-
-
-def load_local_config(target: Target, facts: Facts) -> None:
-    """--nginx-conf / --nginx-dump on this machine."""
-    from wsdoctor.nginx.load import LoadError, load_dump, load_file
-
-    try:
-        if target.nginx_dump:
-            if target.nginx_dump == "-":
-                text, name = sys.stdin.read(), "stdin"
-            else:
-                with open(target.nginx_dump, encoding="utf-8", errors="replace") as fh:
-                    text, name = fh.read(), target.nginx_dump
-            facts.config = load_dump(text, name)
-        else:
-            assert target.nginx_conf is not None
-            facts.config = load_file(target.nginx_conf, root=target.root)
-    except LoadError as e:
-        raise InputError(str(e)) from None
-    except OSError as e:
-        from wsdoctor.errors import describe
-
-        raise InputError(describe(e) or str(e)) from None
-    facts.config_source = facts.config.source
+    local_version_gatherer.__name__ = "local_version"
+    return local_version_gatherer
 
 
 # --- live probes ------------------------------------------------------------

@@ -1,0 +1,119 @@
+"""Facts this machine gives without any network or event loop: the client request, a config file or
+dump, `nginx -v`, and what an offline run cannot know.
+
+Shared by the gatherers (which run these in threads) and by the synchronous `check --offline` path,
+which must not pay for asyncio: it is the cost of a whole process that users feel in scripts.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from wsdoctor.facts import Facts
+from wsdoctor.target import Target
+
+PROBE_FACTS = (
+    "handshake:proxy",
+    "handshake:backends",
+    "websocket",
+    "upgrade",
+    "connect",
+    "sticky",
+    "hold",
+    "tls",
+    "cors",
+)
+NO_LOGS = "no nginx log source: give --ssh to read the proxy host's logs"
+NO_COMMANDS = "no proxy host: give --ssh to run nginx -t there"
+NO_CONFIG = "no nginx config given (use --nginx-conf, --nginx-dump or --ssh)"
+UNKNOWN_VERSION = (
+    "nginx version unknown (give --nginx-version X.Y.Z); version-dependent defaults show both outcomes"
+)
+
+
+class InputError(Exception):
+    """The target cannot be diagnosed at all (unreadable file, bad option): exit 2, one sentence."""
+
+
+def set_client(target: Target, facts: Facts) -> None:
+    """The request socket.io-client really makes for --url/--path/--transports."""
+    if not target.url:
+        return
+    from wsdoctor.wire.client import client_request
+
+    try:
+        facts.client = client_request(target.url, target.path, target.transports, target.raw)
+    except ValueError as e:
+        raise InputError(str(e)) from None
+
+
+def load_local_config(target: Target, facts: Facts) -> None:
+    """--nginx-conf / --nginx-dump on this machine."""
+    from wsdoctor.nginx.load import LoadError, load_dump, load_file
+
+    try:
+        if target.nginx_dump:
+            if target.nginx_dump == "-":
+                text, name = sys.stdin.read(), "stdin"
+            else:
+                with open(target.nginx_dump, encoding="utf-8", errors="replace") as fh:
+                    text, name = fh.read(), target.nginx_dump
+            facts.config = load_dump(text, name)
+        else:
+            assert target.nginx_conf is not None
+            facts.config = load_file(target.nginx_conf, root=target.root)
+    except LoadError as e:
+        raise InputError(str(e)) from None
+    except OSError as e:
+        from wsdoctor.errors import describe
+
+        raise InputError(describe(e) or str(e)) from None
+    facts.config_source = facts.config.source
+
+
+def local_version(target: Target, facts: Facts) -> None:
+    """--nginx-version, else `nginx -v` on this machine (only for --nginx-conf of this machine's nginx)."""
+    if target.nginx_version:
+        facts.nginx_version, facts.version_source = target.nginx_version, "--nginx-version"
+    elif target.nginx_conf and not target.root:
+        from wsdoctor.nginx.version import local_version as ask
+
+        v = ask()
+        if v:
+            facts.nginx_version, facts.version_source = v, "nginx -v on this machine"
+    if not facts.nginx_version:
+        facts.unavailable["version"] = UNKNOWN_VERSION
+
+
+def mark_no_config(target: Target, facts: Facts) -> None:
+    facts.unavailable["config"] = NO_CONFIG
+    facts.unavailable["version"] = NO_CONFIG
+    if target.nginx_version:
+        facts.nginx_version, facts.version_source = target.nginx_version, "--nginx-version"
+
+
+def mark_no_host(facts: Facts) -> None:
+    facts.unavailable["logs"] = NO_LOGS
+    facts.unavailable["commands"] = NO_COMMANDS
+
+
+def mark_offline(facts: Facts) -> None:
+    for name in PROBE_FACTS:
+        facts.unavailable[name] = "--offline: no probes were sent"
+
+
+def offline_without_loop(target: Target) -> bool:
+    """Whether this run needs nothing but this machine's files (no probes, no SSH, no backend log)."""
+    return target.offline and not target.ssh and not target.backend_log
+
+
+def gather_offline(target: Target, facts: Facts) -> None:
+    """Everything an offline run on this machine knows, synchronously."""
+    set_client(target, facts)
+    if target.nginx_conf or target.nginx_dump:
+        load_local_config(target, facts)
+        local_version(target, facts)
+    else:
+        mark_no_config(target, facts)
+    mark_no_host(facts)
+    mark_offline(facts)
