@@ -92,11 +92,16 @@ def check(facts: Facts, now: datetime | None = None) -> Finding:
             left = jwt.exp.timestamp() - now.timestamp()
             if left < SOON:
                 soon = f"; the token expires in {left:.0f} s ({fmt_time(jwt.exp)})"
+        direct = (
+            f"; it went straight to the backend {cp.where}, because the request through nginx fails (see route)"
+            if cp.where != "proxy"
+            else ""
+        )
         return u.finding(
             ID,
             Status.PASS,
             TITLE,
-            f"CONNECT to namespace {cp.namespace} over {cp.transport} was accepted {sent}{soon}.",
+            f"CONNECT to namespace {cp.namespace} over {cp.transport} was accepted {sent}{soon}{direct}.",
             ev,
         )
 
@@ -110,7 +115,8 @@ def check(facts: Facts, now: datetime | None = None) -> Finding:
             ev,
         )
     if msg is not None:
-        summary = f"The server refused the CONNECT to {cp.namespace} ({sent}) with {str(msg)!r}"
+        at = "" if cp.where == "proxy" else f" at the backend {cp.where} (nginx's route fails, see route)"
+        summary = f"The server refused the CONNECT to {cp.namespace}{at} ({sent}) with {str(msg)!r}"
         if jwt_problem is not None:
             summary += f": {jwt_problem[1][0].lower()}{jwt_problem[1][1:]}"
             title = jwt_problem[0]
