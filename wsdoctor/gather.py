@@ -271,6 +271,14 @@ async def _backend_handshakes(target: Target, facts: Facts, ctx, config_ready: a
         from wsdoctor.nginx.routing import route_for
 
         route = route_for(facts)
+        if not (route and route.upstream_servers):
+            # The client's own request reaches no upstream (the runbook's namespace trap): probe the
+            # backends of the location its corrected request reaches, the one the `client` check names.
+            from wsdoctor.checks._util import corrected_request
+
+            corrected = corrected_request(facts)
+            if corrected is not None:
+                route = corrected.route
     if route is not None and route.upstream_uri and route.upstream_uri.startswith("/"):
         path = route.upstream_uri
     elif facts.client is not None:
