@@ -26,10 +26,8 @@ ENGINEIO_NODE = "node-engine.io"
 OTHER = "other"
 NOBODY = "nobody"  # no answer at all (refused, timed out, reset)
 
-# The fact names used in Facts.pending / Facts.unavailable and in each check's NEEDS.
-FACT_NAMES = (
-    "config",  # facts.config (+ config_source)
-    "version",  # facts.nginx_version
+# The facts the live probes produce (each names a Facts field or, for handshakes, a group of keys).
+PROBE_FACTS = (
     "handshake:proxy",  # facts.handshakes["proxy"]
     "handshake:backends",  # facts.handshakes[<backend base URL>] for every upstream server
     "websocket",
@@ -39,6 +37,12 @@ FACT_NAMES = (
     "hold",
     "tls",
     "cors",
+)
+# The fact names used in Facts.pending / Facts.unavailable and in each check's NEEDS.
+FACT_NAMES = (
+    "config",  # facts.config (+ config_source)
+    "version",  # facts.nginx_version
+    *PROBE_FACTS,
     "logs",  # facts.logs (nginx error/access tails, backend log lines)
     "commands",  # facts.commands ("nginx -t", "ss -ltnp", …)
 )

@@ -9,20 +9,9 @@ from __future__ import annotations
 
 import sys
 
-from wsdoctor.facts import Facts
+from wsdoctor.facts import PROBE_FACTS, Facts
 from wsdoctor.target import Target
 
-PROBE_FACTS = (
-    "handshake:proxy",
-    "handshake:backends",
-    "websocket",
-    "upgrade",
-    "connect",
-    "sticky",
-    "hold",
-    "tls",
-    "cors",
-)
 NO_LOGS = "no nginx log source: give --ssh to read the proxy host's logs"
 NO_COMMANDS = "no proxy host: give --ssh to run nginx -t there"
 NO_CONFIG = "no nginx config given (use --nginx-conf, --nginx-dump or --ssh)"

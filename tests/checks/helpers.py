@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from wsdoctor import checks
-from wsdoctor.facts import Exchange, Facts
+from wsdoctor.facts import PROBE_FACTS, Exchange, Facts
 from wsdoctor.nginx.load import load_dump, load_file
 from wsdoctor.report import Finding
 from wsdoctor.target import Target
@@ -20,17 +20,6 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SEED = FIXTURES / "seed"
 SEED_DUMP = SEED / "seed-nginx-T.txt"
 SEED_TREE = SEED / "seed-tree"
-PROBE_FACTS = (
-    "handshake:proxy",
-    "handshake:backends",
-    "websocket",
-    "upgrade",
-    "connect",
-    "sticky",
-    "hold",
-    "tls",
-    "cors",
-)
 RUNBOOK_URL = "wss://api.x-or.cloud/dev/aiwm/chat"
 
 
