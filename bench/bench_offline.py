@@ -76,7 +76,7 @@ def main() -> None:
         ws_t, ws_m = measure(ws, repeat)
         print(row("wsdoctor check --offline (big) vs crossplane.parse", ws_t, cp_t, 1.25))
         print(row("  peak RSS", ws_m / 1024, cp_m / 1024, 1.5, unit="MiB"))
-    seed = ROOT.parent / "shared" / "fixtures" / "seed-nginx-T.txt"
+    seed = ROOT / "tests" / "nginx" / "fixtures" / "seed-nginx-T.txt"
     imp_t, _ = measure([PY, "-c", "import crossplane"], repeat)
     seed_t, _ = measure(
         [

@@ -30,7 +30,7 @@ from common import PY, ROOT, row  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
 
-SEED_DUMP = ROOT.parent / "shared" / "fixtures" / "seed-nginx-T.txt"
+SEED_DUMP = ROOT / "tests" / "nginx" / "fixtures" / "seed-nginx-T.txt"
 FIRST_PAINT_GOAL = 0.6
 KEY_GOAL = 0.100
 REPEAT = 5
