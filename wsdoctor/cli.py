@@ -206,10 +206,10 @@ def _validate(t) -> None:
             raise UsageError(f"--backend takes a base URL like http://10.0.0.5:3350, not {b!r}")
     files = {"--identity": t.identity, "--ssh-config": t.ssh_config, "--ca-file": t.ca_file}
     files["--known-hosts"] = t.known_hosts
-    if not t.ssh:  # with --ssh these name files on the proxy host
+    if not t.ssh:  # with --ssh it names a file on the proxy host
         files["--nginx-conf"] = None if t.root else t.nginx_conf
-        if t.backend_log and not t.backend_log.startswith(("pm2:", "journald:")):
-            files["--backend-log"] = t.backend_log
+    # A --backend-log that cannot be read is a note of the run, not a refusal: the backend may not have
+    # logged yet, and the rest of the diagnosis does not depend on it.
     for opt, path in files.items():
         if path and not os.path.isfile(os.path.expanduser(path)):
             what = "is a directory" if os.path.isdir(path) else "does not exist"

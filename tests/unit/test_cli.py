@@ -21,7 +21,6 @@ ROOT = Path(__file__).resolve().parents[2]
         (["--ssh-config", "/nonexistent/cfg"], "--ssh-config"),
         (["--ca-file", "/"], "is a directory"),
         (["--nginx-dump", "/"], "is a directory"),
-        (["--backend-log", "/nonexistent/backend.log"], "--backend-log"),
         (["--timeout", "0"], "--timeout"),
         (["--hold", "-1"], "--hold"),
         (["--root", "/tmp"], "--root goes with --nginx-conf"),

@@ -210,6 +210,9 @@ class Lab:
         for old in logs.rglob("*"):  # fresh logs for a fresh lab (only our own files live here)
             if old.is_file():
                 old.unlink()
+        # The backends append to it; it exists from the start so `--backend-log` works even when every
+        # backend is stopped (backend-down-all) and has nothing to say.
+        (logs / "backend.log").touch()
 
         tls = credentials.make_tls(root / "tls")
         secret = credentials.make_secret()
