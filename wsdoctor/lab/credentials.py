@@ -6,6 +6,7 @@ and so that no two labs share a secret.
 
 from __future__ import annotations
 
+import datetime
 import os
 import secrets
 import time
@@ -30,7 +31,16 @@ def make_tls(directory: Path) -> TlsFiles:
 
     directory.mkdir(parents=True, exist_ok=True)
     ca = trustme.CA(organization_name="wsdoctor lab", organization_unit_name=f"lab {directory.parent.name}")
-    leaf = ca.issue_cert("127.0.0.1", "::1", "localhost", common_name="localhost")
+    # 90 days, like an ACME certificate: the `tls` check's "days left" then reads like a real deployment's.
+    now = datetime.datetime.now(datetime.UTC)
+    leaf = ca.issue_cert(
+        "127.0.0.1",
+        "::1",
+        "localhost",
+        common_name="localhost",
+        not_before=now - datetime.timedelta(hours=1),
+        not_after=now + datetime.timedelta(days=90),
+    )
     files = TlsFiles(directory / "ca.pem", directory / "server.pem", directory / "server.key")
     ca.cert_pem.write_to_path(str(files.ca_file))
     for i, blob in enumerate(leaf.cert_chain_pems):
