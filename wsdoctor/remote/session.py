@@ -392,7 +392,9 @@ def _log_plan(facts: Facts, prefix: str | None, compiled: dict[str, str] | None)
 
     def plan_with(paths: dict[str, str]) -> g.LogPlan:
         assert facts.config is not None
-        return g.log_sources(facts.config, location, prefix=prefix, compiled=paths, read_timeout=read_timeout)
+        plan = g.log_sources(facts.config, location, prefix=prefix, compiled=paths, read_timeout=read_timeout)
+        _add_corrected_logs(plan, facts, prefix, paths)
+        return plan
 
     if compiled is not None:
         return plan_with(compiled)
@@ -502,6 +504,39 @@ def _merge_logs(facts: Facts, events: list[LogEvent], since: float | None, clock
     facts.logs[:], _ = g.order_logs(merged, since=since, clock=clock)
 
 
+def _add_corrected_logs(
+    plan: g.LogPlan, facts: Facts, prefix: str | None, compiled: dict[str, str] | None
+) -> None:
+    """When the client's request misses the Socket.IO location (its 404s are in PLAN's logs), also follow
+    the logs of the location its corrected request reaches: they may be other files (the seed's are)."""
+    assert facts.config is not None
+    corrected, read_timeout = _corrected_location_of(facts)
+    route_location, _ = _location_of(facts)
+    if corrected is None or corrected is route_location:
+        return
+    extra = g.log_sources(
+        facts.config, corrected, prefix=prefix, compiled=compiled, read_timeout=read_timeout
+    )
+    known = {src.path for src in plan.sources}
+    plan.sources += [src for src in extra.sources if src.path not in known]
+
+
+def _corrected_location_of(facts: Facts) -> tuple[Directive | None, float | None]:
+    """The location the client's corrected request reaches (the runbook's namespace trap), if any."""
+    if facts.client is None or facts.config is None:
+        return None, None
+    from wsdoctor.checks._util import corrected_request
+    from wsdoctor.nginx.effective import parse_duration, scalar
+
+    corrected = corrected_request(facts)
+    if corrected is None or corrected.route.location is None:
+        return None, None
+    location = corrected.route.location
+    setting = scalar(location, "proxy_read_timeout", facts.nginx_version)
+    value = setting.value[0] if setting.value else None
+    return location, parse_duration(value) if value else None
+
+
 def _location_of(facts: Facts) -> tuple[Directive | None, float | None]:
     """The location the client's request reaches and its effective proxy_read_timeout (seconds)."""
     if facts.client is None or facts.config is None:
@@ -554,6 +589,7 @@ async def live_logs(
             compiled=session.compiled,
             read_timeout=read_timeout,
         )
+        _add_corrected_logs(plan, facts, session.nginx_prefix, session.compiled)
         session.log_plan = plan
     if not plan.sources:
         raise RemoteError("no nginx log file to follow: " + ("; ".join(plan.notes) or "logging is off"))
