@@ -157,11 +157,12 @@ def check(facts: Facts) -> Finding:
         ID,
         Status.PASS,
         TITLE,
-        f"{place.lead}{_all(len(alive))} of {upstream_name} answer{'s' if len(alive) == 1 else ''} the Engine.IO "
-        "handshake"
-        + (f" at {uri}" if uri else "")
-        + (f", pingInterval {ping / 1000:g} s" if ping else "")
-        + ".",
+        place.say(
+            f"{_all(len(alive))} of {upstream_name} answer{'s' if len(alive) == 1 else ''} the Engine.IO handshake"
+            + (f" at {uri}" if uri else "")
+            + (f", pingInterval {ping / 1000:g} s" if ping else "")
+            + "."
+        ),
         [u.probe_ev(h.exchange) for h in list(alive.values())[:1]] + cfg_ev,
     )
 
