@@ -88,7 +88,8 @@ class Exchange:
         lines.append("")
         if self.status is None:
             lines.append(
-                f"(no answer: {self.error or 'unknown error'}" + (f" at {self.stage})" if self.stage else ")")
+                (f"(no answer at {self.stage}: " if self.stage else "(no answer: ")
+                + f"{self.error or 'unknown error'})"
             )
         else:
             lines.append(f"HTTP/1.1 {self.status} {self.reason}".rstrip())

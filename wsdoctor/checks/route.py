@@ -618,8 +618,15 @@ def _no_answer(
         ID,
         Status.FAIL,
         f"Nothing answers at {c.netloc}",
-        f"Nothing answers at {c.netloc} ({why}): nginx is not running there, listens on another address or "
-        f"port, or a firewall drops the connection; every live check waits for it.{also}{tail}",
+        f"Nothing answers at {c.netloc} ({why}): "
+        + (
+            "nothing listens there (nginx is not running, or listens on another address or port) or a firewall "
+            "rejects the connection"
+            if "refused" in why
+            else "nginx is not running there, listens on another address or port, or a firewall drops the "
+            "connection"
+        )
+        + f"; every live check waits for it.{also}{tail}",
         ev,
         Fix(
             summary=f"On the proxy host, `ss -ltnp | grep :{c.port}` shows what listens on port {c.port}: start "
