@@ -10,7 +10,7 @@ and rendered with ``difflib.unified_diff`` under ``a/PATH`` / ``b/PATH`` headers
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -142,25 +142,9 @@ class Patch:
         col = _find_statement(text, d.name, d.args)
         if col < 0:
             raise ValueError(f"cannot find {d.name!r} at {d.file}:{d.line}")
-        j, c = i, col + len(d.name)
-        quote: str | None = None
-        while j < len(fe.lines):
-            line = _strip_eol(fe.current(j)) if j == i else _strip_eol(fe.lines[j])
-            while c < len(line):
-                ch = line[c]
-                if quote:
-                    if ch == "\\":
-                        c += 1
-                    elif ch == quote:
-                        quote = None
-                elif ch in "\"'":
-                    quote = ch
-                elif ch == "#":
-                    break
-                elif ch in ";{":
-                    return i + 1, col, j + 1, c + 1
-                c += 1
-            j, c = j + 1, 0
+        for j, c, ch in _code_chars(fe, i, col + len(d.name), current_first=True):
+            if ch in ";{":
+                return i + 1, col, j + 1, c + 1
         raise ValueError(f"the statement {d.name!r} at {d.file}:{d.line} has no end")
 
     def replace_statement(self, d: Directive, statement: str) -> None:
@@ -214,29 +198,14 @@ class Patch:
         """The line of the ``}`` that closes BLOCK (in BLOCK's own file)."""
         fe = self._file(block.file)
         _first, _col, last, end = self.statement_span(block)
-        depth, j, c = 1, last - 1, end
-        quote: str | None = None
-        while j < len(fe.lines):
-            line = _strip_eol(fe.lines[j])
-            while c < len(line):
-                ch = line[c]
-                if quote:
-                    if ch == "\\":
-                        c += 1
-                    elif ch == quote:
-                        quote = None
-                elif ch in "\"'":
-                    quote = ch
-                elif ch == "#":
-                    break
-                elif ch == "{":
-                    depth += 1
-                elif ch == "}":
-                    depth -= 1
-                    if depth == 0:
-                        return j + 1
-                c += 1
-            j, c = j + 1, 0
+        depth = 1
+        for j, _c, ch in _code_chars(fe, last - 1, end, current_first=False):
+            if ch == "{":
+                depth += 1
+            elif ch == "}":
+                depth -= 1
+                if depth == 0:
+                    return j + 1
         raise ValueError(f"the block {block.name!r} at {block.file}:{block.line} is not closed")
 
     def child_indent(self, block: Directive) -> str:
@@ -344,3 +313,31 @@ def _find_statement(text: str, name: str, args: list[str]) -> int:
             return col
         col = _find_word(text, name, col + 1)
     return first
+
+
+def _code_chars(
+    fe: _FileEdits, first: int, col: int, *, current_first: bool
+) -> Iterator[tuple[int, int, str]]:
+    """(line index, column, character) of every character outside quotes and comments, from FIRST:COL on.
+
+    The first line is read as edited so far when CURRENT_FIRST (a statement being replaced), else as loaded.
+    """
+    j, c = first, col
+    quote: str | None = None
+    while j < len(fe.lines):
+        line = _strip_eol(fe.current(j)) if (j == first and current_first) else _strip_eol(fe.lines[j])
+        while c < len(line):
+            ch = line[c]
+            if quote:
+                if ch == "\\":
+                    c += 1
+                elif ch == quote:
+                    quote = None
+            elif ch in "\"'":
+                quote = ch
+            elif ch == "#":
+                break
+            else:
+                yield j, c, ch
+            c += 1
+        j, c = j + 1, 0
