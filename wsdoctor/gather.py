@@ -194,6 +194,13 @@ def _probe_gatherers(
                     polling_url, ctx=ctx, where="proxy", namespace=c.namespace, transport="polling"
                 )
             if not probe.ok and probe.refused_message is None and not probe.packets:
+                # The runbook's namespace trap: the client's own request misses the proxied location. The
+                # token is judged on the corrected client (the prefix moved into `path`, namespace "/"), the
+                # request the `client` check names; auth says so ("For the corrected request …").
+                fixed = await _connect_corrected(facts, ctx, config_ready, connect_transport, uses_polling)
+                if fixed is not None:
+                    facts.connect = fixed
+                    return
                 # No Engine.IO session through the proxy at all (a 404, a 502): the route is route's and
                 # upstream's finding, but the token can still be judged by a backend itself.
                 direct = await _connect_at_a_backend(target, facts, ctx, c.namespace, backends_done)
@@ -326,6 +333,31 @@ async def _backend_handshakes(target: Target, facts: Facts, ctx, config_ready: a
             await _find_engine_path(facts, base, path, bctx)
 
     await asyncio.gather(*(one(b) for b in bases))
+
+
+async def _connect_corrected(
+    facts: Facts, ctx, config_ready: asyncio.Event, transport: str, uses_polling: bool
+) -> ConnectProbe | None:
+    """The CONNECT of the corrected client through the proxy (the URL's origin, ``path`` = the corrected
+    request's path, namespace "/"), or None when there is no corrected request or it gets no verdict either."""
+    import dataclasses
+
+    from wsdoctor import probes
+    from wsdoctor.checks._util import corrected_request
+
+    await config_ready.wait()
+    fix = corrected_request(facts)
+    if fix is None or facts.client is None:
+        return None
+    fixed = dataclasses.replace(facts.client, path=fix.path, namespace="/")
+    probe = await probes.connect(
+        fixed.url_for(transport), ctx=ctx, where="proxy", namespace="/", transport=transport
+    )
+    if transport == "websocket" and uses_polling and _no_tunnel(probe):
+        probe = await probes.connect(
+            fixed.url_for("polling"), ctx=ctx, where="proxy", namespace="/", transport="polling"
+        )
+    return probe if probe.ok or probe.refused_message is not None or probe.packets else None
 
 
 async def _connect_at_a_backend(

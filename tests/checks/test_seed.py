@@ -115,3 +115,33 @@ def test_client_fix_code_makes_client_and_route_pass() -> None:
     assert again["route"].status is Status.PASS
     # the route fix points at the same client code
     assert f["route"].fix.code == f["client"].fix.code
+
+
+@pytest.mark.parametrize(("ok", "status"), [(True, Status.PASS), (False, Status.FAIL)])
+def test_auth_judges_the_corrected_connect_with_the_lead(ok: bool, status: Status) -> None:
+    """The runbook's client misses the proxied location, so gather sends the corrected client's CONNECT
+    (path /dev/aiwm/chat/socket.io/, namespace "/"): auth judges it and says it is the corrected request."""
+    from wsdoctor.checks import auth
+    from wsdoctor.facts import ConnectProbe, Exchange
+
+    facts = _facts("tree", url=RUNBOOK_URL, transports=("websocket",), token="opaque-token")
+    url = "wss://api.x-or.cloud/dev/aiwm/chat/socket.io/?EIO=4&transport=websocket"
+    facts.connect = ConnectProbe(
+        where="proxy",
+        namespace="/",
+        transport="websocket",
+        exchanges=[Exchange("GET", url, status=101)],
+        ok=ok,
+        refused_message=None if ok else "authentication failed",
+        sent_token=True,
+    )
+    f = auth.check(facts)
+    assert f.status is status, f.summary
+    assert f.summary.startswith("For the corrected request /dev/aiwm/chat/socket.io/… (see client): "), (
+        f.summary
+    )
+    # the client's own namespace, refused as unknown: no lead, and no verdict on the token
+    facts.connect = ConnectProbe(
+        where="proxy", namespace="/dev/aiwm/chat", transport="websocket", refused_message="Invalid namespace"
+    )
+    assert auth.check(facts).status is Status.SKIP

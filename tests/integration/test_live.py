@@ -77,12 +77,22 @@ def test_scenario_local(lab_factory, scenario: str) -> None:
         assert not skipped, skipped
 
 
+def _assert_corrected_auth(findings: dict[str, Finding]) -> None:
+    """The runbook's client misses the proxied location: the token is judged on the corrected client's CONNECT."""
+    auth = findings["auth"]
+    assert auth.status is Status.PASS, auth.summary
+    assert auth.summary.startswith("For the corrected request /dev/aiwm/chat/socket.io/… (see client): "), (
+        auth.summary
+    )
+
+
 def _assert_evidence(scenario: str, lab, findings: dict[str, Finding]) -> None:
     info = lab.info()
     if scenario == "seed":
         f = findings["client"]
         assert "/dev/aiwm/chat/socket.io" in (f.fix.code if f.fix else "")
         assert "404" in _evidence(findings["route"], "probe") or "404" in findings["route"].summary
+        _assert_corrected_auth(findings)
     elif scenario == "no-rewrite":
         ev = _evidence(findings["route"], "probe")
         assert "404" in ev, ev
@@ -178,6 +188,8 @@ def test_scenario_over_ssh(lab_factory, scenario: str) -> None:
         assert "other listening socket" in ss or ss.count("LISTEN") <= 4, ss
     if scenario == "no-upgrade":
         assert findings["auth"].status is Status.PASS and "over polling" in findings["auth"].summary
+    if scenario == "seed":
+        _assert_corrected_auth(findings)
     if scenario == "no-rewrite":  # judged by a backend, reached through the proxy host's tunnel
         assert findings["auth"].status is Status.PASS, findings["auth"].summary
 

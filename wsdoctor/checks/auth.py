@@ -11,6 +11,7 @@ cannot send on a WebSocket, so a server that reads only the header fails browser
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 from wsdoctor.checks import _util as u
 from wsdoctor.facts import ConnectProbe, Facts
@@ -64,6 +65,7 @@ def check(facts: Facts, now: datetime | None = None) -> Finding:
             )
         return u.skip(ID, TITLE, reason)
 
+    say = _corrected(facts, cp).say
     ev: list[Evidence] = _connect_ev(cp, t.secrets())
     if jwt is not None:
         ev.append(_jwt_ev(jwt))
@@ -78,14 +80,21 @@ def check(facts: Facts, now: datetime | None = None) -> Finding:
                 "The server accepts an "
                 + ("expired" if "expired" in jwt_problem[0] else "invalid")
                 + " token",
-                f"CONNECT to {cp.namespace} was accepted {sent}, although {jwt_problem[1][0].lower()}"
-                f"{jwt_problem[1][1:].rstrip('.')}: the server does not check exp/nbf.",
+                say(
+                    f"CONNECT to {cp.namespace} was accepted {sent}, although {jwt_problem[1][0].lower()}"
+                    f"{jwt_problem[1][1:].rstrip('.')}: the server does not check exp/nbf."
+                ),
                 ev,
                 Fix(summary="Verify exp/nbf on the server (e.g. jwt.decode checks them by default)."),
             )
         if header_only:
             return u.finding(
-                ID, Status.WARN, "Header auth works here but not in browsers", header_only, ev, _header_fix()
+                ID,
+                Status.WARN,
+                "Header auth works here but not in browsers",
+                say(header_only),
+                ev,
+                _header_fix(),
             )
         soon = ""
         if jwt is not None and jwt.exp is not None:
@@ -101,7 +110,9 @@ def check(facts: Facts, now: datetime | None = None) -> Finding:
             ID,
             Status.PASS,
             TITLE,
-            f"CONNECT to namespace {cp.namespace} over {cp.transport} was accepted {sent}{soon}{direct}.",
+            say(
+                f"CONNECT to namespace {cp.namespace} over {cp.transport} was accepted {sent}{soon}{direct}."
+            ),
             ev,
         )
 
@@ -137,7 +148,7 @@ def check(facts: Facts, now: datetime | None = None) -> Finding:
         if header_only:
             summary += " " + header_only
             fix = _header_fix()
-        return u.finding(ID, Status.FAIL, title, summary.rstrip(".") + ".", ev, fix)
+        return u.finding(ID, Status.FAIL, title, say(summary.rstrip(".") + "."), ev, fix)
 
     # No ack and no refusal: the CONNECT never got an answer (transport failure).
     why = u.short_error(cp.error) or "no answer to CONNECT"
@@ -146,7 +157,7 @@ def check(facts: Facts, now: datetime | None = None) -> Finding:
             ID,
             Status.FAIL,
             jwt_problem[0],
-            jwt_problem[1] + f" The CONNECT itself failed: {why}.",
+            say(jwt_problem[1] + f" The CONNECT itself failed: {why}."),
             ev,
             Fix(summary="Get a fresh token (log in again / re-issue it) and retry."),
         )
@@ -155,8 +166,10 @@ def check(facts: Facts, now: datetime | None = None) -> Finding:
             ID,
             Status.WARN,
             "The backend log shows authentication errors",
-            f"The CONNECT could not be completed, {why}, and the backend log shows "
-            f"{u.plural(len(logs), 'authentication line')}, the last: {logs[-1].text.strip()[:160]}",
+            say(
+                f"The CONNECT could not be completed, {why}, and the backend log shows "
+                f"{u.plural(len(logs), 'authentication line')}, the last: {logs[-1].text.strip()[:160]}"
+            ),
             ev,
             Fix(summary="Fix the transport first (see route/upstream/upgrade), then check the token."),
         )
@@ -169,6 +182,18 @@ def check(facts: Facts, now: datetime | None = None) -> Finding:
         else "route/upstream/upgrade"
     )
     return u.skip(ID, TITLE, f"the CONNECT could not be completed: {why}; see {see}", ev)
+
+
+def _corrected(facts: Facts, cp: ConnectProbe) -> u.Place:
+    """The corrected request when CP is the CONNECT gather sent for it (the client's own request misses the
+    proxied location): through the proxy, namespace "/", at the corrected path. Otherwise a Place without one."""
+    c = facts.client
+    if cp.where != "proxy" or cp.namespace != "/" or c is None or c.namespace == "/" or not cp.exchanges:
+        return u.Place(None)
+    fix = u.corrected_request(facts)
+    if fix is None or not urlsplit(cp.exchanges[0].url).path.startswith(fix.path):
+        return u.Place(None)
+    return u.Place(fix.route, corrected=fix.path)
 
 
 def _jwt_problem(jwt: JwtInfo | None, now: datetime) -> tuple[str, str] | None:
