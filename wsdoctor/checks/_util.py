@@ -168,13 +168,20 @@ class Place:
         return self.lead + first + sentence[1:]
 
 
+# What makes a location the Socket.IO place at all: every check that judges the place builds on these, as
+# route does, so a refused `proxy_pass` or `location` makes them all wait for `syntax` the same way.
+PLACE_READS = ("location", "proxy_pass")
+
+
 def socketio_place(facts: Facts, reads: tuple[str, ...] = (), upstream: bool = False) -> Place:
     """The proxied location the Socket.IO requests reach, or why there is none.
 
-    READS are the directive names the asking check builds on: a statement there that nginx refuses (or that a
-    missing ``;`` swallowed into another) makes the check wait for `syntax` instead of judging a directive nginx
-    never loads. UPSTREAM adds the upstream block to the places looked at.
+    READS are the directive names the asking check builds on (PLACE_READS are always added: the place itself
+    rests on them): a statement there that nginx refuses (or that a missing ``;`` swallowed into another) makes
+    the check wait for `syntax` instead of judging a directive nginx never loads. UPSTREAM adds the upstream
+    block to the places looked at.
     """
+    reads = tuple(dict.fromkeys(PLACE_READS + reads))
     why = config_missing(facts) or client_missing(facts)
     if why:
         return Place(None, why)
