@@ -222,6 +222,8 @@ class Lab:
         token = credentials.make_token(secret, expired=True) if sc.token == "expired" else valid_token
 
         public_port, *backend_ports = procs.free_ports(1 + BACKEND_COUNT)
+        for i in sc.stopped:  # a backend meant to be down gets a port no other process will be handed
+            backend_ports[i] = procs.quiet_port()
         values = {
             "dir": str(root),
             "prefix": f"{prefix}/",

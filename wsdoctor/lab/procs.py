@@ -31,6 +31,32 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
             s.close()
 
 
+def quiet_port(host: str = "127.0.0.1", attempts: int = 200) -> int:
+    """A free TCP port BELOW the kernel's ephemeral range, for a backend that is meant to stay down.
+
+    Ports from ``free_ports`` (bind to 0) come from the ephemeral range, so once freed they are handed to the
+    next process that asks, e.g. another lab's backend, which would then answer on a "dead" backend's port.
+    The kernel never hands out a port below the range on its own, so a stopped backend's port stays dead.
+    """
+    import random
+
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    rng = random.Random()
+    for _ in range(attempts):
+        port = rng.randrange(max(1024, low - 12000), max(1025, low - 1))
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+        if not port_open(port, host):
+            return port
+    return free_ports(1, host)[0]
+
+
 def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.2) -> bool:
     """True when something accepts TCP connections on HOST:PORT."""
     try:
