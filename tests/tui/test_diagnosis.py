@@ -7,13 +7,14 @@ import json
 from textual.command import CommandPalette
 
 from wsdoctor.app import DiagnosisUpdated
+from wsdoctor.checks._util import Place
 from wsdoctor.diagnose import InputError, target_summary
 from wsdoctor.remote.errors import HostKeyUnknown
-from wsdoctor.report import Report, Status
+from wsdoctor.report import Finding, Report, Status
 from wsdoctor.screens.detail import DetailScreen
 from wsdoctor.screens.help import HelpScreen
 from wsdoctor.screens.hostkey import HostKeyScreen
-from wsdoctor.widgets.findings import FindingList
+from wsdoctor.widgets.findings import CORRECTED_MARK, FindingList, FindingRow, row_summary
 
 from .conftest import make_app, no_workers_left, screen_text, settled, wait_for
 from .logsources import scripted_source
@@ -297,3 +298,18 @@ async def test_no_color_keeps_every_status_readable(monkeypatch):
         await pilot.pause()
         assert "▶12 │     location /dev/aiwm/chat/ {" in screen_text(app)
         await pilot.press("q")
+
+
+def test_a_row_shortens_the_corrected_request_lead_and_keeps_the_verdict():
+    """Six checks may open with the corrected-request lead; at 80 columns it hid their verdicts."""
+    sentence = Place(None, corrected="/dev/aiwm/chat/socket.io/").say(
+        "No location proxies it to the backend."
+    )
+    assert sentence.startswith("For the corrected request /dev/aiwm/chat/socket.io/… (see client): ")
+    assert row_summary(sentence) == CORRECTED_MARK + "no location proxies it to the backend."
+    assert row_summary("For the record, all fine.") == "For the record, all fine."
+    row = FindingRow("route")
+    finding = Finding(id="route", title="Route", status=Status.FAIL, summary=sentence)
+    row.set_state(finding, pending=False)
+    assert row.state.summary == CORRECTED_MARK + "no location proxies it to the backend."
+    assert row.finding is finding and row.finding.summary == sentence  # the detail screen reads the whole one

@@ -144,7 +144,7 @@ async def test_a_real_clients_404_appears_live_and_lands_in_the_diagnosis(lab_fa
                 line
                 for line in lines
                 if "t=tui-live" in line.text
-                and (line.mark, line.check, line.source) == ("!", "client", "access")
+                and (line.mark, line.check, line.source) == ("✗", "client", "access")
                 and "404" in line.kind  # named by the classifier (remote/logs.py); shown as it comes
             ]
 

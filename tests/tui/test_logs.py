@@ -10,15 +10,36 @@ from textual import events
 
 from wsdoctor.app import WsdoctorApp
 from wsdoctor.facts import LogEvent
+from wsdoctor.remote.logs import AccessFormat, classify_access_line, classify_error_line
 from wsdoctor.screens.detail import DetailScreen
 from wsdoctor.screens.logs import LogsScreen
 from wsdoctor.target import Target
 from wsdoctor.widgets.findings import FindingList
-from wsdoctor.widgets.logview import LOG_CAP, LogView
+from wsdoctor.widgets.logview import FAIL, LOG_CAP, WARN, LogView, format_event
 
 from .conftest import make_app, screen_text, settled, wait_for
 from .logsources import flood_source, scripted_source
 from .recorded import INJECTION, LOG_LINES, TOKEN
+
+
+def test_one_kind_one_severity_from_either_log():
+    """A socketio-404 is the same failure whether the error log or the access log reports it."""
+    error = classify_error_line(
+        '2026/11/26 03:12:09 [error] 11#11: *5 open() "/usr/share/nginx/html/dev/aiwm/chat/socket.io/index.html"'
+        ' failed (2: No such file or directory), client: 203.0.113.7, server: _, request: "GET'
+        ' /dev/aiwm/chat/socket.io/?EIO=4&transport=polling HTTP/1.1", host: "api.example"'
+    )
+    access = classify_access_line(
+        '203.0.113.7 - - [26/Nov/2026:03:12:09 +0000] "GET /dev/aiwm/chat/socket.io/?EIO=4&transport=polling'
+        ' HTTP/1.1" 404 153 "-" "node-XMLHttpRequest"',
+        AccessFormat.build(),
+    )
+    assert error is not None and access is not None and error.kind == access.kind == "socketio-404"
+    assert format_event(error).mark == format_event(access).mark == FAIL
+    # the idle-tunnel close is a warning from both logs too, though the classifiers name it differently
+    tunnel = LogEvent("error", "e.log", 1, "[info] upstream timed out", "upgraded-timeout", "timeout")
+    idle = LogEvent("access", "a.log", 2, "GET / 101", "101-idle-timeout", "timeout", status=101)
+    assert format_event(tunnel).mark == format_event(idle).mark == WARN
 
 
 def view_lines(app) -> list[str]:
@@ -40,7 +61,7 @@ async def test_lines_are_tagged_filtered_paused_and_followed():
         screen = await open_logs(pilot)
         await wait_for(pilot, lambda: len(view_lines(app)) == len(LOG_LINES))
         lines = view_lines(app)
-        assert lines[0].plain.startswith("! client    socketio-404       access  203.0.113.7")
+        assert lines[0].plain.startswith("✗ client    socketio-404       access  203.0.113.7")
         assert lines[3].plain.startswith("✗ upstream  connect-refused    error   2026/11/26 03:12:12 [error]")
         assert lines[4].plain.startswith("· -         -                  access  192.0.2.10")
 
@@ -97,7 +118,7 @@ async def test_at_80_columns_the_message_gets_the_width_and_rows_can_be_selected
             in "\n".join(rows)
         )
         assert (
-            '\n! client   03:12:09 203.0.113.7 "GET /socket.io/?EIO=4&transport=polling HTTP/1'
+            '\n✗ client   03:12:09 203.0.113.7 "GET /socket.io/?EIO=4&transport=polling HTTP/1'
             in "\n".join(rows)
         )
         assert "\n·          03:12:14 [notice] signal process started" in "\n".join(rows)
@@ -290,7 +311,7 @@ async def test_a_local_config_is_tailed_live_with_the_real_engine(tmp_path):
             await pilot.pause(0.5)
         shown = next(v for v in view_lines(app) if "t=local" in v.text)
         # the kind's name is the classifier's (remote/logs.py); the view shows whatever arrives
-        assert (shown.mark, shown.check, shown.source) == ("!", "client", "access") and "404" in shown.kind
+        assert (shown.mark, shown.check, shown.source) == ("✗", "client", "access") and "404" in shown.kind
         await wait_for(pilot, lambda: any("t=local" in e.text for e in app.diagnosis.facts.logs))
         await pilot.press("q")
     deadline = time.monotonic() + 10

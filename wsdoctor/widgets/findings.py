@@ -7,6 +7,7 @@ A row renders itself at its own width, so 80 columns and 250 columns both read w
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,6 +22,17 @@ from textual.widgets import Static
 
 from wsdoctor.report import GROUPS, Finding, Status
 from wsdoctor.widgets.render import STATUS_STYLE, clean, status_badge
+
+# checks/_util.py Place.lead: "For the corrected request {path}… (see client): ".  Six checks can open with it,
+# which at 80 columns leaves no room for their verdicts; the row shows a marker instead (the detail screen,
+# the summary panel and the report keep the whole sentence).
+_CORRECTED_LEAD = re.compile(r"^For the corrected request .*?… \(see client\): ")
+CORRECTED_MARK = "↪ "
+
+
+def row_summary(summary: str) -> str:
+    """SUMMARY for a one-line row: the corrected-request lead shortened to a marker, the verdict kept."""
+    return _CORRECTED_LEAD.sub(CORRECTED_MARK, summary, count=1)
 
 
 @dataclass(frozen=True)
@@ -69,7 +81,7 @@ class FindingRow(Widget):
         if finding is None:
             state = RowState(None, self.state.title, "waiting for facts…")
         else:
-            summary = clean(finding.summary, secrets, multiline=False)
+            summary = row_summary(clean(finding.summary, secrets, multiline=False))
             state = RowState(
                 None if pending else finding.status, clean(finding.title, secrets, multiline=False), summary
             )

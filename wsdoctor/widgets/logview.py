@@ -83,10 +83,42 @@ class LogLine(NamedTuple):
         )
 
 
+# How bad each classification is, whichever log reported it: the same kind gets the same symbol from the
+# error log and the access log (a socketio-404 is one failure however nginx words it).  Kinds the
+# classifiers may add tomorrow fall back to the line's own status or level.
+KIND_SEVERITY: dict[str, str] = {
+    # nginx cannot reach or hear the backend: the request fails (502/504)
+    "connect-refused": FAIL,
+    "connect-failed": FAIL,
+    "no-live-upstreams": FAIL,
+    "no-resolver": FAIL,
+    "connect-timeout": FAIL,
+    "read-timeout": FAIL,
+    "upstream-timeout": FAIL,
+    "premature-close": FAIL,
+    "502": FAIL,
+    "504": FAIL,
+    # the Socket.IO request never reaches the backend, or its session is lost between servers
+    "socketio-404": FAIL,
+    "400-polling-sid": FAIL,
+    # an established tunnel was closed (idle timeout, reset): worth a look, not a broken route
+    "upgraded-timeout": WARN,
+    "upgraded-closed": WARN,
+    "101-idle-timeout": WARN,
+    # a refusal may be the right answer to a bad token
+    "401": WARN,
+    "403": WARN,
+    "backend-auth": WARN,
+}
+
+
 def severity(event: LogEvent) -> str:
-    """How bad a line is, from its classification: error-log errors and 5xx fail, 4xx warn, 101/2xx pass."""
-    if not event.check and (event.kind or "").lower() in _UNCLASSIFIED:
+    """How bad a line is, from its classification (the kind), so both logs agree; else its status or level."""
+    kind = (event.kind or "").lower()
+    if not event.check and kind in _UNCLASSIFIED:
         return INFO
+    if kind in KIND_SEVERITY:
+        return KIND_SEVERITY[kind]
     if event.status is not None:
         if event.status >= 500 or event.status == 499:
             return FAIL
