@@ -506,19 +506,13 @@ class LogFollower:
             return None
         return events
 
-    async def batches(self, interval: float = 0.2) -> AsyncIterator[list[LogEvent]]:
+    def batches(self, interval: float = 0.2) -> AsyncIterator[list[LogEvent]]:
         """Non-empty batches as they come; the tails are closed when the consumer stops or is cancelled."""
-        import asyncio  # lazily: the scan CLI and the bench must not pay for it
+        from wsdoctor.remote.runner import (
+            poll_batches,  # lazily: the scan CLI and the bench must not pay for it
+        )
 
-        try:
-            while True:
-                batch = await asyncio.to_thread(self.poll, interval)
-                if batch is None:
-                    return
-                if batch:
-                    yield batch
-        finally:
-            await asyncio.to_thread(self.close)
+        return poll_batches(self.poll, self.close, interval)
 
     def close(self) -> None:
         for _, stream in self._streams:

@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from wsdoctor.facts import CommandResult
 from wsdoctor.remote.errors import RemoteError
@@ -106,6 +107,22 @@ def not_found(result: CommandResult) -> bool:
     return result.exit_status == NOT_FOUND and result.error is not None and "not installed" in result.error
 
 
+async def poll_batches(
+    get: Callable[[float], list[Any] | None], close: Callable[[], None], interval: float
+) -> AsyncIterator[list[Any]]:
+    """Non-empty batches from a blocking GET(timeout) (None: the source ended), read in a thread so the event
+    loop stays free; CLOSE runs however the consumer stops (end, break, cancel)."""
+    try:
+        while True:
+            batch = await asyncio.to_thread(get, interval)
+            if batch is None:
+                return
+            if batch:
+                yield batch
+    finally:
+        await asyncio.to_thread(close)
+
+
 class LineStream:
     """Lines of a long-running command (a live ``tail -F``), as they come; cancel with :meth:`close`.
 
@@ -183,17 +200,9 @@ class LineStream:
                 return
             yield from batch
 
-    async def batches(self, interval: float = 0.1) -> AsyncIterator[list[str]]:
+    def batches(self, interval: float = 0.1) -> AsyncIterator[list[str]]:
         """Async batches of lines; cancelling the consuming task closes the stream."""
-        try:
-            while True:
-                batch = await asyncio.to_thread(self.get, interval)
-                if batch is None:
-                    return
-                if batch:
-                    yield batch
-        finally:
-            await asyncio.to_thread(self.close)
+        return poll_batches(self.get, self.close, interval)
 
     def close(self) -> None:
         """Stop the producer and wait (bounded) for it; safe to call twice or from any thread."""
