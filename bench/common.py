@@ -5,6 +5,7 @@ Machines are noisy: every figure is a ratio against a baseline measured in the s
 
 from __future__ import annotations
 
+import functools
 import os
 import statistics
 import subprocess
@@ -17,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 
 
+@functools.cache
 def installed_env() -> dict[str, str]:
     """The environment of an installed wsdoctor: byte-code compiled once, as pip does for a normal install.
 
@@ -32,7 +34,7 @@ def installed_env() -> dict[str, str]:
 
 def run_once(argv: Sequence[str], env: dict[str, str] | None = None) -> tuple[float, int]:
     """Wall seconds and peak RSS (KiB) of one whole process (os.wait4 gives the child's own peak)."""
-    full_env = {**installed_env(), **(env or {})}
+    full_env = {**installed_env(), **(env or {})}  # byte-compiled once per benchmark process
     t0 = time.perf_counter()
     with open(os.devnull, "wb") as null, tempfile_err() as err:
         p = subprocess.Popen(

@@ -223,24 +223,10 @@ def cmd_check(argv: Sequence[str]) -> int:
     target = target_from_args(ns)
     if target.is_empty():
         raise UsageError("nothing to check: give --url and/or --nginx-conf, --nginx-dump or --ssh")
-    from wsdoctor.diagnose import Diagnosis
-    from wsdoctor.local import offline_without_loop
+    from wsdoctor.diagnose import run_headless
     from wsdoctor.report import use_color
 
-    diagnosis = Diagnosis(target)
-    if offline_without_loop(target):
-        diagnosis.run_offline()  # no event loop to start: a script's `check --offline` stays cheap
-    else:
-        import asyncio
-
-        from wsdoctor.remote.session import close_session
-
-        try:
-            asyncio.run(diagnosis.run())
-        finally:
-            close_session(target)
-    report = diagnosis.report()
-    report.notes = list(diagnosis.notes)
+    report = run_headless(target)
     if ns.format == "json":
         out = report.to_json()
     elif ns.format == "markdown":

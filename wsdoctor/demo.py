@@ -47,20 +47,10 @@ def demo(scenario: str = "seed", directory: str | None = None, text: bool = Fals
     try:
         target = lab_target(lab.info())
         if text or not sys.stdout.isatty():
-            import asyncio
-
-            from wsdoctor.diagnose import Diagnosis
+            from wsdoctor.diagnose import run_headless
             from wsdoctor.report import use_color
 
-            d = Diagnosis(target)
-            try:
-                asyncio.run(d.run())
-            finally:
-                from wsdoctor.remote.session import close_session
-
-                close_session(target)
-            report = d.report()
-            report.notes = list(d.notes)
+            report = run_headless(target)
             sys.stdout.write(report.to_text(color=use_color(sys.stdout)))
             return report.exit_code()
         from wsdoctor.app import run_tui

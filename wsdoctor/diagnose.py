@@ -18,7 +18,7 @@ from wsdoctor.local import InputError  # re-exported: gatherers raise it from he
 from wsdoctor.report import CHECK_IDS, Finding, Report
 from wsdoctor.target import Target
 
-__all__ = ["Diagnosis", "InputError", "Update", "chain_of", "target_summary"]
+__all__ = ["Diagnosis", "InputError", "Update", "chain_of", "run_headless", "target_summary"]
 
 
 @dataclass
@@ -211,3 +211,23 @@ class Diagnosis:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         return self.evaluate(done=True)
+
+
+def run_headless(target: Target) -> Report:
+    """One whole diagnosis for the CLI (`check`, `demo --text`): no event loop at all when only this machine's
+    files are read, else every gatherer at once; the run's SSH session is closed however it ends."""
+    from wsdoctor.local import offline_without_loop
+
+    diagnosis = Diagnosis(target)
+    if offline_without_loop(target):
+        diagnosis.run_offline()  # a script's `check --offline` does not pay for asyncio
+        return diagnosis.report()
+    import asyncio
+
+    from wsdoctor.remote.session import close_session
+
+    try:
+        asyncio.run(diagnosis.run())
+    finally:
+        close_session(target)
+    return diagnosis.report()

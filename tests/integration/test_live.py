@@ -145,11 +145,9 @@ def test_short_timeout_hold_measures_the_drop(lab_factory) -> None:
     findings = _diagnose(_target(lab, ssh=False, hold=6.0))
     assert _failing(findings) == {"timeout"}
     f = findings["timeout"]
-    m = re.search(r"(\d+(?:\.\d+)?) s", f.summary)
-    assert m, f.summary
+    assert "proxy_read_timeout 3s" in f.summary, f.summary  # the configured value, from the config
     text = f.summary + _evidence(f)
-    assert "3" in text
-    drop = [float(x) for x in re.findall(r"after (\d+(?:\.\d+)?) s", text)]
+    drop = [float(x) for x in re.findall(r"after (\d+(?:\.\d+)?) s", text)]  # the measured one
     assert drop and any(2.5 <= x <= 4.5 for x in drop), text
 
 
