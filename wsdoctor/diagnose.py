@@ -13,12 +13,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from wsdoctor import checks
+from wsdoctor.errors import InputError
 from wsdoctor.facts import Facts, LogEvent
-from wsdoctor.local import InputError  # re-exported: gatherers raise it from here
 from wsdoctor.report import CHECK_IDS, Finding, Report
+from wsdoctor.routes import route_for
 from wsdoctor.target import Target
 
-__all__ = ["Diagnosis", "InputError", "Update", "chain_of", "run_headless", "target_summary"]
+__all__ = ["Diagnosis", "Update", "chain_of", "run_headless", "target_summary"]
 
 
 @dataclass
@@ -47,7 +48,7 @@ def chain_of(facts: Facts) -> list[tuple[str, str]]:
     if c is not None:
         out.append(("request", f"GET {c.request_path}?{c.query}"))
         out.append(("namespace", c.namespace))
-    route = _route(facts)
+    route = route_for(facts)
     if route is not None:
         loc = getattr(route, "location_label", None)
         if loc:
@@ -56,14 +57,6 @@ def chain_of(facts: Facts) -> list[tuple[str, str]]:
         if up:
             out.append(("upstream", f"{getattr(route, 'upstream_target', '') or ''}{up}"))
     return out
-
-
-def _route(facts: Facts):  # the engine's route for the client's request, computed once per config
-    if facts.config is None or facts.client is None:
-        return None
-    from wsdoctor.nginx.routing import route_for
-
-    return route_for(facts)
 
 
 def target_summary(facts: Facts) -> dict:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 
+class InputError(Exception):
+    """The target cannot be diagnosed at all (unreadable file, bad option): exit 2, one sentence."""
+
+
 def describe(e: BaseException) -> str | None:
     # Exceptions that wsdoctor defines (LoadError, InputError, lab and SSH errors) carry a sentence for users.
     if type(e).__module__.startswith("wsdoctor"):

@@ -12,6 +12,7 @@ dataclasses below, checks read them. Nothing here imports Textual.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # heavy modules only for type checkers
@@ -26,26 +27,40 @@ ENGINEIO_NODE = "node-engine.io"
 OTHER = "other"
 NOBODY = "nobody"  # no answer at all (refused, timed out, reset)
 
-# The facts the live probes produce (each names a Facts field or, for handshakes, a group of keys).
+class Fact(StrEnum):
+    """The names of the facts, as used in ``Facts.pending`` / ``Facts.unavailable`` and in each check's NEEDS.
+
+    A StrEnum, so a name compares equal to its string and a misspelt one fails at import time.
+    """
+
+    CONFIG = "config"  # facts.config (+ config_source)
+    VERSION = "version"  # facts.nginx_version
+    HANDSHAKE_PROXY = "handshake:proxy"  # facts.handshakes["proxy"]
+    HANDSHAKE_BACKENDS = "handshake:backends"  # facts.handshakes[<backend base URL>] for every upstream server
+    WEBSOCKET = "websocket"
+    UPGRADE = "upgrade"
+    CONNECT = "connect"
+    STICKY = "sticky"
+    HOLD = "hold"
+    TLS = "tls"
+    CORS = "cors"
+    LOGS = "logs"  # facts.logs (nginx error/access tails, backend log lines)
+    COMMANDS = "commands"  # facts.commands ("nginx -t", "ss -ltnp", …)
+
+
+# The facts the live probes produce.
 PROBE_FACTS = (
-    "handshake:proxy",  # facts.handshakes["proxy"]
-    "handshake:backends",  # facts.handshakes[<backend base URL>] for every upstream server
-    "websocket",
-    "upgrade",
-    "connect",
-    "sticky",
-    "hold",
-    "tls",
-    "cors",
+    Fact.HANDSHAKE_PROXY,
+    Fact.HANDSHAKE_BACKENDS,
+    Fact.WEBSOCKET,
+    Fact.UPGRADE,
+    Fact.CONNECT,
+    Fact.STICKY,
+    Fact.HOLD,
+    Fact.TLS,
+    Fact.CORS,
 )
-# The fact names used in Facts.pending / Facts.unavailable and in each check's NEEDS.
-FACT_NAMES = (
-    "config",  # facts.config (+ config_source)
-    "version",  # facts.nginx_version
-    *PROBE_FACTS,
-    "logs",  # facts.logs (nginx error/access tails, backend log lines)
-    "commands",  # facts.commands ("nginx -t", "ss -ltnp", …)
-)
+FACT_NAMES = tuple(Fact)
 
 # Where a network operation stalled.
 STAGES = ("dns", "connect", "tls", "request", "response", "upgrade", "first-frame", "body")

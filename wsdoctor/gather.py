@@ -14,9 +14,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+from wsdoctor.errors import InputError
 from wsdoctor.facts import ConnectProbe, Facts
 from wsdoctor.local import (
-    InputError,
     load_local_config,
     local_version,
     mark_no_config,
@@ -24,6 +24,7 @@ from wsdoctor.local import (
     mark_offline,
     set_client,
 )
+from wsdoctor.routes import corrected_request, socketio_route
 from wsdoctor.target import Target
 
 Gatherer = Callable[[Facts], Awaitable[None]]
@@ -275,17 +276,9 @@ async def _backend_handshakes(target: Target, facts: Facts, ctx, config_ready: a
     await config_ready.wait()
     route = None
     if facts.config is not None and facts.client is not None:
-        from wsdoctor.nginx.routing import route_for
-
-        route = route_for(facts)
-        if not (route and route.upstream_servers):
-            # The client's own request reaches no upstream (the runbook's namespace trap): probe the
-            # backends of the location its corrected request reaches, the one the `client` check names.
-            from wsdoctor.checks._util import corrected_request
-
-            corrected = corrected_request(facts)
-            if corrected is not None:
-                route = corrected.route
+        # The client's own request may reach no upstream (the runbook's namespace trap): then the backends
+        # probed are those of the location its corrected request reaches, the one the `client` check names.
+        route = socketio_route(facts)
     if route is not None and route.upstream_uri and route.upstream_uri.startswith("/"):
         path = route.upstream_uri
     elif facts.client is not None:
@@ -343,8 +336,6 @@ async def _connect_corrected(
     import dataclasses
 
     from wsdoctor import probes
-    from wsdoctor.checks._util import corrected_request
-
     await config_ready.wait()
     fix = corrected_request(facts)
     if fix is None or facts.client is None:

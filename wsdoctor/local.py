@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 
+from wsdoctor.errors import InputError
 from wsdoctor.facts import PROBE_FACTS, Facts
 from wsdoctor.target import Target
 
@@ -18,10 +19,6 @@ NO_CONFIG = "no nginx config given (use --nginx-conf, --nginx-dump or --ssh)"
 UNKNOWN_VERSION = (
     "nginx version unknown (give --nginx-version X.Y.Z); version-dependent defaults show both outcomes"
 )
-
-
-class InputError(Exception):
-    """The target cannot be diagnosed at all (unreadable file, bad option): exit 2, one sentence."""
 
 
 def set_client(target: Target, facts: Facts) -> None:

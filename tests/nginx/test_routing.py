@@ -13,10 +13,10 @@ from wsdoctor.nginx.routing import (
     normalize_uri,
     parse_proxy_pass,
     route,
-    route_for,
     select_location,
     select_server,
 )
+from wsdoctor.routes import route_for
 from wsdoctor.target import Target
 from wsdoctor.wire.client import client_request
 

@@ -356,7 +356,7 @@ def test_live_logs_over_the_run_session_and_cancel(lab_factory) -> None:  # type
 
 
 def test_gatherer_stops_the_run_on_an_unknown_host_key(sshd: Sshd, tmp_path: Path) -> None:
-    from wsdoctor.diagnose import InputError
+    from wsdoctor.errors import InputError
 
     empty = tmp_path / "known_hosts"
     empty.write_text("")
@@ -375,7 +375,7 @@ def _closed_port() -> int:
 
 def test_gatherer_on_an_unreachable_host_stops_the_run(tmp_path: Path) -> None:
     """A diagnosis without the host it was asked to look at would pass checks it never ran: exit 2 instead."""
-    from wsdoctor.diagnose import InputError
+    from wsdoctor.errors import InputError
 
     port = _closed_port()
     target = Target(ssh=f"root@127.0.0.1:{port}", known_hosts=str(tmp_path / "kh"), offline=True)

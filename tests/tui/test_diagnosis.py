@@ -8,7 +8,8 @@ from textual.command import CommandPalette
 
 from wsdoctor.app import DiagnosisUpdated
 from wsdoctor.checks._util import Place
-from wsdoctor.diagnose import InputError, target_summary
+from wsdoctor.diagnose import target_summary
+from wsdoctor.errors import InputError
 from wsdoctor.remote.errors import HostKeyUnknown
 from wsdoctor.report import Finding, Report, Status
 from wsdoctor.screens.detail import DetailScreen

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from wsdoctor.facts import NGINX, NOBODY, CommandResult, Exchange, Facts, Handshake, LogEvent
 from wsdoctor.report import Evidence, Finding, Fix, Status, redact
+from wsdoctor.routes import corrected_request, proxied, route_for
 
 if TYPE_CHECKING:
     from wsdoctor.nginx.model import Config, Directive
@@ -79,68 +80,7 @@ def finding(
 # --- the route ----------------------------------------------------------------
 
 
-def route_of(facts: Facts) -> Route | None:
-    """The engine's route for the client's first request (cached by the engine), None without config/client."""
-    if facts.config is None or facts.client is None:
-        return None
-    from wsdoctor.nginx.routing import route_for
-
-    return route_for(facts)
-
-
-def route_uri(facts: Facts, uri: str) -> Route | None:
-    """The route of another request URI to the same host/port as the client (what-if questions), cached."""
-    if facts.config is None or facts.client is None:
-        return None
-    from wsdoctor.nginx.routing import route
-
-    c = facts.client
-    host = facts.target.server_name or c.host
-    key = f"route_uri:{host}:{c.port}:{c.scheme}:{uri}"
-    hit = facts.config._cache.get(key)
-    if hit is None:
-        hit = route(facts.config, host, c.port, uri, c.scheme)
-        facts.config._cache[key] = hit
-    return hit  # type: ignore[return-value]
-
-
-def proxied(r: Route | None) -> bool:
-    """The request goes to a backend (a location with proxy_pass, no return, no 301)."""
-    return (
-        r is not None
-        and r.location is not None
-        and r.proxy_pass is not None
-        and r.redirect is None
-        and r.return_status is None
-    )
-
-
-@dataclass
-class Corrected:
-    """The request the client should send when its URL's path is a proxy prefix, not a namespace."""
-
-    path: str  # "/dev/aiwm/chat/socket.io/"
-    route: Route
-
-
-def corrected_request(facts: Facts) -> Corrected | None:
-    """The runbook trap, from nginx's side: the namespace is a prefix that nginx routes to a proxied location.
-
-    ``io('wss://host/dev/aiwm/chat')`` requests ``/socket.io/…``; moved into ``path`` the prefix gives
-    ``/dev/aiwm/chat/socket.io/…``. When that request reaches a proxied location the client's own does not,
-    this is the location the `client` check names, and the one the config checks judge instead of skipping.
-    """
-    c = facts.client
-    if c is None or facts.config is None or c.raw or c.namespace == "/":
-        return None
-    wanted_path = c.namespace.rstrip("/") + c.path
-    wanted = route_uri(facts, f"{wanted_path}?{c.query}")
-    if wanted is None or not proxied(wanted):
-        return None
-    actual = route_of(facts)
-    if actual is not None and actual.location is wanted.location:
-        return None  # one location takes both: the prefix is not a route of its own
-    return Corrected(wanted_path, wanted)
+route_of = route_for  # the checks' name for the client's route (see wsdoctor.routes)
 
 
 @dataclass

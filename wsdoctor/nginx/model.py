@@ -14,8 +14,11 @@ Nothing here imports crossplane: loading is in ``load.py``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
+
+_T = TypeVar("_T")
 
 
 @dataclass(eq=False, slots=True)
@@ -114,7 +117,13 @@ class Config:
     errors: list[ConfigError]
     source: str  # "/etc/nginx/nginx.conf", "nginx -T dump dump.txt"
     fs_root: str | None = None  # --root DIR (DIR stands for "/")
-    _cache: dict[str, object] = field(default_factory=dict, repr=False, compare=False)
+    _cache: dict[Hashable, object] = field(default_factory=dict, repr=False, compare=False)
+
+    def memo(self, key: Hashable, compute: Callable[[], _T]) -> _T:
+        """COMPUTE's value, computed once per KEY for this configuration (answers about it live with it)."""
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]  # type: ignore[return-value]
 
     def http(self) -> Directive | None:
         """The (first) ``http`` block of the main context."""

@@ -18,12 +18,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from wsdoctor.nginx.model import Config, Directive
-
-if TYPE_CHECKING:
-    from wsdoctor.facts import Facts
 
 # Content handlers that make nginx answer a slash-less request for a slash-ended location with a 301.
 AUTO_REDIRECT_HANDLERS = frozenset(
@@ -1432,32 +1428,3 @@ def _apply_return(r: Route, out: _Outcome, req: _Request) -> None:
     r.return_text = out.text
     if out.location is not None:
         r.return_location = _absolute(out.location, req, r)
-
-
-_ROUTE_CACHE: dict[tuple[int, str, str, int, str], tuple[Config, Route]] = {}
-
-
-def route_for(facts: Facts) -> Route | None:
-    """The route of the client's first request (its first transport, or the raw request as given).
-
-    Host is ``--server-name`` or the URL's host; cached per configuration object and request.
-    """
-    config, client = facts.config, facts.client
-    if config is None or client is None:
-        return None
-    uri = client.request_uri()
-    host = facts.target.server_name or client.host
-    port = client.port
-    scheme = client.scheme
-    key = (id(config), uri, host, port, scheme)
-    hit = _ROUTE_CACHE.get(key)
-    if hit is not None and hit[0] is config:
-        return hit[1]
-    headers = {}
-    if "transport=websocket" in uri:
-        headers = {"Upgrade": "websocket", "Connection": "Upgrade"}
-    rt = route(config, host, port, uri, scheme, headers=headers)
-    if len(_ROUTE_CACHE) > 256:
-        _ROUTE_CACHE.clear()
-    _ROUTE_CACHE[key] = (config, rt)
-    return rt

@@ -21,11 +21,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
+from wsdoctor.errors import InputError
 from wsdoctor.facts import CommandResult, Facts, LogEvent
 from wsdoctor.remote import gather as g
 from wsdoctor.remote.errors import ConnectError
 from wsdoctor.remote.logs import LogFollower
 from wsdoctor.remote.runner import LocalRunner, Runner
+from wsdoctor.routes import corrected_request, route_for
 
 if TYPE_CHECKING:
     from wsdoctor.nginx.model import Directive
@@ -194,7 +196,6 @@ def remote_gatherers(
     handoff = _Handoff()
 
     async def remote_host(facts: Facts) -> None:
-        from wsdoctor.diagnose import InputError
 
         facts.pending |= set(REMOTE_FACTS)
         session = session_for(target)
@@ -427,8 +428,6 @@ def _focused_ss(ss: CommandResult, facts: Facts, proc: g.NginxProcess | None) ->
         ports[facts.client.port] = "nginx"
     route = None
     if facts.config is not None and facts.client is not None:
-        from wsdoctor.nginx.routing import route_for
-
         route = route_for(facts)
     servers = list(route.upstream_servers) if route is not None else []
     label = f"upstream {route.upstream_name}" if route is not None and route.upstream_name else "upstream"
@@ -525,7 +524,6 @@ def _corrected_location_of(facts: Facts) -> tuple[Directive | None, float | None
     """The location the client's corrected request reaches (the runbook's namespace trap), if any."""
     if facts.client is None or facts.config is None:
         return None, None
-    from wsdoctor.checks._util import corrected_request
     from wsdoctor.nginx.effective import parse_duration, scalar
 
     corrected = corrected_request(facts)
@@ -542,7 +540,6 @@ def _location_of(facts: Facts) -> tuple[Directive | None, float | None]:
     if facts.client is None or facts.config is None:
         return None, None
     from wsdoctor.nginx.effective import parse_duration, scalar
-    from wsdoctor.nginx.routing import route_for
 
     route = route_for(facts)
     location = route.location if route is not None else None
