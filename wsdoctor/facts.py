@@ -48,6 +48,11 @@ class Fact(StrEnum):
     COMMANDS = "commands"  # facts.commands ("nginx -t", "ss -ltnp", …)
 
 
+# Why a fact is missing, said once for the gatherers that record it and the checks that skip on it.
+NO_CONFIG = "no nginx config given (use --nginx-conf, --nginx-dump or --ssh)"
+NO_URL = "no client URL given (use --url, e.g. --url wss://api.example.com --path /prefix/socket.io)"
+OFFLINE = "--offline: no probes were sent"
+
 # The facts the live probes produce.
 PROBE_FACTS = (
     Fact.HANDSHAKE_PROXY,

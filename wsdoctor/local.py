@@ -10,12 +10,11 @@ from __future__ import annotations
 import sys
 
 from wsdoctor.errors import InputError
-from wsdoctor.facts import PROBE_FACTS, Facts
+from wsdoctor.facts import NO_CONFIG, OFFLINE, PROBE_FACTS, Facts
 from wsdoctor.target import Target
 
 NO_LOGS = "no nginx log source: give --ssh to read the proxy host's logs"
 NO_COMMANDS = "no proxy host: give --ssh to run nginx -t there"
-NO_CONFIG = "no nginx config given (use --nginx-conf, --nginx-dump or --ssh)"
 UNKNOWN_VERSION = (
     "nginx version unknown (give --nginx-version X.Y.Z); version-dependent defaults show both outcomes"
 )
@@ -85,7 +84,7 @@ def mark_no_host(facts: Facts) -> None:
 
 def mark_offline(facts: Facts) -> None:
     for name in PROBE_FACTS:
-        facts.unavailable[name] = "--offline: no probes were sent"
+        facts.unavailable[name] = OFFLINE
 
 
 def offline_without_loop(target: Target) -> bool:

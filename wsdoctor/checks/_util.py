@@ -12,7 +12,18 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from wsdoctor.facts import NGINX, NOBODY, CommandResult, Exchange, Facts, Handshake, LogEvent
+from wsdoctor.facts import (
+    NGINX,
+    NO_CONFIG,
+    NO_URL,
+    NOBODY,
+    OFFLINE,
+    CommandResult,
+    Exchange,
+    Facts,
+    Handshake,
+    LogEvent,
+)
 from wsdoctor.report import Evidence, Finding, Fix, Status, redact
 from wsdoctor.routes import corrected_request, proxied, route_for
 
@@ -20,9 +31,6 @@ if TYPE_CHECKING:
     from wsdoctor.nginx.model import Config, Directive
     from wsdoctor.nginx.routing import Route
 
-NO_CONFIG = "no nginx config given (use --nginx-conf, --nginx-dump or --ssh)"
-NO_URL = "no client URL given (use --url, e.g. --url wss://api.example.com --path /prefix/socket.io)"
-OFFLINE = "--offline: no probes were sent"
 DEFAULT_PING_MS = 25000  # socket.io / python-socketio default pingInterval
 DEFAULT_PING_TIMEOUT_MS = 20000
 
