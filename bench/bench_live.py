@@ -27,6 +27,7 @@ from wsdoctor.demo import lab_target  # noqa: E402
 from wsdoctor.diagnose import Diagnosis  # noqa: E402
 from wsdoctor.lab import Lab  # noqa: E402
 from wsdoctor.probes import ProbeContext  # noqa: E402
+from wsdoctor.remote.session import RemoteSession  # noqa: E402
 from wsdoctor.wire.client import client_request  # noqa: E402
 
 
@@ -52,9 +53,10 @@ async def single_probes(target) -> dict[str, float]:
 
 
 async def full(target) -> float:
-    t0 = time.perf_counter()
-    await Diagnosis(target).run()
-    return time.perf_counter() - t0
+    with RemoteSession(target) as session:
+        t0 = time.perf_counter()
+        await Diagnosis(target, session).run()
+        return time.perf_counter() - t0
 
 
 def measure(target, rounds: int, label: str) -> None:

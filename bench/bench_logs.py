@@ -127,19 +127,19 @@ def remote_bench() -> None:
     from wsdoctor.demo import lab_target
     from wsdoctor.diagnose import Diagnosis
     from wsdoctor.lab import Lab
-    from wsdoctor.remote.session import close_session, session_for
+    from wsdoctor.remote.session import RemoteSession
 
     with tempfile.TemporaryDirectory() as d:
         os.environ["XDG_STATE_HOME"] = str(Path(d) / "state")
         lab = Lab.up("healthy", Path(d) / "lab")
         try:
             target = lab_target(lab.info(), broken_client=False)
-            t0 = time.perf_counter()
-            update = asyncio.run(Diagnosis(target).run())
-            wall = time.perf_counter() - t0
-            runner = session_for(target).runner
-            stats = runner.stats() if runner is not None else {}
-            close_session(target)
+            with RemoteSession(target) as session:
+                t0 = time.perf_counter()
+                update = asyncio.run(Diagnosis(target, session).run())
+                wall = time.perf_counter() - t0
+                runner = session.runner
+                stats = runner.stats() if runner is not None else {}
             logs = len(update.facts.logs)
             print(f"full remote check of the healthy lab over SSH ({target.ssh}): {wall:.2f} s, "
                   f"{len(update.facts.commands)} commands kept as evidence, {logs} log events")  # fmt: skip

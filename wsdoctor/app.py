@@ -9,19 +9,22 @@ one place (``on_worker_state_changed``) while the app stays up.
 Both sources are injectable so tests and screenshots drive the screens with
 recorded findings and fake log streams (the defaults are the real ones):
 
-- ``diagnosis_factory(target) -> Diagnosis`` (default: ``Diagnosis``);
-- ``log_source_factory(target, facts) -> AsyncIterator[list[LogEvent]]``: batches of
+- ``diagnosis_factory(target, session) -> Diagnosis`` (default: ``Diagnosis``);
+- ``log_source_factory(session, facts) -> AsyncIterator[list[LogEvent]]``: batches of
   classified lines, cancellable (closing the iterator must stop any remote tail). It
   may raise an exception whose text is one sentence (e.g. why there is no log source);
   that sentence is shown on the logs screen. Default: ``default_log_source`` (the
-  remote helper's ``live_logs`` over the run's SSH session, or locally).
+  live tail over the run's SSH session, or locally).
+
+The app owns the proxy host's ``RemoteSession`` of the current target: one per target,
+kept across re-runs (a re-run reconnects only if the connection dropped), closed when
+the target changes and when the app exits.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import sys
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -36,7 +39,11 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from wsdoctor.diagnose import Diagnosis, Update
+from wsdoctor.errors import describe
 from wsdoctor.facts import Facts, LogEvent
+from wsdoctor.gather.remote import live_logs
+from wsdoctor.remote.errors import HostKeyUnknown
+from wsdoctor.remote.session import RemoteSession
 from wsdoctor.report import CHECK_IDS, Report, Status
 from wsdoctor.screens.commands import WsdoctorCommands
 from wsdoctor.screens.detail import DetailScreen
@@ -48,8 +55,8 @@ from wsdoctor.screens.target import TargetScreen
 from wsdoctor.target import Target
 from wsdoctor.widgets.logview import LOG_CAP, LogLine, LogView, format_events
 
-LogSourceFactory = Callable[[Target, Facts], AsyncIterator[list[LogEvent]]]
-DiagnosisFactory = Callable[[Target], Diagnosis]
+LogSourceFactory = Callable[[RemoteSession, Facts], AsyncIterator[list[LogEvent]]]
+DiagnosisFactory = Callable[[Target, RemoteSession], Diagnosis]
 
 LOG_APPLY_INTERVAL = 0.5  # classified log lines are handed to the diagnosis at most this often
 TICK_INTERVAL = 0.1  # spinner frames and the running clock
@@ -59,7 +66,7 @@ class LogSourceUnavailable(Exception):
     """There is nothing to tail; the message says what to give instead."""
 
 
-async def no_log_source(target: Target, facts: Facts) -> AsyncIterator[list[LogEvent]]:
+async def no_log_source(session: RemoteSession, facts: Facts) -> AsyncIterator[list[LogEvent]]:
     """For targets whose logs are not on a host we can read: says why there are no logs, yields nothing."""
     raise LogSourceUnavailable(
         facts.unavailable.get("logs") or "no log source (give --ssh or a local nginx config)"
@@ -67,28 +74,18 @@ async def no_log_source(target: Target, facts: Facts) -> AsyncIterator[list[LogE
     yield []  # pragma: no cover - makes this an async generator
 
 
-async def default_log_source(target: Target, facts: Facts) -> AsyncIterator[list[LogEvent]]:
+async def default_log_source(session: RemoteSession, facts: Facts) -> AsyncIterator[list[LogEvent]]:
     """The live tail of the logs that serve the Socket.IO location: over the run's SSH session with
     ``--ssh``, on this machine for a local ``--nginx-conf`` (a dump or a copied tree names another
     host's files, so those have no live logs)."""
+    target = session.target
     local = bool(target.nginx_conf) and not target.root and not target.nginx_dump
     if not (target.ssh or local):
-        async for batch in no_log_source(target, facts):
+        async for batch in no_log_source(session, facts):
             yield batch
         return
-    from wsdoctor.remote.session import live_logs
-
-    async for batch in live_logs(target, facts):
+    async for batch in live_logs(session, facts):
         yield batch
-
-
-def close_remote(targets: list[Target]) -> None:
-    """Close the SSH sessions (and every tail and forward on them) the runs of these targets opened."""
-    module = sys.modules.get("wsdoctor.remote.session")  # never imported: nothing was opened
-    if module is None:
-        return
-    for target in targets:
-        module.close_session(target)
 
 
 def write_report(report: Report, directory: Path, stamp: str) -> tuple[Path, Path]:
@@ -193,7 +190,7 @@ class WsdoctorApp(App[int]):
         self._events_for_diagnosis: list[LogEvent] = []
         self.diagnosis_screen: DiagnosisScreen | None = None
         self.logs_screen: LogsScreen | None = None
-        self.targets_used: list[Target] = []
+        self.session: RemoteSession | None = None  # the current target's proxy host (see the module doc)
 
     # -- screens ----------------------------------------------------------------------
 
@@ -224,11 +221,13 @@ class WsdoctorApp(App[int]):
         """(Re)start the diagnosis and the log tail for TARGET, cancelling the previous run."""
         self._cancel_run()
         self.generation += 1
-        if self.target is not None and self.target is not target:
-            self._close_remote([self.target])  # a new target: the old one's SSH session is done
+        if self.session is not None and self.session.target is not target:
+            self._close_session(self.session)  # a new target: the old one's SSH session is done
+            self.session = None
+        if self.session is None:
+            self.session = RemoteSession(target)
+        session = self.session
         self.target = target
-        if target not in self.targets_used:
-            self.targets_used.append(target)
         self.secrets = tuple(target.secrets())
         self.last_update = None
         self.done_elapsed = None
@@ -237,7 +236,7 @@ class WsdoctorApp(App[int]):
         self._events_for_diagnosis.clear()
         self.started_at = self.clock()
         try:
-            self.diagnosis = self.diagnosis_factory(target)
+            self.diagnosis = self.diagnosis_factory(target, session)
         except Exception as e:  # noqa: BLE001 - shown as one sentence; the app stays up
             self.diagnosis = None
             self._fail(e)
@@ -271,8 +270,8 @@ class WsdoctorApp(App[int]):
             await _aclose(updates)
 
     @work(exclusive=False, exit_on_error=False, group="logs", name="log tail")
-    async def _tail_logs(self, target: Target, facts: Facts, generation: int) -> None:
-        batches = self.log_source_factory(target, facts)
+    async def _tail_logs(self, session: RemoteSession, facts: Facts, generation: int) -> None:
+        batches = self.log_source_factory(session, facts)
         try:
             async for batch in batches:
                 if batch:
@@ -286,11 +285,11 @@ class WsdoctorApp(App[int]):
             return
         self._accept(message.update)
         facts = message.update.facts
-        if not self._log_started and "config" not in facts.pending and self.target is not None:
+        if not self._log_started and "config" not in facts.pending and self.session is not None:
             # The tail needs the config (which log files serve the Socket.IO location) and the SSH session.
             self._log_started = True
             self.log_status = "waiting for log lines…"
-            self._log_worker = self._tail_logs(self.target, facts, self.generation)
+            self._log_worker = self._tail_logs(self.session, facts, self.generation)
             self._show_log_status()
 
     def _accept(self, update: Update) -> None:
@@ -472,18 +471,19 @@ class WsdoctorApp(App[int]):
         self.push_screen(TargetScreen(self.target or self.initial_target), callback=self._target_chosen)
 
     async def action_quit(self) -> None:
-        """Cancel every worker (closing the diagnosis and the log tail), close the SSH sessions, then exit."""
+        """Cancel every worker (closing the diagnosis and the log tail), close the SSH session, then exit."""
         self._cancel_run()
         self.workers.cancel_all()
-        try:  # bounded: run_tui closes them again after the app is gone
-            await asyncio.wait_for(asyncio.to_thread(close_remote, self.targets_used), 5)
-        except TimeoutError:
-            pass
+        if self.session is not None:
+            try:  # bounded: run_tui closes it again after the app is gone
+                await asyncio.wait_for(asyncio.to_thread(self.session.close), 5)
+            except TimeoutError:
+                pass
         self.exit(self.exit_code())
 
     @work(thread=True, exit_on_error=False, group="cleanup", name="close ssh session")
-    def _close_remote(self, targets: list[Target]) -> None:
-        close_remote(targets)
+    def _close_session(self, session: RemoteSession) -> None:
+        session.close()
 
     def exit_code(self) -> int:
         if self.last_update is None:
@@ -493,8 +493,6 @@ class WsdoctorApp(App[int]):
 
 def _unknown_host_key(error: BaseException | None) -> tuple[str, str] | None:
     """(host, SHA256 fingerprint) when the run stopped on an unknown SSH host key (raised or chained)."""
-    from wsdoctor.remote.errors import HostKeyUnknown  # exceptions only: no paramiko
-
     for _ in range(10):  # the gatherer re-raises it as an InputError; follow the chain a little way
         if error is None:
             break
@@ -508,8 +506,6 @@ def _sentence(error: BaseException | None) -> str:
     """One sentence for a failure, never a traceback."""
     if error is None:
         return "unknown error"
-    from wsdoctor.errors import describe
-
     message = describe(error)
     if message is None:
         message = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
@@ -524,7 +520,8 @@ def run_tui(
     try:
         result = app.run()
     finally:
-        close_remote(app.targets_used)  # also after a crash: no tail may outlive the TUI
+        if app.session is not None:
+            app.session.close()  # also after a crash: no tail may outlive the TUI
         if on_exit is not None:
             on_exit()
     if app.return_code not in (None, 0):

@@ -4,20 +4,31 @@ Facts in, findings out. The CLI consumes the final update; the TUI renders every
 update live. Gatherers are coroutines that fill ``Facts``; each names the facts it
 will produce up front (``Facts.pending``) so checks that wait on them show as
 pending instead of guessing. Nothing here imports Textual.
+
+Who owns what: the caller of a run (``run_headless`` here, the TUI for its runs) creates the run's
+``RemoteSession`` and closes it; the Diagnosis only uses it (the gatherers, the backend probes, the host's
+clock for live log lines). asyncio and the session's module are imported where a run needs them: the
+offline path (``run_offline``, what scripts call most) runs without an event loop and pays for neither.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from wsdoctor import checks
 from wsdoctor.errors import InputError
-from wsdoctor.facts import Facts, LogEvent
+from wsdoctor.facts import Facts, Gatherer, LogEvent
+from wsdoctor.gather.local import gather_offline, offline_without_loop
+from wsdoctor.logtime import local_clock, merge_logs
 from wsdoctor.report import CHECK_IDS, Finding, Report
 from wsdoctor.routes import route_for
 from wsdoctor.target import Target
+
+if TYPE_CHECKING:
+    from wsdoctor.remote.session import RemoteSession
 
 __all__ = ["Diagnosis", "Update", "chain_of", "run_headless", "target_summary"]
 
@@ -33,9 +44,6 @@ class Update:
     elapsed: float
     done: bool
     notes: list[str] = field(default_factory=list)  # gatherer problems worth a line in the header
-
-
-Gatherer = Callable[[Facts], Awaitable[None]]
 
 
 def chain_of(facts: Facts) -> list[tuple[str, str]]:
@@ -84,8 +92,15 @@ def target_summary(facts: Facts) -> dict:
 class Diagnosis:
     """One run of every gatherer and check for a target."""
 
-    def __init__(self, target: Target, gatherers: Iterable[Gatherer] | None = None) -> None:
+    def __init__(
+        self,
+        target: Target,
+        session: RemoteSession | None = None,
+        *,
+        gatherers: Iterable[Gatherer] | None = None,
+    ) -> None:
         self.target = target
+        self.session = session  # the run's proxy host, owned by the caller (None: the run reads no host)
         self.facts = Facts(target=target)
         self._gatherers = list(gatherers) if gatherers is not None else None
         self._started = time.monotonic()
@@ -117,19 +132,8 @@ class Diagnosis:
         written since this run started (when it probed) speak for a check: older ones describe a past
         state, such as the one before a fix.
         """
-        known = {(e.source, e.file, e.text) for e in self.facts.logs}
-        fresh: list[LogEvent] = []
-        for e in events:
-            key = (e.source, e.file, e.text)
-            if key not in known:
-                known.add(key)
-                fresh.append(e)
-        if fresh and self.since is not None:
-            from wsdoctor.remote.gather import order_logs
-            from wsdoctor.remote.session import clock_of
-
-            fresh, _ = order_logs(fresh, since=self.since, clock=clock_of(self.target))
-        self.facts.logs.extend(fresh)
+        clock = self.session.host_clock() if self.session is not None else local_clock()
+        self.facts.logs[:] = merge_logs(self.facts.logs, events, since=self.since, clock=clock)
         return self.evaluate(done=not self.facts.pending)
 
     def report(self) -> Report:
@@ -145,19 +149,17 @@ class Diagnosis:
     # -- running -----------------------------------------------------------
 
     def _plan(self) -> list[Gatherer]:
-        from wsdoctor.gather import plan, probes_sent
+        from wsdoctor.gather.plan import plan, probes_sent  # asyncio: only for a run with gatherers
 
         if self._gatherers is not None:
             return self._gatherers
         self.since = time.time() if probes_sent(self.target) else None
-        return plan(self.target, self.facts, self.notes, since=self.since)
+        return plan(self.target, self.facts, self.notes, self.session, since=self.since)
 
     # asyncio is imported where it is used: `check --offline` runs without an event loop (run_offline).
 
     def run_offline(self) -> Update:
         """An offline run on this machine's files only: synchronous, no event loop, no threads."""
-        from wsdoctor.local import gather_offline
-
         gather_offline(self.target, self.facts)
         return self.evaluate(done=True)
 
@@ -208,19 +210,17 @@ class Diagnosis:
 
 def run_headless(target: Target) -> Report:
     """One whole diagnosis for the CLI (`check`, `demo --text`): no event loop at all when only this machine's
-    files are read, else every gatherer at once; the run's SSH session is closed however it ends."""
-    from wsdoctor.local import offline_without_loop
-
-    diagnosis = Diagnosis(target)
+    files are read, else every gatherer at once on a session this function opens and closes however the run
+    ends."""
     if offline_without_loop(target):
+        diagnosis = Diagnosis(target)
         diagnosis.run_offline()  # a script's `check --offline` does not pay for asyncio
         return diagnosis.report()
     import asyncio
 
-    from wsdoctor.remote.session import close_session
+    from wsdoctor.remote.session import RemoteSession
 
-    try:
+    with RemoteSession(target) as session:
+        diagnosis = Diagnosis(target, session)
         asyncio.run(diagnosis.run())
-    finally:
-        close_session(target)
     return diagnosis.report()

@@ -11,6 +11,7 @@ dataclasses below, checks read them. Nothing here imports Textual.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -305,3 +306,7 @@ class Facts:
     def missing(self, name: str) -> str | None:
         """Why fact NAME is absent (for a skip), or None when it is there or still pending."""
         return self.unavailable.get(name)
+
+
+# A gatherer: a coroutine that fills Facts (and takes its names out of ``pending`` when done, whatever happens).
+Gatherer = Callable[[Facts], Awaitable[None]]

@@ -17,6 +17,7 @@ import pytest
 
 from wsdoctor.demo import lab_target
 from wsdoctor.diagnose import Diagnosis
+from wsdoctor.remote.session import RemoteSession
 from wsdoctor.report import Finding, Status
 from wsdoctor.target import Target
 
@@ -46,8 +47,9 @@ def _target(lab, ssh: bool, **changes) -> Target:
 
 
 def _diagnose(target: Target) -> dict[str, Finding]:
-    d = Diagnosis(target)
-    asyncio.run(asyncio.wait_for(d.run(), 90))
+    with RemoteSession(target) as session:
+        d = Diagnosis(target, session)
+        asyncio.run(asyncio.wait_for(d.run(), 90))
     report = d.report()
     if target.ssh:
         assert report.target.get("ssh") == target.ssh

@@ -15,11 +15,14 @@ import httpx
 import pytest
 
 from wsdoctor.diagnose import Diagnosis
+from wsdoctor.gather.remote import live_logs
 from wsdoctor.lab.sshd import Sshd
 from wsdoctor.nginx.load import load_dump
-from wsdoctor.remote import gather as g
+from wsdoctor.remote import host as h
+from wsdoctor.remote import logplan as lp
+from wsdoctor.remote.logs import LogSource
 from wsdoctor.remote.runner import LocalRunner, Runner
-from wsdoctor.remote.session import close_session, session_for
+from wsdoctor.remote.session import RemoteSession
 from wsdoctor.target import Target
 
 from .helpers import connect
@@ -42,16 +45,16 @@ from .helpers import connect
 def test_parse_master(
     title: str, binary: str, prefix: str | None, conf: str | None, globals_: str | None
 ) -> None:
-    proc = g.parse_master(title, 42)
+    proc = h.parse_master(title, 42)
     assert proc is not None
     assert (proc.binary, proc.prefix, proc.conf, proc.globals) == (binary, prefix, conf, globals_)
 
 
 def test_master_argv_replays_the_same_files() -> None:
-    proc = g.parse_master("nginx: master process /usr/sbin/nginx -p /l/ -c /l/n.conf -g daemon off;", 1)
+    proc = h.parse_master("nginx: master process /usr/sbin/nginx -p /l/ -c /l/n.conf -g daemon off;", 1)
     assert proc is not None
     assert proc.argv("-T") == ["/usr/sbin/nginx", "-T", "-p", "/l/", "-c", "/l/n.conf", "-g", "daemon off;"]
-    assert g.parse_master("nginx: worker process", 2) is None
+    assert h.parse_master("nginx: worker process", 2) is None
 
 
 def test_process_list_falls_back_to_proc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -60,7 +63,7 @@ def test_process_list_falls_back_to_proc(tmp_path: Path, monkeypatch: pytest.Mon
     (fake / "ps").write_text("#!/bin/sh\necho 'ps: unrecognized option: e' >&2\nexit 1\n")
     (fake / "ps").chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake}:/usr/bin:/bin")
-    result = g.process_list(LocalRunner())
+    result = h.process_list(LocalRunner())
     mine = [line for line in result.stdout.splitlines() if line.split(" ", 1)[0] == str(os.getpid())]
     assert mine and "pytest" in mine[0]
 
@@ -71,9 +74,9 @@ def test_listening_pids() -> None:
         'LISTEN 0      511        127.0.0.1:8443      0.0.0.0:*     users:(("nginx",pid=12,fd=6),("nginx",pid=11,fd=6))\n'
         'LISTEN 0      511            [::]:80            [::]:*     users:(("nginx",pid=99,fd=7))\n'
     )
-    assert g.listening_pids(ss, 8443) == {11, 12}
-    assert g.listening_pids(ss, 80) == {99}
-    assert g.listening_pids(ss, 443) == set()
+    assert h.listening_pids(ss, 8443) == {11, 12}
+    assert h.listening_pids(ss, 80) == {99}
+    assert h.listening_pids(ss, 443) == set()
 
 
 # --- which logs apply ----------------------------------------------------------------------------------
@@ -113,7 +116,7 @@ def _location(config, path: str):  # type: ignore[no-untyped-def]
 
 def test_location_inherits_the_server_access_log_and_main_error_log() -> None:
     config = load_dump(DUMP, "test")
-    plan = g.log_sources(config, _location(config, "/chat/"), prefix="/srv/nginx/", read_timeout=30.0)
+    plan = lp.log_sources(config, _location(config, "/chat/"), prefix="/srv/nginx/", read_timeout=30.0)
     assert [(s.kind, s.path) for s in plan.sources] == [
         ("error", "/var/log/nginx/main-error.log"),
         ("access", "/var/log/nginx/api-access.log"),
@@ -127,7 +130,7 @@ def test_location_inherits_the_server_access_log_and_main_error_log() -> None:
 
 def test_location_level_wins_and_off_is_reported() -> None:
     config = load_dump(DUMP, "test")
-    plan = g.log_sources(config, _location(config, "/quiet/"))
+    plan = lp.log_sources(config, _location(config, "/quiet/"))
     assert [(s.kind, s.path) for s in plan.sources] == [("error", "/var/log/nginx/quiet-error.log")]
     assert any("access_log is off" in note for note in plan.notes)
     assert not any("level" in note for note in plan.notes)
@@ -135,7 +138,7 @@ def test_location_level_wins_and_off_is_reported() -> None:
 
 def test_untailable_logs_are_notes() -> None:
     config = load_dump(DUMP, "test")
-    plan = g.log_sources(config, _location(config, "/elsewhere/"))
+    plan = lp.log_sources(config, _location(config, "/elsewhere/"))
     assert [s.kind for s in plan.sources] == ["error"]
     assert any("syslog:server=10.0.0.1" in note for note in plan.notes)
     assert any("contains variables" in note for note in plan.notes)
@@ -143,7 +146,7 @@ def test_untailable_logs_are_notes() -> None:
 
 def test_no_location_uses_http_level_relative_to_the_prefix() -> None:
     config = load_dump(DUMP, "test")
-    plan = g.log_sources(config, None, prefix="/srv/nginx/")
+    plan = lp.log_sources(config, None, prefix="/srv/nginx/")
     assert ("access", "/srv/nginx/logs/http-access.log") in [(s.kind, s.path) for s in plan.sources]
     assert any("lacks $upstream_status $upstream_addr $request_time" in note for note in plan.notes)
 
@@ -155,7 +158,7 @@ def test_defaults_come_from_the_compiled_paths() -> None:
     )
     compiled = {"prefix": "/usr/share/nginx", "error-log-path": "/var/log/nginx/error.log",
                 "http-log-path": "/var/log/nginx/access.log"}  # fmt: skip
-    plan = g.log_sources(config, config.servers()[0], compiled=compiled)
+    plan = lp.log_sources(config, config.servers()[0], compiled=compiled)
     assert [(s.kind, s.path, s.where) for s in plan.sources] == [
         ("error", "/var/log/nginx/error.log", None),
         ("access", "/var/log/nginx/access.log", None),
@@ -166,9 +169,9 @@ def test_defaults_come_from_the_compiled_paths() -> None:
 
 
 def test_backend_log_specs() -> None:
-    assert g.backend_log_argv("pm2:chat", 50)[0] == ["pm2", "logs", "chat", "--nostream", "--lines", "50"]
-    assert g.backend_log_argv("journald:chat.service", 50)[0][:3] == ["journalctl", "-u", "chat.service"]
-    assert g.backend_log_argv("/var/log/chat.log", 50)[0] == ["tail", "-n", "50", "--", "/var/log/chat.log"]
+    assert h.backend_log_argv("pm2:chat", 50)[0] == ["pm2", "logs", "chat", "--nostream", "--lines", "50"]
+    assert h.backend_log_argv("journald:chat.service", 50)[0][:3] == ["journalctl", "-u", "chat.service"]
+    assert h.backend_log_argv("/var/log/chat.log", 50)[0] == ["tail", "-n", "50", "--", "/var/log/chat.log"]
 
 
 @pytest.fixture(params=["ssh", "local"])
@@ -185,13 +188,13 @@ def test_injection_in_paths_and_units_stays_data(runner: Runner, tmp_path: Path)
         f'x"; touch {marker}; echo "$(touch {marker})',
     ]
     for text in evil:
-        result, events = g.backend_auth_logs(runner, f"journald:{text}", lines=5, timeout=10)
+        result, events = h.backend_auth_logs(runner, f"journald:{text}", lines=5, timeout=10)
         assert result.argv[2] == text
-        result, events = g.backend_auth_logs(runner, f"pm2:{text}", lines=5, timeout=10)
-        result, events = g.backend_auth_logs(runner, str(tmp_path / text), lines=5, timeout=10)
+        result, events = h.backend_auth_logs(runner, f"pm2:{text}", lines=5, timeout=10)
+        result, events = h.backend_auth_logs(runner, str(tmp_path / text), lines=5, timeout=10)
         assert result.argv[-1] == str(tmp_path / text) and result.exit_status != 0
-        source = g.LogSource("error", str(tmp_path / text))
-        g.tail_log(runner, source, lines=5, timeout=10)
+        source = LogSource("error", str(tmp_path / text))
+        lp.tail_log(runner, source, lines=5, timeout=10)
     assert not marker.exists()
 
 
@@ -202,7 +205,7 @@ def test_backend_auth_lines_are_filtered(runner: Runner, tmp_path: Path) -> None
         "INFO connected sid=abc from 10.0.0.7 sub=alice token via auth\n"  # a success: not evidence
         "2026-05-01T10:00:00+0000 WARN authentication failed for sid=def: jwt InvalidSignatureError\n"
     )
-    result, events = g.backend_auth_logs(runner, str(log), timeout=10)
+    result, events = h.backend_auth_logs(runner, str(log), timeout=10)
     assert result.exit_status == 0
     assert [(e.text, e.check, e.source) for e in events] == [
         ("error: JWT expired for user 7", "auth", "backend"),
@@ -248,11 +251,10 @@ def _polling(info: dict, count: int, sid: str | None = None) -> list[httpx.Respo
 
 
 def _run(target: Target) -> Diagnosis:
-    diagnosis = Diagnosis(target)
-    try:
+    with RemoteSession(target) as session:
+        diagnosis = Diagnosis(target, session)
         asyncio.run(diagnosis.run())
-    finally:
-        close_session(target)
+    assert session.runner is None  # closed when the run's owner is done with it
     return diagnosis
 
 
@@ -272,8 +274,6 @@ def test_gather_from_the_lab_backend_down(lab_factory) -> None:  # type: ignore[
     refused = [e for e in facts.logs if e.kind == "connect-refused"]
     assert refused and refused[-1].check == "upstream" and refused[-1].file == info["error_log"]
     assert refused[-1].upstream and refused[-1].upstream.startswith("http://127.0.0.1:")
-    stats = session_for(target).runner
-    assert stats is None  # closed after the run
 
 
 @pytest.mark.lab
@@ -315,21 +315,20 @@ def test_gather_from_the_lab_short_timeout_sees_the_idle_drop(lab_factory) -> No
 
 @pytest.mark.lab
 def test_live_logs_over_the_run_session_and_cancel(lab_factory) -> None:  # type: ignore[no-untyped-def]
-    from wsdoctor.remote.session import live_logs
-
     from .helpers import pids_matching, wait_gone
 
     lab = lab_factory("backend-down")
     info = lab.info()
     target = _target(info)
-    diagnosis = Diagnosis(target)
+    session = RemoteSession(target)
+    diagnosis = Diagnosis(target, session)
 
     async def scenario() -> list:
         await diagnosis.run()  # the gatherer opens the session; the tail reuses its connection
         events: list = []
 
         async def consume() -> None:
-            async for batch in live_logs(target, diagnosis.facts, interval=0.05):
+            async for batch in live_logs(session, diagnosis.facts, interval=0.05):
                 events.extend(batch)
 
         task = asyncio.create_task(consume())
@@ -347,9 +346,9 @@ def test_live_logs_over_the_run_session_and_cancel(lab_factory) -> None:  # type
 
     try:
         events = asyncio.run(scenario())
-        assert session_for(target).runner.stats()["connections"] == 1  # type: ignore[union-attr]
+        assert session.runner.stats()["connections"] == 1  # type: ignore[union-attr]
     finally:
-        close_session(target)
+        session.close()
     assert any(e.source == "access" and "EIO=4" in e.text for e in events)
     assert wait_gone(f"^tail -n 0 -F -- {info['access_log']}") == []
     assert wait_gone(f"^tail -n 0 -F -- {info['error_log']}") == []
@@ -433,8 +432,8 @@ def test_privileged_commands_without_passwordless_sudo(
     monkeypatch.setenv("PATH", f"{fakebin}:/usr/bin:/bin")
     runner = LocalRunner()
     runner.is_root = False
-    ok = g.run_privileged(runner, ["echo", "readable anyway"], timeout=10)
+    ok = h.run_privileged(runner, ["echo", "readable anyway"], timeout=10)
     assert (ok.exit_status, ok.stdout, ok.error) == (0, "readable anyway\n", None)
-    denied = g.run_privileged(runner, ["sh", "-c", "echo 'permission denied' >&2; exit 1"], timeout=10)
+    denied = h.run_privileged(runner, ["sh", "-c", "echo 'permission denied' >&2; exit 1"], timeout=10)
     assert denied.error is not None and "needs root and sudo asks for a password" in denied.error
     assert denied.argv == ["sh", "-c", "echo 'permission denied' >&2; exit 1"]

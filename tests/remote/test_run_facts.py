@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from wsdoctor import logtime as lt
 from wsdoctor.facts import CommandResult, LogEvent
-from wsdoctor.remote import gather as g
+from wsdoctor.remote import host as h
 from wsdoctor.remote.runner import LocalRunner, last_lines
 from wsdoctor.remote.ssh import SshRunner
 
@@ -43,25 +44,25 @@ def _ev(source: str, when: str | None, text: str, check: str = "upstream", kind:
     ],
 )
 def test_log_epoch(stamp: str | None, offset: int | None, expected: float | None) -> None:
-    assert g.log_epoch(stamp, offset) == expected
+    assert lt.log_epoch(stamp, offset) == expected
 
 
 def test_parse_clock_measures_skew_and_zone() -> None:
-    clock = g.parse_clock(f"{int(T) + 30} -0130", T - 0.25, T + 0.25)
+    clock = lt.parse_clock(f"{int(T) + 30} -0130", T - 0.25, T + 0.25)
     assert clock.utc_offset == -5400
     assert 29 <= clock.skew <= 31
-    assert g.parse_clock("garbage", T, T).utc_offset is None
+    assert lt.parse_clock("garbage", T, T).utc_offset is None
 
 
 def test_processes_and_clock_locally() -> None:
-    ps, clock = g.processes_and_clock(LocalRunner())
+    ps, clock = h.processes_and_clock(LocalRunner())
     assert not ps.stdout.startswith("wsdoctor-clock")
     assert any(line.split(" ", 1)[0].isdigit() for line in ps.stdout.splitlines())
     assert clock.utc_offset is not None and abs(clock.skew) < 2
 
 
 def test_order_keeps_this_run_in_time_order_errors_last_within_a_second() -> None:
-    clock = g.Clock(0.0, 0)
+    clock = lt.Clock(0.0, 0)
     events = [
         _ev("error", "2026/11/26 00:50:00", "old refusal from an earlier run"),
         _ev("access", "26/Nov/2026:00:50:00 +0000", "old probe line", kind="502"),
@@ -72,7 +73,7 @@ def test_order_keeps_this_run_in_time_order_errors_last_within_a_second() -> Non
         _ev("error", "2026/11/26 01:14:23", "error B"),
         _ev("backend", "2026-11-26T01:14:22", "backend auth A", check="auth"),
     ]
-    kept, dropped = g.order_logs(events, since=T, clock=clock)
+    kept, dropped = lt.order_logs(events, since=T, clock=clock)
     assert dropped == 2
     assert [e.text for e in kept] == [
         "access A",
@@ -82,7 +83,7 @@ def test_order_keeps_this_run_in_time_order_errors_last_within_a_second() -> Non
         "access B",
         "error B",
     ]
-    everything, none = g.order_logs(events, since=None, clock=clock)  # --offline: history is all there is
+    everything, none = lt.order_logs(events, since=None, clock=clock)  # --offline: history is all there is
     assert (
         none == 0
         and len(everything) == len(events)
@@ -92,27 +93,27 @@ def test_order_keeps_this_run_in_time_order_errors_last_within_a_second() -> Non
 
 def test_recent_upstream_errors_count_for_this_run() -> None:
     """nginx logs a refused server once per fail_timeout: a run right after another may not log it again."""
-    clock = g.Clock(0.0, 0)
+    clock = lt.Clock(0.0, 0)
     recent = _ev("error", "2026/11/26 01:14:05", "connect() failed (111: Connection refused) 17 s ago")
     old_404 = _ev("error", "2026/11/26 01:14:05", "open() socket.io failed 17 s ago", check="route")
-    kept, dropped = g.order_logs([recent, old_404], since=T, clock=clock)
+    kept, dropped = lt.order_logs([recent, old_404], since=T, clock=clock)
     assert [e.text for e in kept] == [recent.text] and dropped == 1
 
 
 def test_order_uses_the_hosts_clock() -> None:
     """The proxy host's clock runs 60 s ahead: its lines of this run must not look like the future's (or the
     past's when it runs behind)."""
-    behind = g.Clock(-60.0, 0)
+    behind = lt.Clock(-60.0, 0)
     line = _ev("access", "26/Nov/2026:01:13:23 +0000", "written 1 s into this run, by a clock 60 s behind")
-    kept, dropped = g.order_logs([line], since=T, clock=behind)
+    kept, dropped = lt.order_logs([line], since=T, clock=behind)
     assert kept == [line] and dropped == 0
-    kept, dropped = g.order_logs([line], since=T, clock=g.Clock(0.0, 0))
+    kept, dropped = lt.order_logs([line], since=T, clock=lt.Clock(0.0, 0))
     assert kept == [] and dropped == 1
 
 
 def test_unplaceable_error_lines_are_kept() -> None:
     line = _ev("error", "2020/01/01 00:00:00", "zone unknown: cannot tell, so it is kept")
-    kept, _ = g.order_logs([line], since=T, clock=g.Clock(0.0, None))
+    kept, _ = lt.order_logs([line], since=T, clock=lt.Clock(0.0, None))
     assert kept == [line]
 
 
@@ -132,7 +133,7 @@ def test_focus_listening_keeps_nginx_and_the_upstream() -> None:
     result = CommandResult(argv=["ss", "-ltnp"], host="root@lb1", exit_status=0, stdout=SS)
     ports = {56649: "nginx", 47371: "upstream chat_ws", 39519: "upstream chat_ws"}
     expected = {47371: "127.0.0.1:47371", 39519: "127.0.0.1:39519"}
-    focused = g.focus_listening(result, pids={3927}, ports=ports, expected=expected)
+    focused = h.focus_listening(result, pids={3927}, ports=ports, expected=expected)
     lines = focused.stdout.splitlines()
     assert lines[0].startswith("State")
     assert [line.split()[3] for line in lines[1:4]] == [
@@ -145,7 +146,7 @@ def test_focus_listening_keeps_nginx_and_the_upstream() -> None:
     assert "3 other listening sockets left out" in focused.stdout
     assert result.stdout == SS  # the original is untouched
     failed = CommandResult(argv=["ss", "-ltnp"], host="h", exit_status=1, stderr="ss: not found")
-    assert g.focus_listening(failed, pids={1}, ports={80: "nginx"}) is failed
+    assert h.focus_listening(failed, pids={1}, ports={80: "nginx"}) is failed
 
 
 # --- backend log problems ----------------------------------------------------------------------------------
@@ -156,7 +157,7 @@ def _result(argv: list[str], status: int | None, out: str = "", err: str = "", e
 
 
 def test_backend_log_problems_are_sentences() -> None:
-    missing = g.backend_log_problem(
+    missing = h.backend_log_problem(
         "/var/log/chat.log",
         _result(
             ["tail"], 1, err="tail: cannot open '/var/log/chat.log' for reading: No such file or directory"
@@ -170,25 +171,25 @@ def test_backend_log_problems_are_sentences() -> None:
         "[TAILING] Tailing last 300 lines for [nope] process (change the value with --lines option)\n"
     )
     assert "pm2 on root@lb1 runs no app named nope (apps: chat, api)" in (
-        g.backend_log_problem("pm2:nope", _result(["pm2"], 0, out=header_only), ["chat", "api"]) or ""
+        h.backend_log_problem("pm2:nope", _result(["pm2"], 0, out=header_only), ["chat", "api"]) or ""
     )
     assert "pm2 shows no log lines for nope" in (
-        g.backend_log_problem("pm2:nope", _result(["pm2"], 0, out=header_only)) or ""
+        h.backend_log_problem("pm2:nope", _result(["pm2"], 0, out=header_only)) or ""
     )
-    no_pm2 = g.backend_log_problem(
+    no_pm2 = h.backend_log_problem(
         "pm2:chat", _result(["pm2"], 127, error="`pm2` is not installed (or not in PATH) on root@lb1.")
     )
     assert no_pm2 and "`pm2` is not installed" in no_pm2 and no_pm2.endswith("check --backend-log.")
     assert "no entries for unit chat.service" in (
-        g.backend_log_problem("journald:chat.service", _result(["journalctl"], 0, out="-- No entries --\n"))
+        h.backend_log_problem("journald:chat.service", _result(["journalctl"], 0, out="-- No entries --\n"))
         or ""
     )
-    assert g.backend_log_problem("/x.log", _result(["tail"], 0, out="")) == (
+    assert h.backend_log_problem("/x.log", _result(["tail"], 0, out="")) == (
         "the backend log /x.log on root@lb1 is empty; check --backend-log."
     )
-    assert g.backend_log_problem("/x.log", _result(["tail"], 0, out="a line\n")) is None
+    assert h.backend_log_problem("/x.log", _result(["tail"], 0, out="a line\n")) is None
     assert (
-        g.backend_log_problem("pm2:chat", _result(["pm2"], 0, out=header_only + "0|chat | up\n"), ["chat"])
+        h.backend_log_problem("pm2:chat", _result(["pm2"], 0, out=header_only + "0|chat | up\n"), ["chat"])
         is None
     )
 
@@ -199,8 +200,8 @@ def test_pm2_apps_from_the_summary() -> None:
         0,
         out="chat  status=online  pid=1  restarts=0\napi  status=stopped  pid=0  restarts=3\n",
     )
-    assert g.pm2_apps({"pm2 jlist": summary}) == ["chat", "api"]
-    assert g.pm2_apps({}) is None
+    assert h.pm2_apps({"pm2 jlist": summary}) == ["chat", "api"]
+    assert h.pm2_apps({}) is None
 
 
 # --- the last lines of a file ----------------------------------------------------------------------------------
@@ -225,12 +226,12 @@ def test_read_tail_over_sftp(session_runner: SshRunner, tmp_path: Path) -> None:
     path = tmp_path / "access.log"
     path.write_text("".join(f"127.0.0.1 request {i}\n" for i in range(1000)))
     started = session_runner.stats()["commands"]
-    result, sudo = g.read_last_lines(session_runner, str(path), 400)
+    result, sudo = h.read_last_lines(session_runner, str(path), 400)
     assert (result.exit_status, sudo, result.argv[0]) == (0, False, "sftp-read")
     want = subprocess.run(["tail", "-n", "400", "--", str(path)], capture_output=True, text=True, timeout=10)
     assert result.stdout == want.stdout
     assert session_runner.stats()["commands"] == started  # no process was started on the host
-    missing, _ = g.read_last_lines(session_runner, str(tmp_path / "nope.log"), 10)
+    missing, _ = h.read_last_lines(session_runner, str(tmp_path / "nope.log"), 10)
     assert missing.exit_status == 1 and "No such file" in missing.stderr
 
 
@@ -241,13 +242,13 @@ def test_read_tail_falls_back_to_tail_without_sftp(sshd, tmp_path: Path) -> None
     path.write_text("one\ntwo\nthree\n")
     with connect(sshd) as runner:
         runner._sftp_refused = True  # as on a host whose sshd has no sftp subsystem
-        result, _ = g.read_last_lines(runner, str(path), 2)
+        result, _ = h.read_last_lines(runner, str(path), 2)
         assert (result.argv[0], result.stdout) == ("tail", "two\nthree\n")
 
 
 def test_clock_of_an_ssh_host(session_runner: SshRunner) -> None:
     before = time.time()
-    _, clock = g.processes_and_clock(session_runner)
+    _, clock = h.processes_and_clock(session_runner)
     assert clock.utc_offset is not None and abs(clock.skew) < 2, clock
     assert time.time() - before < 15
 
@@ -259,13 +260,11 @@ def _diagnose(target):  # type: ignore[no-untyped-def]
     import asyncio
 
     from wsdoctor.diagnose import Diagnosis
-    from wsdoctor.remote.session import close_session
+    from wsdoctor.remote.session import RemoteSession
 
-    diagnosis = Diagnosis(target)
-    try:
+    with RemoteSession(target) as session:
+        diagnosis = Diagnosis(target, session)
         asyncio.run(diagnosis.run())
-    finally:
-        close_session(target)
     return diagnosis
 
 

@@ -1,4 +1,4 @@
-"""Fake log sources implementing the TUI's protocol: ``factory(target, facts) -> async iterator of batches``."""
+"""Fake log sources implementing the TUI's protocol: ``factory(session, facts) -> async iterator of batches``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 
 from wsdoctor.facts import Facts, LogEvent
-from wsdoctor.target import Target
+from wsdoctor.remote.session import RemoteSession
 
 
 @dataclass
@@ -24,7 +24,7 @@ def scripted_source(batches: Sequence[Sequence[LogEvent]], *, delay: float = 0.0
     """Yield the given batches, then (with ``hold``) wait like a quiet ``tail -f`` until cancelled."""
     state = SourceState()
 
-    async def factory(target: Target, facts: Facts) -> AsyncIterator[list[LogEvent]]:
+    async def factory(session: RemoteSession, facts: Facts) -> AsyncIterator[list[LogEvent]]:
         state.started += 1
         try:
             for batch in batches:
@@ -53,7 +53,7 @@ def flood_source(
     (after ``state.go`` is set, when ``gated``)."""
     state = SourceState(go=not gated)
 
-    async def factory(target: Target, facts: Facts) -> AsyncIterator[list[LogEvent]]:
+    async def factory(session: RemoteSession, facts: Facts) -> AsyncIterator[list[LogEvent]]:
         state.started += 1
         while not state.go:
             await asyncio.sleep(0.01)

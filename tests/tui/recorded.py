@@ -450,7 +450,7 @@ def recorded_factory(**kwargs):
     """A diagnosis factory for WsdoctorApp that remembers what it made."""
     made: list[RecordedDiagnosis] = []
 
-    def factory(target: Target) -> RecordedDiagnosis:
+    def factory(target: Target, session: object = None) -> RecordedDiagnosis:
         d = RecordedDiagnosis(target, **kwargs)
         made.append(d)
         return d

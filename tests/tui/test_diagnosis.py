@@ -261,7 +261,7 @@ def _host_key_refusal() -> Exception:
 async def test_unknown_host_key_is_trusted_only_after_the_fingerprint_is_shown():
     made: list[RecordedDiagnosis] = []
 
-    def factory(target):
+    def factory(target, session=None):
         refuse = not target.accept_host_key
         made.append(RecordedDiagnosis(target, fail_with=_host_key_refusal() if refuse else None))
         return made[-1]

@@ -131,7 +131,7 @@ async def test_the_title_column_grows_with_the_width():
 async def test_rerun_shows_pending_totals_until_the_new_run_reports():
     made: list[RecordedDiagnosis] = []
 
-    def factory(target):
+    def factory(target, session=None):
         made.append(RecordedDiagnosis(target, manual=True))
         made[-1].allowed = 2 if len(made) == 1 else -1  # the re-run reports nothing until allowed
         return made[-1]

@@ -92,7 +92,7 @@ def test_exit_code() -> None:
 
 
 def test_engine_path_candidates() -> None:
-    from wsdoctor.gather import engine_path_candidates
+    from wsdoctor.gather.probes import engine_path_candidates
 
     assert engine_path_candidates("/dev/aiwm/chat/socket.io/?EIO=4&transport=polling") == [
         "/dev/aiwm/chat/socket.io/",

@@ -1,40 +1,38 @@
-"""One remote session per run: the SSH connection, the gatherers that fill Facts from the proxy host (its
-nginx, then its logs), port forwards for the backend probes, and the live log source for the TUI.
+"""The proxy host of one run: its connection, port forwards, and what the run learnt about it.
 
-Why a session object: the issue asks for ONE SSH connection per run, but three parts need it at different
-times — the gatherer (``nginx -T``, logs), the backend probes (``direct-tcpip`` forwards, so what is
-tested is what nginx reaches) and the TUI's live tail.  ``session_for(target)`` hands all of them the
-same connection; ``close_session(target)`` (and, as a safety net, interpreter exit) closes it and every
-tail and forward on it.  Without ``--ssh`` the same code runs on this machine through a LocalRunner
-(``--backend-log`` is read here then).
+Who owns it: whoever runs a diagnosis — ``diagnose.run_headless`` for the CLI, the TUI for its runs —
+creates a ``RemoteSession`` and closes it (``with RemoteSession(target) as session:``), and passes it down
+to everything that needs the host: the remote gatherers (``nginx -T``, logs), the backend probes (their
+``direct-tcpip`` forwards, so what is tested is what nginx reaches) and the TUI's live tail. So the run
+holds ONE SSH connection, and every signature that touches the host names the session it uses. Without
+``--ssh`` the same session runs on this machine through a LocalRunner (``--backend-log`` is read here then).
+
+Remote calls block (paramiko, subprocess): each runs in a thread of the session's own pool (``call``).
+asyncio's default pool has cpu+4 threads (6 on 2 cores): the commands of a run, the backend forwards and
+the config parse would queue behind each other there, which is exactly the serial wait this concurrency
+removes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import functools
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
-from wsdoctor.errors import InputError
-from wsdoctor.facts import CommandResult, Facts, LogEvent
-from wsdoctor.remote import gather as g
+from wsdoctor.logtime import Clock, local_clock
 from wsdoctor.remote.errors import ConnectError
-from wsdoctor.remote.logs import LogFollower
 from wsdoctor.remote.runner import LocalRunner, Runner
-from wsdoctor.routes import corrected_request, route_for
 
 if TYPE_CHECKING:
-    from wsdoctor.nginx.model import Directive
+    from wsdoctor.remote.logplan import LogPlan
     from wsdoctor.target import Target
 
-REMOTE_FACTS = ("config", "version", "logs", "commands")
 _T = TypeVar("_T")
+POOL_THREADS = 24
 
 
 class RemoteSession:
@@ -45,22 +43,46 @@ class RemoteSession:
         self._runner: Runner | None = None
         self._lock = threading.Lock()
         self._forwards: dict[tuple[str, int], tuple[str, int]] = {}
-        self.log_plan: g.LogPlan | None = None
+        self._pool = ThreadPoolExecutor(max_workers=POOL_THREADS, thread_name_prefix="wsdoctor-remote")
+        self._closed = False
+        self.log_plan: LogPlan | None = None
         self.nginx_prefix: str | None = None  # the running master's -p, for relative log paths
         self.compiled: dict[str, str] = {}  # nginx -V's --prefix / --error-log-path / --http-log-path
         self.tail_sudo = False
-        self.clock: g.Clock | None = None  # the host's clock against ours, from the run's `date`
+        self.clock: Clock | None = None  # the host's clock against ours, from the run's `date`
         self.error: str | None = None
         self._failure: ConnectError | None = None
 
+    # -- lifetime -------------------------------------------------------------------------------------
+
+    def __enter__(self) -> RemoteSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection and everything on it (tails, forwards); safe to call twice."""
+        with self._lock:
+            runner, self._runner = self._runner, None
+            self._forwards.clear()
+            self._closed = True
+        if runner is not None:
+            runner.close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- the connection -------------------------------------------------------------------------------
+
     def connect(self, fresh: bool = False) -> Runner:
-        """The runner, connecting once (blocking; run it in a thread).  Raises ConnectError.
+        """The runner, connecting once (blocking; run it with ``call``).  Raises ConnectError.
 
         A failed connection is not retried within the run: the gatherer has already stopped the run with
         its sentence, and a backend probe must not wait for a second refusal (or a second timeout).  The
         gatherer of a new run (the TUI's re-run) passes ``fresh``: try again, and replace a dropped one.
         """
         with self._lock:
+            if self._closed:
+                raise ConnectError("the run is over: its connection to the proxy host was closed.")
             if fresh:
                 self._failure = None
                 if self._runner is not None and not getattr(self._runner, "connected", True):
@@ -72,7 +94,7 @@ class RemoteSession:
                 if self._failure is not None:
                     raise self._failure
                 if self.target.ssh:
-                    from wsdoctor.remote.ssh import SshRunner
+                    from wsdoctor.remote.ssh import SshRunner  # paramiko: only when there is a host to reach
 
                     try:
                         self._runner = SshRunner.from_target(self.target)
@@ -102,501 +124,21 @@ class RemoteSession:
             self._forwards.setdefault(key, address)
             return self._forwards[key]
 
-    def close(self) -> None:
-        with self._lock:
-            runner, self._runner = self._runner, None
-            self._forwards.clear()
-        if runner is not None:
-            runner.close()
-
-
-def clock_of(target: Target) -> g.Clock:
-    """The proxy host's clock as this run measured it (this machine's without --ssh or before it was read)."""
-    if target.ssh:
-        with _SESSIONS_LOCK:
-            session = _SESSIONS.get(id(target))
-        clock = session.clock if session is not None and session.target is target else None
-        return clock or g.Clock(0.0, None)
-    return g.local_clock()
-
-
-_SESSIONS: dict[int, RemoteSession] = {}
-_SESSIONS_LOCK = threading.Lock()
-
-
-def session_for(target: Target) -> RemoteSession:
-    """The session of this target object (one per run: the gatherer, probes and TUI share it)."""
-    with _SESSIONS_LOCK:
-        session = _SESSIONS.get(id(target))
-        if session is None or session.target is not target:
-            session = RemoteSession(target)
-            _SESSIONS[id(target)] = session
-        return session
-
-
-def close_session(target: Target) -> None:
-    """Close the run's connection and everything on it (tails, forwards); safe if none was opened."""
-    with _SESSIONS_LOCK:
-        session = _SESSIONS.pop(id(target), None)
-    if session is not None:
-        session.close()
-
-
-@atexit.register
-def _close_all() -> None:  # a safety net: no remote tail may outlive wsdoctor
-    with _SESSIONS_LOCK:
-        sessions = list(_SESSIONS.values())
-        _SESSIONS.clear()
-    for session in sessions:
-        with contextlib.suppress(Exception):
-            session.close()
-
-
-# --- the gatherers -------------------------------------------------------------------------------------
-
-Gatherer = Callable[[Facts], Awaitable[None]]
-
-
-@dataclass
-class _Handoff:
-    """What the host gatherer passes to the logs gatherer once it knows it (set in every case)."""
-
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
-    runner: Runner | None = None
-    plan: g.LogPlan | None = None
-    clock: g.Clock | None = None  # the host's clock against ours (None: unknown)
-    # `pm2 jlist`, which says whether the app named by --backend-log pm2:NAME exists
-    pm2: asyncio.Task[dict[str, CommandResult]] | None = None
-    commands: dict[str, asyncio.Task] = field(default_factory=dict)  # still running when the config is in
-    nginx: g.NginxProcess | None = None  # the master diagnosed (its pid marks nginx's sockets in ss)
-
-
-def remote_gatherers(
-    target: Target,
-    config_ready: asyncio.Event,
-    notes: list[str],
-    *,
-    probes_done: asyncio.Event,
-    since: float | None,
-) -> list[Gatherer]:
-    """The gatherers for ``--ssh``: the host (config, version), its commands (``nginx -t``, ports, backend
-    hints) and its logs.
-
-    Commands run concurrently, each on its own channel of the one connection: ``ps`` and ``ss`` first
-    (``ps`` names the master), then ``nginx -T``/``-V``/``-t`` at once, the backend hints once the config
-    is in.  ``config_ready`` is set the moment the dump is parsed (the backend probes wait for it to know
-    the upstream); the probes through the proxy wait for nothing remote.  Three gatherers, so each part
-    shows as soon as it is known: the host (config, version), its commands (``nginx -t``, ``ss``, hints)
-    and its logs.  The logs are read (SFTP where the host has it: no
-    login shell per file) once the probes through the proxy are done (``probes_done``), so they hold the
-    lines this run caused; lines from before the run (``since``, our clock, corrected by the host's) are
-    left out unless ``since`` is None.  Any SSH connection failure stops the run with its sentence (exit
-    2): a diagnosis without the host it was asked to look at would pass checks it never ran.
-    """
-    handoff = _Handoff()
-
-    async def remote_host(facts: Facts) -> None:
-
-        facts.pending |= set(REMOTE_FACTS)
-        session = session_for(target)
-        try:
-            try:
-                runner = await in_thread(session.connect, True)
-            except ConnectError as exc:
-                for name in REMOTE_FACTS:
-                    facts.unavailable[name] = str(exc)
-                raise InputError(str(exc)) from exc
-            if target.ssh:
-                facts.ssh_host = runner.host
-            handoff.runner = runner
-            await _gather_host(runner, session, target, facts, config_ready, notes, handoff)
-        finally:
-            facts.pending -= {"config", "version"}
-            config_ready.set()
-            handoff.ready.set()
-
-    async def remote_commands(facts: Facts) -> None:
-        facts.pending.add("commands")
-        try:
-            await handoff.ready.wait()
-            await _gather_commands(handoff, facts)
-        finally:
-            facts.pending.discard("commands")
-
-    async def remote_logs(facts: Facts) -> None:
-        facts.pending.add("logs")
-        try:
-            await handoff.ready.wait()
-            if handoff.runner is None:  # the host gatherer stopped the run or failed, and said why
-                return
-            await probes_done.wait()
-            await _gather_logs(handoff, session_for(target), target, facts, notes, since)
-        finally:
-            facts.pending.discard("logs")
-
-    return [remote_host, remote_commands, remote_logs]
-
-
-def backend_log_gatherer(
-    target: Target, notes: list[str], *, probes_done: asyncio.Event, since: float | None
-) -> Gatherer:
-    """``--backend-log`` without ``--ssh``: this machine is the backend host; read it after the probes."""
-
-    async def backend_log(facts: Facts) -> None:
-        facts.pending.add("logs")
-        try:
-            await probes_done.wait()
-            runner = await in_thread(session_for(target).connect)
-            events = await _backend_log(runner, target, facts, notes, None)
-            _merge_logs(facts, events, since, g.local_clock())
-        finally:
-            facts.pending.discard("logs")
-
-    return backend_log
-
-
-# Remote calls block (paramiko, subprocess): each waits in a thread of its own pool.  asyncio's default pool
-# has cpu+4 threads (6 on 2 cores): the commands of a run, the backend forwards and the config parse would
-# queue behind each other there, which is exactly the serial wait this concurrency removes.
-_POOL = ThreadPoolExecutor(max_workers=24, thread_name_prefix="wsdoctor-remote")
-
-
-async def in_thread(fn: Callable[..., _T], *args: object, **kwargs: object) -> _T:
-    """Run a blocking remote call in the remote pool (cancelling the await leaves it to its own timeout)."""
-    return await asyncio.get_running_loop().run_in_executor(_POOL, functools.partial(fn, *args, **kwargs))
-
-
-def _spawn(fn: Callable[..., _T], *args: object) -> asyncio.Task[_T]:
-    """Start a blocking remote call now, in its own thread (each takes its own SSH channel)."""
-    return asyncio.create_task(in_thread(fn, *args))
-
-
-async def _gather_host(
-    runner: Runner,
-    session: RemoteSession,
-    target: Target,
-    facts: Facts,
-    config_ready: asyncio.Event,
-    notes: list[str],
-    handoff: _Handoff,
-) -> None:
-    """ps → nginx -T (the config) → nginx -V (the version, the log plan); the other commands are left
-    running in HANDOFF for the commands gatherer.  Every session on the host starts a login shell, and
-    shells started together slow each other down on a small host: what is not on the way to the config
-    (the backend hints) starts once the config is in."""
-    port = facts.client.port if facts.client is not None else None
-    if target.nginx_version:
-        facts.nginx_version, facts.version_source = target.nginx_version, "--nginx-version"
-    ss_task = _spawn(g.listening_ports, runner)  # beside ps: with several masters it picks the one
-    tasks: list[asyncio.Task] = [ss_task]
-    try:
-        ps, clock = await in_thread(g.processes_and_clock, runner)
-        handoff.clock = session.clock = clock if target.ssh else g.local_clock()
-        masters = g.nginx_masters(ps)
-        # ss decides only between several masters (the one listening on the client's port).
-        ss = await ss_task if len(masters) > 1 and not target.nginx_conf and port is not None else None
-        found = await in_thread(g.find_nginx, runner, conf=target.nginx_conf, listen_port=port, ss=ss, ps=ps)
-        if found.note:
-            notes.append(found.note)
-        proc = found.process or g.NginxProcess(pid=None, binary=await in_thread(g.nginx_binary, runner, 5.0))
-        # Then everything else at once, one channel each, nginx -T first.
-        dump_task = _spawn(g.nginx_dump, runner, proc)
-        version_task = _spawn(g.nginx_version, runner, proc)
-        test_task = _spawn(g.nginx_test, runner, proc)
-        tasks += [dump_task, version_task, test_task]
-        dump_result = await dump_task
-        # The backend hints are not on the way to the config: they start once it is in, beside the logs.
-        pm2_task = _spawn(g.pm2_hint, runner)
-        units_task = _spawn(g.units_hint, runner)
-        tasks += [pm2_task, units_task]
-        handoff.pm2 = pm2_task
-        handoff.commands = {"nginx -t": test_task, "ss -ltnp": ss_task, "pm2": pm2_task, "units": units_task}
-        handoff.nginx = found.process
-        dump = g.dump_text(dump_result)
-        if dump is None:
-            facts.commands["nginx -T"] = dump_result
-            why = dump_result.error or g.last_line(dump_result.stderr) or "no configuration was printed"
-            facts.unavailable["config"] = f"nginx -T failed on {runner.host} ({why})"
-            notes.append("no config, so the nginx logs could not be located: " + facts.unavailable["config"])
-        else:
-            from wsdoctor.nginx.load import LoadError, load_dump
-
-            try:
-                facts.config = await in_thread(load_dump, dump, f"from {runner.host}")
-                facts.config_source = facts.config.source
-            except LoadError as exc:
-                facts.unavailable["config"] = str(exc)
-        facts.pending.discard("config")
-        config_ready.set()
-
-        # The logs to read, as soon as they are known: nginx -V's compiled-in paths matter only for
-        # relative paths without -p and for the default logs.
-        plan = _log_plan(facts, proc.prefix, None) if facts.config is not None else None
-        if plan is not None:
-            _publish_plan(plan, session, handoff, notes)
-        version_result = await version_task
-        version, compiled = g.parse_nginx_v(version_result)
-        session.nginx_prefix, session.compiled = proc.prefix, compiled
-        facts.commands["nginx -V"] = version_result
-        if not target.nginx_version:
-            if version:
-                facts.nginx_version, facts.version_source = version, f"nginx -V on {runner.host}"
-            else:
-                facts.unavailable["version"] = (
-                    version_result.error or f"nginx -V gave no version on {runner.host}"
-                )
-        facts.pending.discard("version")
-        if plan is None and facts.config is not None:
-            _publish_plan(_log_plan(facts, proc.prefix, compiled), session, handoff, notes)
-        handoff.ready.set()  # (no config: no nginx logs, but the backend log is still read)
-    except BaseException:
-        for task in tasks:  # nothing left running for a run that is over
-            task.cancel()
-        raise
-
-
-async def _outcome(task: asyncio.Task[_T]) -> _T | None:
-    """TASK's result; None when the host gatherer cancelled it (it failed, and says so itself).  Our own
-    cancellation still propagates (the shield keeps the two apart)."""
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        if task.cancelled():
-            return None
-        raise
-
-
-async def _gather_commands(handoff: _Handoff, facts: Facts) -> None:
-    """``nginx -t``, ``ss -ltnp`` (cut to nginx and the upstream: needs the config), the backend hints."""
-    tasks = handoff.commands
-    if not tasks:  # the host gatherer stopped before starting them, and said why
-        return
-    try:
-        test = await _outcome(tasks["nginx -t"])
-        if test is not None:
-            facts.commands["nginx -t"] = test
-        ss = await _outcome(tasks["ss -ltnp"])
-        if ss is not None:
-            facts.commands["ss -ltnp"] = _focused_ss(ss, facts, handoff.nginx)
-        for name in ("pm2", "units"):
-            facts.commands.update(await _outcome(tasks[name]) or {})
-    finally:
-        for task in tasks.values():
-            task.cancel()
-
-
-def _log_plan(facts: Facts, prefix: str | None, compiled: dict[str, str] | None) -> g.LogPlan | None:
-    """The logs of the location the client's request reaches.  With ``compiled`` None: the plan if nginx's
-    compiled-in paths cannot change it (tried with two different made-up ones), else None (ask nginx -V)."""
-    assert facts.config is not None
-    location, read_timeout = _location_of(facts)
-
-    def plan_with(paths: dict[str, str]) -> g.LogPlan:
-        assert facts.config is not None
-        plan = g.log_sources(facts.config, location, prefix=prefix, compiled=paths, read_timeout=read_timeout)
-        _add_corrected_logs(plan, facts, prefix, paths)
-        return plan
-
-    if compiled is not None:
-        return plan_with(compiled)
-    probes = [
-        {"prefix": f"/{tag}/", "error-log-path": f"/{tag}/error.log", "http-log-path": f"/{tag}/access.log"}
-        for tag in ("wsdoctor-a", "wsdoctor-b")
-    ]
-    first, second = plan_with(probes[0]), plan_with(probes[1])
-    same = [(x.kind, x.path) for x in first.sources] == [(x.kind, x.path) for x in second.sources]
-    return first if same and first.notes == second.notes else None
-
-
-def _publish_plan(plan: g.LogPlan, session: RemoteSession, handoff: _Handoff, notes: list[str]) -> None:
-    """The logs are known: the logs gatherer may read them (once the probes are done)."""
-    session.log_plan = handoff.plan = plan
-    for note in plan.notes:
-        if note not in notes:
-            notes.append(note)
-    handoff.ready.set()
-
-
-def _focused_ss(ss: CommandResult, facts: Facts, proc: g.NginxProcess | None) -> CommandResult:
-    """``ss -ltnp`` cut to nginx's sockets and the ports of the upstream the client's request reaches."""
-    from urllib.parse import urlsplit
-
-    pids = {proc.pid} if proc is not None and proc.pid is not None else set()
-    ports: dict[int, str] = {}
-    expected: dict[int, str] = {}
-    if facts.client is not None:
-        ports[facts.client.port] = "nginx"
-    route = None
-    if facts.config is not None and facts.client is not None:
-        route = route_for(facts)
-    servers = list(route.upstream_servers) if route is not None else []
-    label = f"upstream {route.upstream_name}" if route is not None and route.upstream_name else "upstream"
-    servers += [urlsplit(b).netloc for b in facts.target.backends]
-    for server in servers:
-        if server.startswith("unix:"):
-            continue
-        host, _, port_text = server.rpartition(":")
-        if not port_text.isdigit():
-            continue
-        ports[int(port_text)] = label
-        if host.strip("[]") in ("127.0.0.1", "localhost", "::1"):
-            expected[int(port_text)] = server
-    return g.focus_listening(ss, pids=pids, ports=ports, expected=expected)
-
-
-async def _gather_logs(
-    handoff: _Handoff,
-    session: RemoteSession,
-    target: Target,
-    facts: Facts,
-    notes: list[str],
-    since: float | None,
-) -> None:
-    runner = handoff.runner
-    assert runner is not None
-    plan = handoff.plan
-    tails = [_spawn(g.tail_log, runner, source) for source in (plan.sources if plan is not None else [])]
-    backend = asyncio.create_task(_backend_log(runner, target, facts, notes, handoff.pm2))
-    events: list[LogEvent] = []
-    for result, found, sudo in await asyncio.gather(*tails):
-        facts.commands[f"tail {result.argv[-1]}"] = result
-        session.tail_sudo = session.tail_sudo or sudo
-        events.extend(found)
-        if result.error or result.exit_status != 0:
-            why = result.error or g.last_line(result.stderr) or f"exit status {result.exit_status}"
-            notes.append(f"the nginx log {result.argv[-1]} could not be read on {runner.host}: {why}")
-    events.extend(await backend)
-    _merge_logs(facts, events, since, handoff.clock or g.Clock())
-
-
-async def _backend_log(
-    runner: Runner,
-    target: Target,
-    facts: Facts,
-    notes: list[str],
-    pm2: asyncio.Task[dict[str, CommandResult]] | None,
-) -> list[LogEvent]:
-    """``--backend-log``: its auth failures as events, and a note when it cannot be read."""
-    if not target.backend_log:
-        return []
-    result, events = await in_thread(g.backend_auth_logs, runner, target.backend_log)
-    facts.commands[f"backend log {target.backend_log}"] = result
-    apps = None
-    if pm2 is not None and target.backend_log.startswith("pm2:"):
-        with contextlib.suppress(Exception):  # the commands gatherer reports its own failures
-            hints = await _outcome(pm2)
-            apps = g.pm2_apps(hints) if hints is not None else None
-    problem = g.backend_log_problem(target.backend_log, result, apps)
-    if problem and problem not in notes:
-        notes.append(problem)
-    return events
-
-
-def _merge_logs(facts: Facts, events: list[LogEvent], since: float | None, clock: g.Clock) -> None:
-    """Add EVENTS to facts.logs (a line once), keep this run's, in time order."""
-    known = {(e.source, e.file, e.text) for e in facts.logs}
-    merged = list(facts.logs)
-    for e in events:
-        if (e.source, e.file, e.text) not in known:
-            known.add((e.source, e.file, e.text))
-            merged.append(e)
-    facts.logs[:], _ = g.order_logs(merged, since=since, clock=clock)
-
-
-def _add_corrected_logs(
-    plan: g.LogPlan, facts: Facts, prefix: str | None, compiled: dict[str, str] | None
-) -> None:
-    """When the client's request misses the Socket.IO location (its 404s are in PLAN's logs), also follow
-    the logs of the location its corrected request reaches: they may be other files (the seed's are)."""
-    assert facts.config is not None
-    corrected, read_timeout = _corrected_location_of(facts)
-    route_location, _ = _location_of(facts)
-    if corrected is None or corrected is route_location:
-        return
-    extra = g.log_sources(
-        facts.config, corrected, prefix=prefix, compiled=compiled, read_timeout=read_timeout
-    )
-    known = {src.path for src in plan.sources}
-    plan.sources += [src for src in extra.sources if src.path not in known]
-
-
-def _corrected_location_of(facts: Facts) -> tuple[Directive | None, float | None]:
-    """The location the client's corrected request reaches (the runbook's namespace trap), if any."""
-    if facts.client is None or facts.config is None:
-        return None, None
-    from wsdoctor.nginx.effective import parse_duration, scalar
-
-    corrected = corrected_request(facts)
-    if corrected is None or corrected.route.location is None:
-        return None, None
-    location = corrected.route.location
-    setting = scalar(location, "proxy_read_timeout", facts.nginx_version)
-    value = setting.value[0] if setting.value else None
-    return location, parse_duration(value) if value else None
-
-
-def _location_of(facts: Facts) -> tuple[Directive | None, float | None]:
-    """The location the client's request reaches and its effective proxy_read_timeout (seconds)."""
-    if facts.client is None or facts.config is None:
-        return None, None
-    from wsdoctor.nginx.effective import parse_duration, scalar
-
-    route = route_for(facts)
-    location = route.location if route is not None else None
-    if location is None:
-        return (route.server if route is not None else None), None
-    setting = scalar(location, "proxy_read_timeout", facts.nginx_version)
-    value = setting.value[0] if setting.value else None
-    return location, parse_duration(value) if value else None
-
-
-# --- live logs for the TUI ------------------------------------------------------------------------------------
-
-
-async def live_logs(
-    target: Target,
-    facts: Facts,
-    interval: float = 0.2,
-    include_unclassified: bool = True,
-    backlog: int = 50,
-) -> AsyncIterator[list[LogEvent]]:
-    """Batches of LogEvents from a live tail of the logs that apply to the location.
-
-    Usable as the TUI's ``log_source_factory(target, facts)``: every new line comes as an event (the
-    unclassified ones with ``kind == check == ""``, for the log view; only classified ones speak for a
-    check).  Uses the run's session (so over SSH, the same connection); cancelling the consuming task
-    stops every tail on the host.  Raises RemoteError (one sentence) when there is nothing to follow.
-    """
-    from wsdoctor.remote.errors import RemoteError
-
-    session = session_for(target)
-    runner = await in_thread(session.connect)
-    plan = session.log_plan
-    if plan is None:
-        if facts.config is None:
-            raise RemoteError(
-                "the nginx logs cannot be located without the config: "
-                + (facts.unavailable.get("config") or "give --ssh or --nginx-conf")
-            )
-        location, read_timeout = _location_of(facts)
-        plan = g.log_sources(
-            facts.config,
-            location,
-            prefix=session.nginx_prefix,
-            compiled=session.compiled,
-            read_timeout=read_timeout,
-        )
-        _add_corrected_logs(plan, facts, session.nginx_prefix, session.compiled)
-        session.log_plan = plan
-    if not plan.sources:
-        raise RemoteError("no nginx log file to follow: " + ("; ".join(plan.notes) or "logging is off"))
-    # The last BACKLOG lines of each log first, so the view opens with context, not an empty screen.
-    follower = LogFollower(
-        runner,
-        plan.sources,
-        sudo=session.tail_sudo,
-        include_unclassified=include_unclassified,
-        backlog=backlog,
-    )
-    async for batch in follower.batches(interval):
-        yield batch
+    def host_clock(self) -> Clock:
+        """The proxy host's clock as this run measured it (this machine's without --ssh; no skew before
+        it was read)."""
+        if not self.target.ssh:
+            return local_clock()
+        return self.clock or Clock(0.0, None)
+
+    # -- blocking calls, off the event loop -------------------------------------------------------------
+
+    async def call(self, fn: Callable[..., _T], *args: object, **kwargs: object) -> _T:
+        """Run a blocking remote call in the session's pool (cancelling the await leaves it to its own
+        timeout)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+
+    def spawn(self, fn: Callable[..., _T], *args: object) -> asyncio.Task[_T]:
+        """Start a blocking remote call now, in its own thread (each takes its own SSH channel)."""
+        return asyncio.create_task(self.call(fn, *args))

@@ -1,104 +1,26 @@
-"""The gatherers of one run: which facts to collect for a target, and how, all concurrently.
+"""The probe gatherers: the public URL through the proxy (handshake, websocket, upgrade, CONNECT, sticky,
+hold, TLS, CORS) and each backend of the upstream the route reaches (from the proxy host through the run's
+session when ``--ssh`` is given, so what is tested is what nginx reaches).
 
-``plan`` decides from the target what can be known (a config from a file, a dump or
-SSH; probes unless ``--offline``; nginx logs and commands over SSH; ``--backend-log``
-on the proxy host, or here without ``--ssh``) and returns coroutines that fill
-``Facts``. Every fact a gatherer will produce is put in ``facts.pending`` up front; one
-that cannot be had goes to ``facts.unavailable`` with the reason, so the checks say
-``skip`` with that reason. Logs are read once the probes through the proxy are done,
-so they hold the lines this run caused. Nothing here imports Textual.
+All start at once; each fact is pending until its probe is done, whatever happens. When the client's own
+request misses the Socket.IO location (the runbook's namespace trap), the backends probed and the CONNECT
+judged are those of the corrected request, the one the `client` check names.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit
 
+from wsdoctor import probes
 from wsdoctor.errors import InputError
-from wsdoctor.facts import ConnectProbe, Facts
-from wsdoctor.local import (
-    load_local_config,
-    local_version,
-    mark_no_config,
-    mark_no_host,
-    mark_offline,
-    set_client,
-)
+from wsdoctor.facts import ConnectProbe, Exchange, Facts, Gatherer, Handshake
+from wsdoctor.probes import ProbeConfigError, ProbeContext
+from wsdoctor.remote.session import RemoteSession
 from wsdoctor.routes import corrected_request, socketio_route
 from wsdoctor.target import Target
-
-Gatherer = Callable[[Facts], Awaitable[None]]
-
-
-def probes_sent(target: Target) -> bool:
-    """Whether this run sends probes through the proxy (then its own log lines are the evidence)."""
-    return not target.offline and bool(target.url)
-
-
-def plan(target: Target, facts: Facts, notes: list[str], since: float | None = None) -> list[Gatherer]:
-    """The gatherers for TARGET.  SINCE: when the run started (our clock), when it sends probes; log
-    lines older than that describe a past state and are left out (None: every line is kept)."""
-    gatherers: list[Gatherer] = []
-    set_client(target, facts)
-    config_ready = asyncio.Event()
-    # Set when every probe through the proxy is done: logs are read after it, so they hold this run's lines.
-    probes_done = asyncio.Event()
-
-    if target.ssh:
-        from wsdoctor.remote.session import remote_gatherers
-
-        facts.ssh_host = target.ssh
-        facts.pending |= {"config", "version", "logs", "commands"}
-        gatherers += remote_gatherers(target, config_ready, notes, probes_done=probes_done, since=since)
-    elif target.nginx_conf or target.nginx_dump:
-        facts.pending |= {"config", "version"}
-        gatherers.append(_local_config(target, config_ready))
-        gatherers.append(_local_version(target))
-        mark_no_host(facts)
-    else:
-        config_ready.set()
-        mark_no_config(target, facts)
-        mark_no_host(facts)
-    if target.backend_log and not target.ssh:
-        # Without --ssh this machine is where the backend runs: the same session code reads its log here.
-        from wsdoctor.remote.session import backend_log_gatherer
-
-        facts.pending.add("logs")
-        gatherers.append(backend_log_gatherer(target, notes, probes_done=probes_done, since=since))
-
-    if target.offline:
-        mark_offline(facts)
-        probes_done.set()
-    else:
-        gatherers += _probe_gatherers(target, facts, config_ready, probes_done)
-    return gatherers
-
-
-def _local_config(target: Target, config_ready: asyncio.Event) -> Gatherer:
-    async def local_config(facts: Facts) -> None:
-        try:
-            await asyncio.to_thread(load_local_config, target, facts)
-        finally:
-            facts.pending.discard("config")
-            config_ready.set()
-
-    return local_config
-
-
-def _local_version(target: Target) -> Gatherer:
-    """--nginx-version, else `nginx -v` on this machine (for --nginx-conf of this machine's nginx)."""
-
-    async def local_version_gatherer(facts: Facts) -> None:
-        try:
-            await asyncio.to_thread(local_version, target, facts)
-        finally:
-            facts.pending.discard("version")
-
-    local_version_gatherer.__name__ = "local_version"
-    return local_version_gatherer
-
-
-# --- live probes ------------------------------------------------------------
 
 
 class _Countdown:
@@ -144,12 +66,15 @@ def _no_tunnel(probe: ConnectProbe) -> bool:
     return not probe.exchanges or probe.exchanges[0].status != 101
 
 
-def _probe_gatherers(
-    target: Target, facts: Facts, config_ready: asyncio.Event, probes_done: asyncio.Event
+def probe_gatherers(
+    target: Target,
+    facts: Facts,
+    session: RemoteSession | None,
+    config_ready: asyncio.Event,
+    probes_done: asyncio.Event,
 ) -> list[Gatherer]:
-    from wsdoctor import probes
-    from wsdoctor.probes import ProbeConfigError, ProbeContext
-
+    """The probes for TARGET; PROBES_DONE is set when every probe through the proxy has finished (the logs
+    are read after it). SESSION carries the backend probes with ``--ssh`` (None: straight from here)."""
     try:
         ctx = ProbeContext.from_target(target).prepare()
     except ProbeConfigError as e:
@@ -204,7 +129,7 @@ def _probe_gatherers(
                     return
                 # No Engine.IO session through the proxy at all (a 404, a 502): the route is route's and
                 # upstream's finding, but the token can still be judged by a backend itself.
-                direct = await _connect_at_a_backend(target, facts, ctx, c.namespace, backends_done)
+                direct = await _connect_at_a_backend(facts, ctx, c.namespace, backends_done, session)
                 if direct is not None:
                     probe = direct
             facts.connect = probe
@@ -256,7 +181,7 @@ def _probe_gatherers(
 
     async def backends() -> None:
         try:
-            await _backend_handshakes(target, facts, ctx, config_ready)
+            await _backend_handshakes(target, facts, ctx, config_ready, session)
         finally:
             backends_done.set()
 
@@ -266,13 +191,14 @@ def _probe_gatherers(
     return gs
 
 
-async def _backend_handshakes(target: Target, facts: Facts, ctx, config_ready: asyncio.Event) -> None:
+async def _backend_handshakes(
+    target: Target,
+    facts: Facts,
+    ctx: ProbeContext,
+    config_ready: asyncio.Event,
+    session: RemoteSession | None,
+) -> None:
     """Each upstream server's Engine.IO handshake at the URI nginx sends (from the proxy host with --ssh)."""
-    import dataclasses
-    from urllib.parse import urlsplit
-
-    from wsdoctor import probes
-
     await config_ready.wait()
     route = None
     if facts.config is not None and facts.client is not None:
@@ -299,22 +225,15 @@ async def _backend_handshakes(target: Target, facts: Facts, ctx, config_ready: a
         facts.unavailable["handshake:backends"] = why
         return
 
-    session = None
-    if target.ssh:
-        from wsdoctor.remote.session import in_thread, session_for
-
-        session = session_for(target)
-
+    via = session if target.ssh else None  # without --ssh the backends are probed from here
     async def one(base: str) -> None:
         bctx = dataclasses.replace(ctx, host_header=None, server_hostname=None)
-        if session is not None:
+        if via is not None:
             u = urlsplit(base)
             port = u.port or (443 if u.scheme == "https" else 80)
             try:
-                bctx.connect_to = await in_thread(session.forward, u.hostname or "", port)
+                bctx.connect_to = await via.call(via.forward, u.hostname or "", port)
             except Exception as e:  # noqa: BLE001 - the proxy host cannot reach it: that is the finding
-                from wsdoctor.facts import Exchange, Handshake
-
                 # ForwardError: "root@lb1 could not connect to 172.16.2.100:3350: …" (a clause in summaries)
                 msg = str(e).rstrip(".")
                 ex = Exchange("GET", base + path, error=msg, stage="connect")
@@ -329,13 +248,10 @@ async def _backend_handshakes(target: Target, facts: Facts, ctx, config_ready: a
 
 
 async def _connect_corrected(
-    facts: Facts, ctx, config_ready: asyncio.Event, transport: str, uses_polling: bool
+    facts: Facts, ctx: ProbeContext, config_ready: asyncio.Event, transport: str, uses_polling: bool
 ) -> ConnectProbe | None:
     """The CONNECT of the corrected client through the proxy (the URL's origin, ``path`` = the corrected
     request's path, namespace "/"), or None when there is no corrected request or it gets no verdict either."""
-    import dataclasses
-
-    from wsdoctor import probes
     await config_ready.wait()
     fix = corrected_request(facts)
     if fix is None or facts.client is None:
@@ -352,15 +268,14 @@ async def _connect_corrected(
 
 
 async def _connect_at_a_backend(
-    target: Target, facts: Facts, ctx, namespace: str, backends_done: asyncio.Event
+    facts: Facts,
+    ctx: ProbeContext,
+    namespace: str,
+    backends_done: asyncio.Event,
+    session: RemoteSession | None,
 ) -> ConnectProbe | None:
     """The CONNECT sent straight to a backend whose Engine.IO answered (at the path nginx sends, or where
     it really lives), through the proxy host with --ssh; None when there is none or it gives no session."""
-    import dataclasses
-    from urllib.parse import urlsplit
-
-    from wsdoctor import probes
-
     await backends_done.wait()
     found = [(base, hs) for base, hs in facts.handshakes.items() if base != "proxy" and hs.ok]
     found += [(hs.where, hs) for hs in facts.path_probes.values() if hs.ok]
@@ -368,13 +283,11 @@ async def _connect_at_a_backend(
         return None
     base, hs = found[0]
     bctx = dataclasses.replace(ctx, host_header=None, server_hostname=None)
-    if target.ssh:
-        from wsdoctor.remote.session import in_thread, session_for
-
+    if session is not None and session.target.ssh:
         u = urlsplit(base)
         try:
             port = u.port or (443 if u.scheme == "https" else 80)
-            bctx.connect_to = await in_thread(session_for(target).forward, u.hostname or "", port)
+            bctx.connect_to = await session.call(session.forward, u.hostname or "", port)
         except Exception:  # noqa: BLE001 - it answered a moment ago; without a tunnel there is no verdict
             return None
     path = urlsplit(hs.exchange.url).path
@@ -402,10 +315,8 @@ def engine_path_candidates(*paths: str) -> list[str]:
     return out
 
 
-async def _find_engine_path(facts: Facts, base: str, tried: str, ctx) -> None:
+async def _find_engine_path(facts: Facts, base: str, tried: str, ctx: ProbeContext) -> None:
     """The backend answered 404 at the URI nginx sends: ask it at the other plausible paths, concurrently."""
-    from wsdoctor import probes
-
     known = [tried]
     if facts.client is not None:
         known.append(facts.client.request_path)

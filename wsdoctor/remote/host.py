@@ -1,12 +1,12 @@
-"""What wsdoctor gathers from the proxy host, as plain (blocking) functions over a Runner.
+"""The proxy host's own facts, as plain (blocking) functions over a Runner: the running nginx, its
+commands, the listening ports, the backend processes and their logs.
 
 Why "the running nginx" and not "/etc/nginx/nginx.conf": hosts, containers and the lab start nginx with
 their own ``-c``/``-p``; the config that matters is the one the master process loaded.  So the master is
 found in the process table, and ``nginx -V``/``-T``/``-t`` are run with the same binary, ``-p``, ``-c``
-and ``-g``.  Logs are located from that config (the level nearest the Socket.IO location wins), read
-with ``tail -n N -- PATH`` and classified.  Every function returns facts plus the CommandResults that
-are the evidence; none raises for a failing command (its CommandResult says why).  Each call runs in a
-worker thread (see ``session.py``), several at once over the same SSH connection.
+and ``-g``.  Every function returns facts plus the CommandResults that are the evidence; none raises for a
+failing command (its CommandResult says why).  The gatherers call them in worker threads, several at once
+over the same SSH connection.
 """
 
 from __future__ import annotations
@@ -17,18 +17,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from wsdoctor.facts import CommandResult, LogEvent
-from wsdoctor.remote.logs import AccessFormat, LogSource, classify_lines, format_advice
+from wsdoctor.logtime import Clock, parse_clock
 from wsdoctor.remote.runner import Runner, not_found
 from wsdoctor.remote.text import sanitize
 
 if TYPE_CHECKING:
-    from wsdoctor.nginx.model import Config, Directive
+    pass
 
 COMMAND_TIMEOUT = 15.0
-TAIL_LINES = 400
 BACKEND_LOG_LINES = 300
-DEFAULT_ERROR_LOG = "/var/log/nginx/error.log"
-DEFAULT_ACCESS_LOG = "/var/log/nginx/access.log"
 # A backend line is auth evidence when it is about credentials AND says something went wrong: "token via
 # auth" on a successful connect is not evidence of failing authentication.
 _AUTH_CONTEXT = re.compile(r"auth|jwt|token|credential|signature|bearer|unauthori[sz]ed|forbidden", re.I)
@@ -494,122 +491,6 @@ def last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
-# --- time: which log lines belong to this run, in what order ------------------------------------------------
-
-_MONTHS = {
-    m: i
-    for i, m in enumerate(
-        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], 1
-    )
-}
-_TIME_LOCAL = re.compile(r"^(\d{2})/([A-Z][a-z]{2})/(\d{4}):(\d{2}):(\d{2}):(\d{2}) ([+-])(\d{2})(\d{2})$")
-_ERROR_TIME = re.compile(r"^(\d{4})/(\d{2})/(\d{2}) (\d{2}):(\d{2}):(\d{2})$")
-_ISO_PARTS = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d+))?(Z|([+-])(\d{2}):?(\d{2}))?$"
-)
-# Within one second (the logs' resolution) the lines that say why (error log, backend) come after the
-# access line of the same request, so "the last lines" favour the explanation.
-_SOURCE_RANK = {"access": 0, "backend": 1, "error": 2}
-# nginx logs a refused upstream server once, then skips it for fail_timeout (10 s by default): a run
-# shortly after another may not produce the line itself, so upstream errors this recent still count.
-UPSTREAM_MEMORY = 30.0
-RUN_SLACK = 3.0  # seconds: log timestamps have 1 s resolution, and clocks drift a little
-
-
-@dataclass
-class Clock:
-    """The proxy host's clock against ours: ``skew`` (theirs minus ours, seconds) and its UTC offset."""
-
-    skew: float = 0.0
-    utc_offset: int | None = (
-        None  # seconds east of UTC; None when unknown (naive times then cannot be placed)
-    )
-
-
-def local_clock() -> Clock:
-    import time
-
-    return Clock(0.0, time.localtime().tm_gmtoff)
-
-
-def parse_clock(text: str, before: float, after: float) -> Clock:
-    """``date +%s %z`` output read between BEFORE and AFTER (our clock) → the host's skew and zone."""
-    m = re.match(r"^(\d+) ([+-])(\d{2})(\d{2})$", text.strip())
-    if m is None:
-        return Clock(0.0, None)
-    offset = (int(m.group(3)) * 3600 + int(m.group(4)) * 60) * (-1 if m.group(2) == "-" else 1)
-    return Clock(int(m.group(1)) + 0.5 - (before + after) / 2, offset)
-
-
-def _epoch(fields: tuple[int, ...], offset: int) -> float:
-    import calendar
-
-    return calendar.timegm(fields) - offset
-
-
-def log_epoch(stamp: str | None, utc_offset: int | None) -> float | None:
-    """A log line's time as seconds since the epoch: ``$time_local`` (with its offset), the error log's
-    ``2026/11/26 01:14:22`` and naive ISO times (in the host's zone, ``utc_offset``), ISO 8601 with zone."""
-    if not stamp:
-        return None
-    stamp = stamp.strip()
-    m = _TIME_LOCAL.match(stamp)
-    if m and m.group(2) in _MONTHS:
-        offset = (int(m.group(8)) * 3600 + int(m.group(9)) * 60) * (-1 if m.group(7) == "-" else 1)
-        fields = (
-            int(m.group(3)),
-            _MONTHS[m.group(2)],
-            int(m.group(1)),
-            int(m.group(4)),
-            int(m.group(5)),
-            int(m.group(6)),
-        )
-        return _epoch(fields, offset)
-    m = _ERROR_TIME.match(stamp)
-    if m:
-        return None if utc_offset is None else _epoch(tuple(int(x) for x in m.groups()), utc_offset)
-    m = _ISO_PARTS.match(stamp)
-    if m:
-        fields = tuple(int(x) for x in m.groups()[:6])
-        if m.group(8) == "Z":
-            return _epoch(fields, 0)
-        if m.group(8):
-            offset = (int(m.group(10)) * 3600 + int(m.group(11)) * 60) * (-1 if m.group(9) == "-" else 1)
-            return _epoch(fields, offset)
-        return None if utc_offset is None else _epoch(fields, utc_offset)
-    return None
-
-
-def order_logs(events: list[LogEvent], *, since: float | None, clock: Clock) -> tuple[list[LogEvent], int]:
-    """The events of this run in time order, and how many older ones were left out.
-
-    ``since`` is the run's start on OUR clock (None: keep every line, e.g. ``--offline`` where history is
-    all there is).  A line whose time cannot be told is kept.  Lines of earlier runs (and older traffic)
-    describe a past state — before a fix, say — so they would contradict what the probes show now; recent
-    upstream errors are the exception (see UPSTREAM_MEMORY).  Lines without a time take the time of the
-    line before them in the same file.
-    """
-    keyed: list[tuple[float, int, int, LogEvent]] = []
-    last: dict[tuple[str, str], float] = {}
-    dropped = 0
-    start = None if since is None else since + clock.skew - RUN_SLACK
-    for index, event in enumerate(events):
-        when = log_epoch(event.time, clock.utc_offset)
-        known = when is not None
-        if when is None:
-            when = last.get((event.source, event.file), float("-inf"))
-        else:
-            last[(event.source, event.file)] = when
-        if start is not None and known and when < start:
-            recent_upstream = event.source == "error" and event.check == "upstream"
-            if not (recent_upstream and when >= start - UPSTREAM_MEMORY):
-                dropped += 1
-                continue
-        keyed.append((when, _SOURCE_RANK.get(event.source, 1), index, event))
-    keyed.sort(key=lambda item: item[:3])
-    return [item[3] for item in keyed], dropped
-
-
 _LOCAL_ADDRESS = re.compile(r"^(?:LISTEN|UNCONN|ESTAB)\s+\d+\s+\d+\s+(\S+)")
 
 
@@ -659,149 +540,6 @@ def focus_listening(
     return dataclasses.replace(result, stdout="\n".join(head + kept + footer) + "\n")
 
 
-# --- log files from the config -------------------------------------------------------------------------------
-
-
-def _level_lists(config: Config, block: Directive | None) -> list[list[Directive]]:
-    """The directive lists from BLOCK outwards: location(s), server, http, main (BLOCK None: http, main)."""
-    levels: list[list[Directive]] = []
-    current = block if block is not None else config.http()
-    while current is not None:
-        levels.append(current.block or [])
-        current = current.parent
-    levels.append(config.root)
-    return levels
-
-
-def _resolve(path: str, prefix: str) -> str:
-    if path.startswith("/"):
-        return path
-    return prefix.rstrip("/") + "/" + path
-
-
-def log_formats(config: Config) -> dict[str, AccessFormat]:
-    """Every ``log_format`` of ``http`` by name (``combined`` predefined, as in nginx)."""
-    formats = {"combined": AccessFormat.build("combined")}
-    http = config.http()
-    for d in http.children("log_format") if http is not None else []:
-        if not d.args:
-            continue
-        args = d.args[1:]
-        if args and args[0].startswith("escape="):
-            args = args[1:]
-        formats[d.args[0]] = AccessFormat.build(d.args[0], "".join(args))
-    return formats
-
-
-@dataclass
-class LogPlan:
-    """The logs that apply to one location, and what could not be followed (with why)."""
-
-    sources: list[LogSource] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-
-def log_sources(
-    config: Config,
-    location: Directive | None,
-    *,
-    prefix: str | None = None,
-    compiled: dict[str, str] | None = None,
-    read_timeout: float | None = None,
-) -> LogPlan:
-    """The error and access logs nginx writes for requests in LOCATION (None: the server-less defaults).
-
-    The nearest level that has ``access_log`` (resp. ``error_log``) gives all of its entries, like nginx's
-    own inheritance; ``off``, ``syslog:``, ``stderr`` and paths with variables cannot be tailed and are
-    reported in ``notes``.  Relative paths are resolved against the prefix (``-p`` or the compiled one).
-    """
-    compiled = compiled or {}
-    base = prefix or compiled.get("prefix") or "/usr/share/nginx"
-    plan = LogPlan()
-    levels = _level_lists(config, location)
-    formats = log_formats(config)
-    path_prefix = None
-    if location is not None and location.args:
-        last = location.args[-1]
-        if last.startswith("/") and location.args[0] not in ("~", "~*"):
-            path_prefix = last
-
-    error_directives: list[Directive] = next(
-        (found for level in levels if (found := [d for d in level if d.name == "error_log"])), []
-    )
-    if error_directives:
-        entries = [
-            (d.args[0] if d.args else "", d.args[1] if len(d.args) > 1 else "error", d)
-            for d in error_directives
-        ]
-    else:
-        entries = [(compiled.get("error-log-path") or DEFAULT_ERROR_LOG, "error", None)]
-    for path, level, directive in entries:
-        where = directive.where if directive is not None else None
-        if _untailable(path, plan, "error_log", where):
-            continue
-        plan.sources.append(LogSource("error", _resolve(path, base), where=where))
-        if level in ("warn", "error", "crit", "alert", "emerg"):
-            plan.notes.append(
-                f"error_log {path} logs at level '{level}': nginx writes idle-tunnel timeouts "
-                "(… while proxying upgraded connection) at [info], so they are not in it; "
-                "lower it to info while investigating drops."
-            )
-
-    access_directives: list[Directive] = next(
-        (found for level in levels if (found := [d for d in level if d.name == "access_log"])), []
-    )
-    if access_directives:
-        access = [
-            (d.args[0] if d.args else "", d.args[1] if len(d.args) > 1 else "combined", d)
-            for d in access_directives
-        ]
-    else:
-        access = [(compiled.get("http-log-path") or DEFAULT_ACCESS_LOG, "combined", None)]
-    for path, fmt_name, directive in access:
-        where = directive.where if directive is not None else None
-        if path == "off":
-            plan.notes.append(f"access_log is off ({where}): no access-log evidence for this location.")
-            continue
-        if fmt_name.startswith(("buffer=", "gzip", "flush=", "if=")):
-            fmt_name = "combined"
-        if _untailable(path, plan, "access_log", where):
-            continue
-        fmt = formats.get(fmt_name)
-        if fmt is None:
-            plan.notes.append(
-                f"access_log {path} uses log_format '{fmt_name}', which is not defined; read as combined."
-            )
-            fmt = formats["combined"]
-        advice = format_advice(fmt)
-        if advice and advice not in plan.notes:
-            plan.notes.append(advice)
-        plan.sources.append(
-            LogSource(
-                "access",
-                _resolve(path, base),
-                format=fmt,
-                read_timeout=read_timeout,
-                path_prefix=path_prefix,
-                where=where,
-            )
-        )
-    return plan
-
-
-def _untailable(path: str, plan: LogPlan, name: str, where: str | None) -> bool:
-    at = f" ({where})" if where else ""
-    if not path:
-        return True
-    if path.startswith(("syslog:", "memory:")) or path in ("stderr", "/dev/stderr", "/dev/stdout"):
-        plan.notes.append(f"{name} {path}{at} is not a file: read it where it goes (syslog, container logs).")
-        return True
-    if "$" in path:
-        plan.notes.append(f"{name} {path}{at} contains variables: wsdoctor cannot tell which file to read.")
-        return True
-    return False
-
-
 def read_last_lines(
     runner: Runner, path: str, lines: int, timeout: float = COMMAND_TIMEOUT
 ) -> tuple[CommandResult, bool]:
@@ -814,12 +552,3 @@ def read_last_lines(
     if direct is not None:
         return direct, False
     return run_readable(runner, ["tail", "-n", str(lines), "--", path], timeout)
-
-
-def tail_log(
-    runner: Runner, source: LogSource, lines: int = TAIL_LINES, timeout: float = COMMAND_TIMEOUT
-) -> tuple[CommandResult, list[LogEvent], bool]:
-    """The last LINES lines of one log, classified; and whether sudo was needed."""
-    result, sudo = read_last_lines(runner, source.path, lines, timeout)
-    events = classify_lines(source, result.stdout.splitlines()) if result.exit_status == 0 else []
-    return result, events, sudo
