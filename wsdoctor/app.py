@@ -40,7 +40,7 @@ from textual.worker import Worker, WorkerState
 
 from wsdoctor.diagnose import Diagnosis, Update
 from wsdoctor.errors import describe
-from wsdoctor.facts import Facts, LogEvent
+from wsdoctor.facts import Fact, Facts, LogEvent
 from wsdoctor.gather.remote import live_logs
 from wsdoctor.remote.errors import HostKeyUnknown
 from wsdoctor.remote.session import RemoteSession
@@ -53,6 +53,7 @@ from wsdoctor.screens.hostkey import HostKeyScreen
 from wsdoctor.screens.logs import LogsScreen
 from wsdoctor.screens.target import TargetScreen
 from wsdoctor.target import Target
+from wsdoctor.widgets.findings import FindingList
 from wsdoctor.widgets.logview import LOG_CAP, LogLine, LogView, format_events
 
 LogSourceFactory = Callable[[RemoteSession, Facts], AsyncIterator[list[LogEvent]]]
@@ -69,7 +70,7 @@ class LogSourceUnavailable(Exception):
 async def no_log_source(session: RemoteSession, facts: Facts) -> AsyncIterator[list[LogEvent]]:
     """For targets whose logs are not on a host we can read: says why there are no logs, yields nothing."""
     raise LogSourceUnavailable(
-        facts.unavailable.get("logs") or "no log source (give --ssh or a local nginx config)"
+        facts.unavailable.get(Fact.LOGS) or "no log source (give --ssh or a local nginx config)"
     )
     yield []  # pragma: no cover - makes this an async generator
 
@@ -285,7 +286,7 @@ class WsdoctorApp(App[int]):
             return
         self._accept(message.update)
         facts = message.update.facts
-        if not self._log_started and "config" not in facts.pending and self.session is not None:
+        if not self._log_started and Fact.CONFIG not in facts.pending and self.session is not None:
             # The tail needs the config (which log files serve the Socket.IO location) and the SSH session.
             self._log_started = True
             self.log_status = "waiting for log lines…"
@@ -318,7 +319,7 @@ class WsdoctorApp(App[int]):
             self.log_status = "the log source ended"
         else:
             facts = self.diagnosis.facts if self.diagnosis is not None else None
-            reason = facts.unavailable.get("logs") if facts is not None else None
+            reason = facts.unavailable.get(Fact.LOGS) if facts is not None else None
             self.log_status = f"no log lines to follow: {reason or 'no log file serves this location'}"
         self._show_log_status()
 
@@ -446,8 +447,6 @@ class WsdoctorApp(App[int]):
         if isinstance(self.screen, HelpScreen):
             self.pop_screen()
             return
-        from wsdoctor.widgets.findings import FindingList
-
         sections = [
             ("Everywhere", binding_rows(self.BINDINGS) + [("Ctrl+P", "Command palette: every action")]),
             (

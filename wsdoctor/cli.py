@@ -1,8 +1,8 @@
-"""Command line: argument parsing, sub-commands, exit codes (DESIGN.md's stable contract).
+"""Command line: argument parsing, sub-commands, exit codes (the stable contract in the README).
 
 Exit status: 0 no ``fail``; 1 at least one ``fail``; 2 wsdoctor could not run, with one
-line on stderr and never a traceback. Imports are lazy: ``check --offline`` must not pay
-for Textual, httpx or paramiko.
+line on stderr and never a traceback. The TUI (Textual), the lab and the demo are imported by
+their own sub-commands only: ``check --offline`` must not pay for them.
 """
 
 from __future__ import annotations
@@ -12,8 +12,14 @@ import os
 import re
 import sys
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from wsdoctor import __version__
+from wsdoctor.diagnose import run_headless
+from wsdoctor.errors import describe
+from wsdoctor.nginx.generate import generate_command
+from wsdoctor.report import use_color
+from wsdoctor.target import Target, apply_profile
 
 COMMANDS = ("check", "generate", "lab", "demo")
 
@@ -140,9 +146,7 @@ def _parser_generate() -> argparse.ArgumentParser:
     return p
 
 
-def target_from_args(ns: argparse.Namespace):
-    from wsdoctor.target import Target, apply_profile
-
+def target_from_args(ns: argparse.Namespace) -> Target:
     t = Target()
     for key in (
         "url", "path", "token", "token_env", "backend_log", "nginx_conf", "nginx_dump", "nginx_version", "root",
@@ -190,10 +194,8 @@ _VERSION = re.compile(r"^\d+\.\d+(?:\.\d+)?$")
 _FINGERPRINT = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}=?$")
 
 
-def _validate(t) -> None:
+def _validate(t: Target) -> None:
     """Refuse what cannot work before anything runs: one sentence, exit 2."""
-    from urllib.parse import urlsplit
-
     if t.nginx_version and not _VERSION.match(t.nginx_version):
         raise UsageError(f"--nginx-version takes a version like 1.22.1, not {t.nginx_version!r}")
     if t.accept_host_key and not _FINGERPRINT.match(t.accept_host_key):
@@ -223,9 +225,6 @@ def cmd_check(argv: Sequence[str]) -> int:
     target = target_from_args(ns)
     if target.is_empty():
         raise UsageError("nothing to check: give --url and/or --nginx-conf, --nginx-dump or --ssh")
-    from wsdoctor.diagnose import run_headless
-    from wsdoctor.report import use_color
-
     report = run_headless(target)
     if ns.format == "json":
         out = report.to_json()
@@ -254,8 +253,6 @@ def cmd_demo(argv: Sequence[str]) -> int:
 
 def cmd_generate(argv: Sequence[str]) -> int:
     ns = _parser_generate().parse_args(argv)
-    from wsdoctor.nginx.generate import generate_command
-
     return generate_command(ns)
 
 
@@ -282,8 +279,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except Exception as e:  # noqa: BLE001 - the contract: one line, never a traceback
-        from wsdoctor.errors import describe
-
         message = describe(e)
         if message is None:
             if os.environ.get("WSDOCTOR_DEBUG"):

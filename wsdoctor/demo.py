@@ -10,6 +10,10 @@ from __future__ import annotations
 import os
 import sys
 
+from wsdoctor.app import run_tui
+from wsdoctor.diagnose import run_headless
+from wsdoctor.lab import Lab
+from wsdoctor.report import use_color
 from wsdoctor.target import Target
 
 
@@ -37,8 +41,6 @@ def lab_target(info: dict, *, broken_client: bool = True) -> Target:
 
 
 def demo(scenario: str = "seed", directory: str | None = None, text: bool = False) -> int:
-    from wsdoctor.lab import Lab
-
     print(
         f"wsdoctor demo: starting the '{scenario}' lab (real nginx, 3 Socket.IO backends, sshd)…",
         file=sys.stderr,
@@ -47,14 +49,9 @@ def demo(scenario: str = "seed", directory: str | None = None, text: bool = Fals
     try:
         target = lab_target(lab.info())
         if text or not sys.stdout.isatty():
-            from wsdoctor.diagnose import run_headless
-            from wsdoctor.report import use_color
-
             report = run_headless(target)
             sys.stdout.write(report.to_text(color=use_color(sys.stdout)))
             return report.exit_code()
-        from wsdoctor.app import run_tui
-
         os.environ.setdefault("WSDOCTOR_LAB_DIR", str(lab.info()["dir"]))
         return run_tui(target, title_suffix=f" — demo: {scenario} lab")
     finally:

@@ -11,10 +11,12 @@ dataclasses below, checks read them. Nothing here imports Textual.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:  # heavy modules only for type checkers
     from wsdoctor.nginx.model import Config
@@ -98,8 +100,6 @@ class Exchange:
 
     def transcript(self) -> str:
         """The request and the answer as an on-call engineer reads them (secrets redacted later)."""
-        from urllib.parse import urlsplit
-
         u = urlsplit(self.url)
         target = (u.path or "/") + (f"?{u.query}" if u.query else "")
         lines = [f"{self.method} {target} HTTP/1.1", f"Host: {u.netloc}"]
@@ -271,8 +271,6 @@ class CommandResult:
 
     @property
     def display(self) -> str:
-        import shlex
-
         return " ".join(shlex.quote(a) for a in self.argv)
 
 

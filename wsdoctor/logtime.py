@@ -8,6 +8,7 @@ left out, and lines from several logs are merged in time order.
 
 from __future__ import annotations
 
+import calendar
 import re
 import time
 from collections.abc import Iterable
@@ -60,8 +61,6 @@ def parse_clock(text: str, before: float, after: float) -> Clock:
 
 
 def _epoch(fields: tuple[int, ...], offset: int) -> float:
-    import calendar
-
     return calendar.timegm(fields) - offset
 
 
@@ -126,8 +125,6 @@ def order_logs(events: list[LogEvent], *, since: float | None, clock: Clock) -> 
         keyed.append((when, _SOURCE_RANK.get(event.source, 1), index, event))
     keyed.sort(key=lambda item: item[:3])
     return [item[3] for item in keyed], dropped
-
-
 
 
 def merge_logs(

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import sys
 
-from wsdoctor.errors import InputError
-from wsdoctor.facts import NO_CONFIG, OFFLINE, PROBE_FACTS, Facts
+from wsdoctor.errors import InputError, describe
+from wsdoctor.facts import NO_CONFIG, OFFLINE, PROBE_FACTS, Fact, Facts
+from wsdoctor.nginx.load import LoadError, load_dump, load_file
+from wsdoctor.nginx.version import local_version as ask
 from wsdoctor.target import Target
+from wsdoctor.wire.client import client_request
 
 NO_LOGS = "no nginx log source: give --ssh to read the proxy host's logs"
 NO_COMMANDS = "no proxy host: give --ssh to run nginx -t there"
@@ -24,8 +27,6 @@ def set_client(target: Target, facts: Facts) -> None:
     """The request socket.io-client really makes for --url/--path/--transports."""
     if not target.url:
         return
-    from wsdoctor.wire.client import client_request
-
     try:
         facts.client = client_request(target.url, target.path, target.transports, target.raw)
     except ValueError as e:
@@ -34,8 +35,6 @@ def set_client(target: Target, facts: Facts) -> None:
 
 def load_local_config(target: Target, facts: Facts) -> None:
     """--nginx-conf / --nginx-dump on this machine."""
-    from wsdoctor.nginx.load import LoadError, load_dump, load_file
-
     try:
         if target.nginx_dump:
             if target.nginx_dump == "-":
@@ -50,8 +49,6 @@ def load_local_config(target: Target, facts: Facts) -> None:
     except LoadError as e:
         raise InputError(str(e)) from None
     except OSError as e:
-        from wsdoctor.errors import describe
-
         raise InputError(describe(e) or str(e)) from None
     facts.config_source = facts.config.source
 
@@ -61,25 +58,23 @@ def local_version(target: Target, facts: Facts) -> None:
     if target.nginx_version:
         facts.nginx_version, facts.version_source = target.nginx_version, "--nginx-version"
     elif target.nginx_conf and not target.root:
-        from wsdoctor.nginx.version import local_version as ask
-
         v = ask()
         if v:
             facts.nginx_version, facts.version_source = v, "nginx -v on this machine"
     if not facts.nginx_version:
-        facts.unavailable["version"] = UNKNOWN_VERSION
+        facts.unavailable[Fact.VERSION] = UNKNOWN_VERSION
 
 
 def mark_no_config(target: Target, facts: Facts) -> None:
-    facts.unavailable["config"] = NO_CONFIG
-    facts.unavailable["version"] = NO_CONFIG
+    facts.unavailable[Fact.CONFIG] = NO_CONFIG
+    facts.unavailable[Fact.VERSION] = NO_CONFIG
     if target.nginx_version:
         facts.nginx_version, facts.version_source = target.nginx_version, "--nginx-version"
 
 
 def mark_no_host(facts: Facts) -> None:
-    facts.unavailable["logs"] = NO_LOGS
-    facts.unavailable["commands"] = NO_COMMANDS
+    facts.unavailable[Fact.LOGS] = NO_LOGS
+    facts.unavailable[Fact.COMMANDS] = NO_COMMANDS
 
 
 def mark_offline(facts: Facts) -> None:

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from wsdoctor import probes
 from wsdoctor.errors import InputError
-from wsdoctor.facts import ConnectProbe, Exchange, Facts, Gatherer, Handshake
+from wsdoctor.facts import ConnectProbe, Exchange, Fact, Facts, Gatherer, Handshake
 from wsdoctor.probes import ProbeConfigError, ProbeContext
 from wsdoctor.remote.session import RemoteSession
 from wsdoctor.routes import corrected_request, socketio_route
@@ -84,7 +84,16 @@ def probe_gatherers(
     gs: list[Gatherer] = []
     through_proxy = _Countdown(probes_done)
     c = facts.client
-    public = ("handshake:proxy", "websocket", "upgrade", "connect", "sticky", "hold", "tls", "cors")
+    public = (
+        Fact.HANDSHAKE_PROXY,
+        Fact.WEBSOCKET,
+        Fact.UPGRADE,
+        Fact.CONNECT,
+        Fact.STICKY,
+        Fact.HOLD,
+        Fact.TLS,
+        Fact.CORS,
+    )
     if c is None:
         for name in public:
             facts.unavailable[name] = "no --url given: nothing to probe through the proxy"
@@ -151,32 +160,32 @@ def probe_gatherers(
                 polling_url, origin=f"{c.scheme}://{c.netloc}", ctx=ctx, where="proxy"
             )
 
-        gs.append(_probe(facts, "handshake:proxy", handshake, through_proxy))
-        gs.append(_probe(facts, "websocket", websocket, through_proxy))
+        gs.append(_probe(facts, Fact.HANDSHAKE_PROXY, handshake, through_proxy))
+        gs.append(_probe(facts, Fact.WEBSOCKET, websocket, through_proxy))
         if uses_polling and uses_ws:
-            gs.append(_probe(facts, "upgrade", upgrade, through_proxy))
+            gs.append(_probe(facts, Fact.UPGRADE, upgrade, through_proxy))
         else:
-            facts.unavailable["upgrade"] = (
+            facts.unavailable[Fact.UPGRADE] = (
                 "the client uses one transport only: no polling→websocket upgrade to try"
             )
-        gs.append(_probe(facts, "connect", connect, through_proxy))
+        gs.append(_probe(facts, Fact.CONNECT, connect, through_proxy))
         if uses_polling:
-            gs.append(_probe(facts, "sticky", sticky, through_proxy))
+            gs.append(_probe(facts, Fact.STICKY, sticky, through_proxy))
         else:
-            facts.unavailable["sticky"] = (
+            facts.unavailable[Fact.STICKY] = (
                 "websocket-only client: each session is one connection, nothing to keep sticky"
             )
         if target.hold:
-            gs.append(_probe(facts, "hold", hold, through_proxy))
+            gs.append(_probe(facts, Fact.HOLD, hold, through_proxy))
         else:
-            facts.unavailable["hold"] = (
+            facts.unavailable[Fact.HOLD] = (
                 "no tunnel held (give --hold SECONDS to keep one open and catch drops)"
             )
         if c.secure:
-            gs.append(_probe(facts, "tls", tls, through_proxy))
+            gs.append(_probe(facts, Fact.TLS, tls, through_proxy))
         else:
-            facts.unavailable["tls"] = f"{c.scheme}:// URL: no TLS on the public side"
-        gs.append(_probe(facts, "cors", cors, through_proxy))
+            facts.unavailable[Fact.TLS] = f"{c.scheme}:// URL: no TLS on the public side"
+        gs.append(_probe(facts, Fact.CORS, cors, through_proxy))
     backends_done = asyncio.Event()
 
     async def backends() -> None:
@@ -185,7 +194,7 @@ def probe_gatherers(
         finally:
             backends_done.set()
 
-    gs.append(_probe(facts, "handshake:backends", backends))
+    gs.append(_probe(facts, Fact.HANDSHAKE_BACKENDS, backends))
     if through_proxy.left == 0:
         probes_done.set()
     return gs
@@ -222,10 +231,11 @@ async def _backend_handshakes(
             if route is not None
             else "no backends to probe: give --backend URL, or a config (--nginx-conf/--nginx-dump/--ssh) and --url"
         )
-        facts.unavailable["handshake:backends"] = why
+        facts.unavailable[Fact.HANDSHAKE_BACKENDS] = why
         return
 
     via = session if target.ssh else None  # without --ssh the backends are probed from here
+
     async def one(base: str) -> None:
         bctx = dataclasses.replace(ctx, host_header=None, server_hostname=None)
         if via is not None:

@@ -32,6 +32,7 @@ _T = TypeVar("_T")
 
 # --- the gatherers -------------------------------------------------------------------------------------
 
+
 @dataclass
 class _Handoff:
     """What the host gatherer passes to the logs gatherer once it knows it (set in every case)."""
@@ -151,10 +152,14 @@ async def _gather_host(
         masters = h.nginx_masters(ps)
         # ss decides only between several masters (the one listening on the client's port).
         ss = await ss_task if len(masters) > 1 and not target.nginx_conf and port is not None else None
-        found = await session.call(h.find_nginx, runner, conf=target.nginx_conf, listen_port=port, ss=ss, ps=ps)
+        found = await session.call(
+            h.find_nginx, runner, conf=target.nginx_conf, listen_port=port, ss=ss, ps=ps
+        )
         if found.note:
             notes.append(found.note)
-        proc = found.process or h.NginxProcess(pid=None, binary=await session.call(h.nginx_binary, runner, 5.0))
+        proc = found.process or h.NginxProcess(
+            pid=None, binary=await session.call(h.nginx_binary, runner, 5.0)
+        )
         # Then everything else at once, one channel each, nginx -T first.
         dump_task = session.spawn(h.nginx_dump, runner, proc)
         version_task = session.spawn(h.nginx_version, runner, proc)
@@ -172,15 +177,17 @@ async def _gather_host(
         if dump is None:
             facts.commands["nginx -T"] = dump_result
             why = dump_result.error or h.last_line(dump_result.stderr) or "no configuration was printed"
-            facts.unavailable["config"] = f"nginx -T failed on {runner.host} ({why})"
-            notes.append("no config, so the nginx logs could not be located: " + facts.unavailable["config"])
+            facts.unavailable[Fact.CONFIG] = f"nginx -T failed on {runner.host} ({why})"
+            notes.append(
+                "no config, so the nginx logs could not be located: " + facts.unavailable[Fact.CONFIG]
+            )
         else:
             try:
                 facts.config = await session.call(load_dump, dump, f"from {runner.host}")
                 facts.config_source = facts.config.source
             except LoadError as exc:
-                facts.unavailable["config"] = str(exc)
-        facts.pending.discard("config")
+                facts.unavailable[Fact.CONFIG] = str(exc)
+        facts.pending.discard(Fact.CONFIG)
         config_ready.set()
 
         # The logs to read, as soon as they are known: nginx -V's compiled-in paths matter only for
@@ -196,10 +203,10 @@ async def _gather_host(
             if version:
                 facts.nginx_version, facts.version_source = version, f"nginx -V on {runner.host}"
             else:
-                facts.unavailable["version"] = (
+                facts.unavailable[Fact.VERSION] = (
                     version_result.error or f"nginx -V gave no version on {runner.host}"
                 )
-        facts.pending.discard("version")
+        facts.pending.discard(Fact.VERSION)
         if plan is None and facts.config is not None:
             _publish_plan(_log_plan(facts, proc.prefix, compiled), session, handoff, notes)
         handoff.ready.set()  # (no config: no nginx logs, but the backend log is still read)
@@ -247,7 +254,9 @@ def _log_plan(facts: Facts, prefix: str | None, compiled: dict[str, str] | None)
 
     def plan_with(paths: dict[str, str]) -> lp.LogPlan:
         assert facts.config is not None
-        plan = lp.log_sources(facts.config, location, prefix=prefix, compiled=paths, read_timeout=read_timeout)
+        plan = lp.log_sources(
+            facts.config, location, prefix=prefix, compiled=paths, read_timeout=read_timeout
+        )
         _add_corrected_logs(plan, facts, prefix, paths)
         return plan
 
@@ -306,7 +315,9 @@ async def _gather_logs(
     runner = handoff.runner
     assert runner is not None
     plan = handoff.plan
-    tails = [session.spawn(lp.tail_log, runner, source) for source in (plan.sources if plan is not None else [])]
+    tails = [
+        session.spawn(lp.tail_log, runner, source) for source in (plan.sources if plan is not None else [])
+    ]
     backend = asyncio.create_task(_backend_log(session, runner, facts, notes, handoff.pm2))
     events: list[LogEvent] = []
     for result, found, sudo in await asyncio.gather(*tails):
@@ -410,7 +421,7 @@ async def live_logs(
         if facts.config is None:
             raise RemoteError(
                 "the nginx logs cannot be located without the config: "
-                + (facts.unavailable.get("config") or "give --ssh or --nginx-conf")
+                + (facts.unavailable.get(Fact.CONFIG) or "give --ssh or --nginx-conf")
             )
         location, read_timeout = _location_of(facts)
         plan = lp.log_sources(

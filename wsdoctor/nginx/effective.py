@@ -16,13 +16,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from wsdoctor.nginx.model import Config, Directive
+from wsdoctor.nginx.routing import Route, expand, map_lookup, proxy_host
 from wsdoctor.nginx.version import at_least
-
-if TYPE_CHECKING:
-    from wsdoctor.nginx.routing import Route
 
 NEW_DEFAULTS = (1, 29, 7)  # proxy_http_version 1.1, no Connection: close, keepalive in upstream{}
 
@@ -194,8 +191,6 @@ def map_value(config: Config, variable: str, input_value: str) -> str | None:
 
     None when no ``map`` defines the variable.
     """
-    from wsdoctor.nginx.routing import map_lookup
-
     name = variable if variable.startswith("$") else "$" + variable
     mp = config.maps().get(name)
     if mp is None:
@@ -231,8 +226,6 @@ def forwarded_headers(
     A value is the header as sent, ``None`` when nginx sends no such header; a header whose value depends on
     something unknowable offline (``$remote_addr``) is left out of the result.
     """
-    from wsdoctor.nginx.routing import expand, proxy_host
-
     req = route.request
     block = route.config_block
     if req is None or block is None or route.proxy_pass is None:

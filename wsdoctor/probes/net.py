@@ -26,6 +26,7 @@ import httpx
 
 from wsdoctor.facts import ENGINEIO_NODE, ENGINEIO_PY, NGINX, NOBODY, OTHER, Exchange
 from wsdoctor.probes.context import HEAD_CAP, USER_AGENT, ProbeContext
+from wsdoctor.wire.engineio import ProtocolError, decode_payload, parse_open, python_key_order
 
 _PRE_ANSWER = ("dns", "connect", "tls", "request")
 
@@ -316,8 +317,6 @@ def classify(status: int | None, headers: list[tuple[str, str]], body: bytes) ->
 
 
 def _engineio_kind(text: str) -> str | None:
-    from wsdoctor.wire.engineio import ProtocolError, decode_payload, parse_open, python_key_order
-
     if text == "OK":
         return ENGINEIO_PY
     if text == "ok":

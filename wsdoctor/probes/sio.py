@@ -10,17 +10,18 @@ sends the events a ``connect`` handler emits *before* the ``40`` ack: they are k
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
 from wsdoctor.facts import ConnectProbe, Exchange
 from wsdoctor.probes.context import ProbeContext
 from wsdoctor.probes.net import engine_url, open_client, timeout_message
-from wsdoctor.probes.polling import PollingSession
+from wsdoctor.probes.polling import PollingSession, answer_problem
 from wsdoctor.probes.tunnel import _goodbye, first_open_packet, refusal
 from wsdoctor.probes.wsconn import WsClosed, open_ws, recv_within
 from wsdoctor.wire import socketio as sio
-from wsdoctor.wire.engineio import Packet, PacketType, ProtocolError
+from wsdoctor.wire.engineio import Packet, PacketType, ProtocolError, decode_packet
 from wsdoctor.wire.socketio import SioType
 
 
@@ -139,8 +140,6 @@ async def _over_websocket(
             while not watch.done:
                 msg = await recv_within(conn, deadline)
                 try:
-                    from wsdoctor.wire.engineio import decode_packet
-
                     pkt = decode_packet(msg)
                 except ProtocolError as e:
                     probe.error = f"the server sent a frame that is not Engine.IO ({e})"
@@ -206,12 +205,8 @@ async def _over_polling(
 
 
 def _failed(ex: Exchange, what: str) -> str:
-    from wsdoctor.probes.polling import answer_problem
-
     return ex.error if ex.status is None else answer_problem(ex, what)
 
 
 def _compact(obj: Any) -> str:
-    import json
-
     return json.dumps(obj, separators=(",", ":"))

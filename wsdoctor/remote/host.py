@@ -11,8 +11,10 @@ over the same SSH connection.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -222,8 +224,6 @@ _PS_AND_CLOCK = (
 def processes_and_clock(runner: Runner, timeout: float = COMMAND_TIMEOUT) -> tuple[CommandResult, Clock]:
     """``ps -eo pid=,args=`` (kept out of the evidence: other processes' arguments may hold secrets) and
     the host's clock (``date +%s %z``), which says which log lines this run caused."""
-    import time
-
     before = time.time()
     result = runner.run(["sh", "-c", _PS_AND_CLOCK], timeout)
     after = time.time()
@@ -535,8 +535,6 @@ def focus_listening(
         footer.append(
             f"({other} other listening socket{'s' if other != 1 else ''} left out: not {' or '.join(what)})"
         )
-    import dataclasses
-
     return dataclasses.replace(result, stdout="\n".join(head + kept + footer) + "\n")
 
 

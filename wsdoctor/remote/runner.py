@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import pwd
 import queue
 import selectors
 import signal
@@ -382,8 +383,6 @@ def last_lines(read_at: Callable[[int, int], bytes], size: int, lines: int, cap:
 
 def _local_user() -> str:
     try:
-        import pwd
-
         return pwd.getpwuid(os.geteuid()).pw_name
     except (ImportError, KeyError):
         return os.environ.get("USER", "this user")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import pwd
 import re
 import shutil
 import subprocess
@@ -240,8 +241,6 @@ def _ssh_g(
 
 def _passwd_home() -> str:
     try:
-        import pwd
-
         return pwd.getpwuid(os.getuid()).pw_dir
     except (ImportError, KeyError):
         return _home()

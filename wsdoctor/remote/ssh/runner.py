@@ -4,6 +4,7 @@ multiplexed); a dropped connection turns the running command into an error resul
 from __future__ import annotations
 
 import contextlib
+import errno
 import re
 import select
 import shlex
@@ -264,8 +265,6 @@ class SshRunner(Runner):
         A missing file is a failed result (``tail`` would say the same); permission denied, no SFTP
         subsystem or any SFTP trouble returns None, and the caller runs ``tail`` (with sudo if needed).
         """
-        import errno
-
         argv = ["sftp-read", "-n", str(lines), "--", path]
         with self._sftp_lock:
             if self._sftp_refused or not self.connected:
