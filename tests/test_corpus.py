@@ -178,6 +178,8 @@ def test_expected_covers_the_corpus() -> None:
     dirs = sorted(p.name for p in CORPUS.iterdir() if (p / "etc/nginx/nginx.conf").is_file())
     assert dirs == sorted(CONFIGS), "every corpus directory needs an entry in expected.json and vice versa"
     assert len(dirs) >= 40
+    sources = (CORPUS / "SOURCES.md").read_text()
+    assert all(f"`{name}`" in sources for name in dirs), "every config needs its row in SOURCES.md"
     for name, c in CONFIGS.items():
         assert set(c["checks"]) == set(CHECKS), name
         for cid, e in c["checks"].items():
