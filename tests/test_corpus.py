@@ -5,8 +5,8 @@ tests/corpus/expected.json holds, per config, the client target its author would
 says about it, and the status each check should give offline. Each (config, check) pair is one test. A pair
 whose ``right`` flag is false is today's known defect: it is a strict xfail (the reason names the defect), so it
 fails as soon as wsdoctor gives the expected status (update the flag) and fails outright if the output drifts to
-a third status. Fix diffs are applied with ``patch -p1`` to a copy and must leave a config that real nginx
-accepted still accepted.
+a third status. Fix diffs are applied with ``patch -p1`` to a copy: a config real nginx accepted must stay
+accepted, and a fix that names its location ("In location X: …") must change statements inside X only.
 """
 
 from __future__ import annotations
@@ -274,8 +274,10 @@ def test_fix_diff_applies_keeps_nginx_accepting_and_lands_in_place(
     c = CONFIGS[name]
     hosts = c["nginx_t"].get("hosts", [])
     _code, report, _err = report_of(name)
-    finding = next(f for f in report["findings"] if f["id"] == cid)
-    diff = finding["fix"]["diff"]
+    finding = next((f for f in (report or {}).get("findings", []) if f["id"] == cid), None)
+    diff = ((finding or {}).get("fix") or {}).get("diff")
+    if not diff:
+        pytest.fail(f"{name}: {cid} proposes no fix diff any more: update fix_diffs in expected.json")
     assert diff.startswith("--- a/etc/"), diff
     patched = tmp_path / "patched"
     shutil.copytree(CORPUS / name, patched)
