@@ -1,17 +1,19 @@
-"""What every check needs: the skip reasons, evidence builders, the route, and small wording helpers.
+"""What every check needs: the skip reasons, the place judged, evidence builders, fix diffs, small wording.
 
-Kept in one place so that eleven checks say the same thing the same way: the same skip sentence for a missing
-config, the same ``file:line`` evidence with the exact lines, the same probe transcript. Not a check itself
-(its name starts with ``_``; ``checks.run_all`` only runs the ids of ``report.CHECK_IDS``).
+Kept in one place so that every check says the same thing the same way: the same skip sentence for a missing
+config, the same ``file:line`` evidence with the exact lines, the same probe transcript, the same diff. Not a
+check itself (its name starts with ``_``; ``checks.run_all`` only runs the ids of ``report.CHECK_IDS``).
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from wsdoctor.checks._args import statement_errors
 from wsdoctor.facts import (
     NGINX,
     NO_CONFIG,
@@ -20,11 +22,14 @@ from wsdoctor.facts import (
     OFFLINE,
     CommandResult,
     Exchange,
+    Fact,
     Facts,
     Handshake,
     LogEvent,
 )
-from wsdoctor.report import Evidence, Finding, Fix, Status, redact
+from wsdoctor.logkinds import KINDS
+from wsdoctor.nginx.patch import Patch
+from wsdoctor.report import Evidence, Finding, Fix, Status, corrected_lead, redact
 from wsdoctor.routes import corrected_request, proxied, route_for
 
 if TYPE_CHECKING:
@@ -42,28 +47,23 @@ def config_missing(facts: Facts) -> str | None:
     """Why there is no config (a skip reason), or None when there is one."""
     if facts.config is not None:
         return None
-    return facts.unavailable.get("config") or NO_CONFIG
+    return facts.unavailable.get(Fact.CONFIG) or NO_CONFIG
 
 
 def client_missing(facts: Facts) -> str | None:
-    if facts.client is not None:
-        return None
-    return facts.unavailable.get("client") or NO_URL
+    """Why there is no client request (a skip reason), or None when there is one."""
+    return None if facts.client is not None else NO_URL
 
 
 def offline(facts: Facts) -> bool:
     return bool(getattr(facts.target, "offline", False))
 
 
-def fact_reason(facts: Facts, name: str, default: str) -> str:
+def fact_reason(facts: Facts, name: Fact, default: str) -> str:
     """The recorded reason fact NAME is unavailable, else DEFAULT."""
     if offline(facts):
         return facts.unavailable.get(name) or OFFLINE
     return facts.unavailable.get(name) or default
-
-
-def skip(cid: str, title: str, reason: str, evidence: list[Evidence] | None = None) -> Finding:
-    return finding(cid, Status.SKIP, title, reason, evidence)
 
 
 def finding(
@@ -73,6 +73,7 @@ def finding(
     summary: str,
     evidence: list[Evidence] | None = None,
     fix: Fix | None = None,
+    corrected: str | None = None,
 ) -> Finding:
     """A finding with secret-looking text already removed (Authorization values, cookies, JWTs, token=…).
 
@@ -82,13 +83,18 @@ def finding(
     ev = [Evidence(e.kind, redact(e.where), redact(e.text), e.highlight) for e in evidence or []]
     if fix is not None:
         fix = Fix(summary=redact(fix.summary), diff=redact(fix.diff), code=redact(fix.code))
-    return Finding(id=cid, status=status, title=redact(title), summary=redact(summary), evidence=ev, fix=fix)
+    return Finding(
+        id=cid,
+        status=status,
+        title=redact(title),
+        summary=redact(summary),
+        evidence=ev,
+        fix=fix,
+        corrected=corrected,
+    )
 
 
-# --- the route ----------------------------------------------------------------
-
-
-route_of = route_for  # the checks' name for the client's route (see wsdoctor.routes)
+# --- the place judged -----------------------------------------------------------
 
 
 @dataclass
@@ -106,7 +112,7 @@ class Place:
     @property
     def lead(self) -> str:
         """The words that open a summary about the corrected request ("For the corrected request …: "), or ""."""
-        return f"For the corrected request {self.corrected}… (see client): " if self.corrected else ""
+        return corrected_lead(self.corrected) if self.corrected else ""
 
     def say(self, sentence: str) -> str:
         """SENTENCE, opened by the lead when there is one (its first word then lower-cased, acronyms kept)."""
@@ -133,7 +139,7 @@ def socketio_place(facts: Facts, reads: tuple[str, ...] = (), upstream: bool = F
     why = config_missing(facts) or client_missing(facts)
     if why:
         return Place(None, why)
-    r = route_of(facts)
+    r = route_for(facts)
     if r is None:
         return Place(None, NO_CONFIG)
     corrected = None
@@ -164,8 +170,6 @@ def syntax_problems(facts: Facts) -> list[tuple[Directive, str, str]]:
     """(directive, nginx's message, "fail"|"warn") for every statement `nginx -t` refuses or a missing ';' glued."""
     if facts.config is None:
         return []
-    from wsdoctor.checks._args import statement_errors
-
     return statement_errors(facts.config, facts.nginx_version)
 
 
@@ -216,6 +220,34 @@ def load_blocker(facts: Facts) -> str | None:
         f"{e.where}: {e.message}, so part of the config could not be read; judged once that is fixed "
         "(see syntax)"
     )
+
+
+# --- fix diffs ---------------------------------------------------------------------------
+
+_PLACEMENT_ERRORS = (ValueError, KeyError, IndexError)  # what Patch raises when an edit cannot be placed
+
+
+def diff_of(config: Config | None, edit: Callable[[Patch], object]) -> str:
+    """The unified diff EDIT makes to CONFIG's files, or "" when it cannot be placed (no config, a statement
+    whose text is not where the parser saw it): a fix then still says what to change, without a diff."""
+    if config is None:
+        return ""
+    p = Patch(config)
+    try:
+        edit(p)
+        return p.diff()
+    except _PLACEMENT_ERRORS:
+        return ""
+
+
+def set_in_block(
+    p: Patch, block: Directive, name: str, value: str, existing: Directive | None, after=None
+) -> None:
+    """``NAME VALUE;`` in BLOCK: EXISTING replaced when it is BLOCK's own, else a new line after AFTER."""
+    if existing is not None and existing.parent is block:
+        p.replace_statement(existing, f"{name} {value};")
+    else:
+        p.insert_in_block(block, [f"{name} {value};"], after=after)
 
 
 # --- a dead endpoint ----------------------------------------------------------------
@@ -389,8 +421,6 @@ def logs_for(facts: Facts, check_id: str, kinds: tuple[str, ...] | None = None) 
     return [e for e in facts.logs if e.check == check_id and (kinds is None or e.kind in kinds)]
 
 
-# Error-log kinds that explain a verdict by themselves (KNOWLEDGE.md §2), shown before anything else.
-_EXPLAINING = ("no-live-upstreams", "connect-refused", "upgraded-timeout", "socketio-404")
 _VOLATILE = re.compile(
     r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d "  # error-log time
     r"|\[\d\d/\w{3}/\d{4}:[\d:]+ [+-]\d{4}\]"  # access-log time
@@ -402,7 +432,8 @@ _VOLATILE = re.compile(
 
 def _log_rank(e: LogEvent) -> int:
     if e.source == "error":
-        return 0 if e.kind in _EXPLAINING else 1
+        kind = KINDS.get(e.kind)
+        return 0 if kind is not None and kind.explains else 1
     return 2 if e.source == "backend" else 3
 
 
