@@ -21,6 +21,7 @@ from wsdoctor.facts import (
     NOBODY,
     OFFLINE,
     CommandResult,
+    ConnectProbe,
     Exchange,
     Fact,
     Facts,
@@ -268,6 +269,13 @@ def tls_fails(facts: Facts) -> bool:
     return facts.tls is not None and not facts.tls.ok
 
 
+def unjudged(facts: Facts, why: str) -> str:
+    """The skip reason of a check that cannot judge the config (WHY): with no config at all, the dead endpoint
+    (route names it) comes first, since nothing else could speak either."""
+    dead = endpoint_down(facts)
+    return f"{dead}; {why}" if dead and facts.config is None else why
+
+
 def endpoint_down(facts: Facts) -> str | None:
     """The shared skip reason of the live checks when the endpoint answers nothing (route names the cause)."""
     ex = dead_exchange(facts)
@@ -326,6 +334,13 @@ def location_path(d: Directive) -> str | None:
     if d.args[0] in ("~", "~*") or d.args[0].startswith("@"):
         return None
     return d.args[0]
+
+
+def last_proxy_line(loc: Directive) -> Directive | None:
+    """LOC's last ``proxy_*`` line in its own file: where a new proxy setting goes (None: at the block's end)."""
+    return next(
+        (d for d in reversed(loc.block or []) if d.name.startswith("proxy_") and d.file == loc.file), None
+    )
 
 
 def sets_upgrade(d: Directive) -> bool:
@@ -415,6 +430,25 @@ def cmd_ev(cr: CommandResult) -> Evidence:
     elif cr.exit_status is not None:
         body = (body + "\n" if body else "") + f"(exit status {cr.exit_status})"
     return Evidence(kind="command", where=f"$ {cr.display}{host}", text=body)
+
+
+def connect_ev(cp: ConnectProbe, secrets: list[str], packets: int, transport: bool = False) -> list[Evidence]:
+    """The CONNECT's last exchange and its last PACKETS packets, secrets removed (the token travels in
+    ``40{"token":…}``); TRANSPORT names the transport in the packets' heading."""
+    out = [probe_ev(ex, secrets) for ex in cp.exchanges[-1:]]
+    if cp.packets:
+        over = f" over {cp.transport}" if transport else ""
+        text = redact("\n".join(p[:300] for p in cp.packets[-packets:]), secrets)
+        out.append(Evidence(kind="probe", where=f"CONNECT {cp.namespace}{over} ({cp.where})", text=text))
+    return out
+
+
+_NAMESPACE_REFUSALS = ("invalid namespace", "unable to connect")
+
+
+def refuses_namespace(message: object) -> bool:
+    """A CONNECT refusal (``44{"message"}``) that says the namespace is unknown, not the token."""
+    return any(s in str(message).lower() for s in _NAMESPACE_REFUSALS)
 
 
 def logs_for(facts: Facts, check_id: str, kinds: tuple[str, ...] | None = None) -> list[LogEvent]:

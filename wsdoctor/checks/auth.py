@@ -18,7 +18,7 @@ from wsdoctor.checks import _util as u
 from wsdoctor.checks._flow import Flow, Verdict, skip
 from wsdoctor.checks._util import Place
 from wsdoctor.facts import ConnectProbe, Fact, Facts, LogEvent
-from wsdoctor.report import Evidence, Finding, Fix, Status, redact
+from wsdoctor.report import Evidence, Finding, Fix, Status
 from wsdoctor.routes import corrected_request
 from wsdoctor.wire.jwt import JwtInfo, fmt_time, try_decode
 
@@ -26,7 +26,6 @@ ID = "auth"
 TITLE = "Socket.IO CONNECT with the token"
 NEEDS = (Fact.CONNECT, Fact.LOGS, Fact.HANDSHAKE_PROXY)
 
-_NAMESPACE_REFUSALS = ("invalid namespace", "unable to connect")
 SOON = 300.0  # seconds: a token this close to expiry is worth a word
 _FRESH_TOKEN = "Get a fresh token (log in again / re-issue it) and retry."
 
@@ -87,7 +86,7 @@ def _combine(facts: Facts, place: Place, tok: _Token, seen: _Seen) -> Verdict:
     if cp is None:
         return _unsent(facts, tok, logs)
     token = facts.target.token
-    ev: list[Evidence] = _connect_ev(cp, facts.target.secrets())
+    ev: list[Evidence] = u.connect_ev(cp, facts.target.secrets(), 8, transport=True)
     if jwt is not None:
         ev.append(_jwt_ev(jwt))
     ev += u.log_evidence(logs)
@@ -125,7 +124,7 @@ def _combine(facts: Facts, place: Place, tok: _Token, seen: _Seen) -> Verdict:
         )
 
     msg = cp.refused_message
-    if msg is not None and any(s in str(msg).lower() for s in _NAMESPACE_REFUSALS) and cp.namespace != "/":
+    if msg is not None and u.refuses_namespace(msg) and cp.namespace != "/":
         return skip(
             f"the server refused namespace {cp.namespace} as unknown ({msg!r}), so the token could not be tested "
             "(see client)",
@@ -280,17 +279,3 @@ def _header_fix() -> Fix:
         "python-socketio: the `auth` argument of connect).",
         code="const socket = io(URL, { auth: { token }, transports: ['websocket'] });",
     )
-
-
-def _connect_ev(cp: ConnectProbe, secrets: list[str]) -> list[Evidence]:
-    """The CONNECT exchange and its packets, with the token removed (it travels in `40{"token":…}`)."""
-    out: list[Evidence] = [u.probe_ev(ex, secrets) for ex in cp.exchanges[-1:]]
-    if cp.packets:
-        out.append(
-            Evidence(
-                kind="probe",
-                where=f"CONNECT {cp.namespace} over {cp.transport} ({cp.where})",
-                text=redact("\n".join(p[:300] for p in cp.packets[-8:]), secrets),
-            )
-        )
-    return out

@@ -94,9 +94,7 @@ def _fix(facts: Facts, r: Route, name: str, existing: Directive | None) -> Fix:
     """``NAME off;`` in the location: its own line replaced, else a new one after its last proxy_* line."""
     loc = r.location
     assert loc is not None
-    anchor = next(
-        (d for d in reversed(loc.block or []) if d.name.startswith("proxy_") and d.file == loc.file), None
-    )
+    anchor = u.last_proxy_line(loc)
     return Fix(
         summary=f"Set `{name} off;` in {u.loc_label(loc)}.",
         diff=u.diff_of(facts.config, lambda p: u.set_in_block(p, loc, name, "off", existing, after=anchor)),

@@ -15,16 +15,13 @@ from wsdoctor.checks import _util as u
 from wsdoctor.checks._flow import Flow, Verdict, needs_client, skip
 from wsdoctor.checks._util import Place
 from wsdoctor.facts import ConnectProbe, Fact, Facts
-from wsdoctor.report import Evidence, Fix, Status, redact
+from wsdoctor.report import Evidence, Fix, Status
 from wsdoctor.routes import corrected_request, proxied, route_for
 from wsdoctor.wire.client import DEFAULT_PATH, ClientRequest, client_code, js_string
 
 ID = "client"
 TITLE = "Client URL and path"
 NEEDS = (Fact.CONFIG, Fact.CONNECT)
-
-_NAMESPACE_REFUSALS = ("invalid namespace", "unable to connect")
-
 
 # --- config half: the runbook trap, a namespace that nginx routes as a path prefix -----------------------
 
@@ -80,7 +77,7 @@ def _namespace_refused(cp: ConnectProbe | None) -> str | None:
     if cp is None or cp.ok or not cp.refused_message:
         return None
     msg = str(cp.refused_message)
-    return msg if any(s in msg.lower() for s in _NAMESPACE_REFUSALS) else None
+    return msg if u.refuses_namespace(msg) else None
 
 
 # --- the verdict ----------------------------------------------------------------------------------------
@@ -95,7 +92,7 @@ def _combine(facts: Facts, place: Place, trap: Verdict | None, cp: ConnectProbe 
     ns_refused = _namespace_refused(cp)
     if trap is not None:
         if ns_refused is not None and cp is not None:
-            return replace(trap, evidence=trap.evidence + _connect_ev(cp, facts.target.secrets()))
+            return replace(trap, evidence=trap.evidence + u.connect_ev(cp, facts.target.secrets(), 6))
         return trap
     if ns_refused is not None and c.namespace != "/":
         assert cp is not None
@@ -105,7 +102,7 @@ def _combine(facts: Facts, place: Place, trap: Verdict | None, cp: ConnectProbe 
             f"The server has no namespace {c.namespace}",
             f"{_io_call(c)} joins namespace {c.namespace} and the server refused it with {ns_refused!r}; the URL's "
             f"path is a namespace, not a route — if it is the proxy prefix, move it into `path`.",
-            _connect_ev(cp, facts.target.secrets()),
+            u.connect_ev(cp, facts.target.secrets(), 6),
             Fix(
                 summary=f"Connect to the default namespace and put the prefix in `path` (requests {fixed_path}).",
                 code=client_code(c.origin(), fixed_path, "/", c.transports, _has_token(facts)),
@@ -160,14 +157,6 @@ def _io_call(c: ClientRequest) -> str:
 def _has_token(facts: Facts) -> bool:
     t = facts.target
     return bool(t.token or t.token_env)
-
-
-def _connect_ev(cp: ConnectProbe, secrets: list[str]) -> list[Evidence]:
-    out = [u.probe_ev(ex, secrets) for ex in cp.exchanges[-1:]]
-    if cp.packets:
-        text = redact("\n".join(p[:300] for p in cp.packets[-6:]), secrets)
-        out.append(Evidence(kind="probe", where=f"CONNECT {cp.namespace} ({cp.where})", text=text))
-    return out
 
 
 def _raw(c: ClientRequest) -> Verdict:

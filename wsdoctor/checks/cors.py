@@ -104,8 +104,7 @@ def _combine(facts: Facts, place: Place, said: _Said | None, live: CorsProbe | N
             return Verdict(
                 Status.PASS, TITLE, f"{_live_text(live)}; the config cannot be judged: {why}.", live_ev
             )
-        dead = u.endpoint_down(facts)
-        return skip(f"{dead}; {why}" if dead and facts.config is None else why)
+        return skip(u.unjudged(facts, why))
 
     loc = said.route.location
     label = u.loc_label(loc)
@@ -179,10 +178,7 @@ def _fix(facts: Facts, r: Route, cors_all: list[tuple[str, str, Directive]], inh
     loc = r.location
     assert loc is not None
     if inherited:
-        anchor = next(
-            (d for d in reversed(loc.block or []) if d.name.startswith("proxy_") and d.file == loc.file),
-            None,
-        )
+        anchor = u.last_proxy_line(loc)
         part = "hide the backend's Access-Control-Allow-Origin so only the inherited one remains"
 
         def edit(p):

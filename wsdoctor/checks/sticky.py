@@ -393,9 +393,8 @@ def _live_only(facts: Facts, live: StickyProbe, why: str) -> Verdict:
             TITLE,
             f"{live.requests} polling requests of one session were all accepted; the config cannot be judged: {why}.",
         )
-    dead = u.endpoint_down(facts)
-    if dead:
-        return skip(f"{dead}; {why}" if facts.config is None else why)
+    if u.endpoint_down(facts):
+        return skip(u.unjudged(facts, why))
     return skip(f"{why}; the sticky probe did not finish: {u.short_error(live.error) or 'no requests'}")
 
 

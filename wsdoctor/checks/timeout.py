@@ -154,8 +154,7 @@ def _combine(facts: Facts, place: Place, said: _Said | None, seen: _Seen) -> Ver
                 [_hold_ev(hold)],
                 Fix(summary="Give the nginx config (--nginx-conf/--ssh) to see which timeout closed it."),
             )
-        dead = u.endpoint_down(facts)
-        return skip(f"{dead}; {why}" if dead and facts.config is None else why)
+        return skip(u.unjudged(facts, why))
 
     live_fail, live_ok = _live_clauses(said, seen)
     problems, r = said.problems, said.route

@@ -14,11 +14,12 @@ from wsdoctor.checks import _util as u
 from wsdoctor.checks._flow import Flow, Verdict, skip
 from wsdoctor.checks._util import Place
 from wsdoctor.facts import Fact, Facts, TlsProbe
+from wsdoctor.nginx.routing import parse_listen
 from wsdoctor.report import Evidence, Fix, Status
 from wsdoctor.routes import route_for
 
 if TYPE_CHECKING:
-    from wsdoctor.nginx.model import Directive
+    pass
 
 
 ID = "tls"
@@ -46,7 +47,7 @@ def _config(facts: Facts, place: Place) -> Verdict | None:
     c, r = facts.client, place.route
     if r is None or r.server is None or c is None:
         return None
-    listens = [d for d in r.server.children("listen") if _port_of(d) == c.port]
+    listens = [d for d in r.server.children("listen") if parse_listen(d).port == c.port]
     if not listens or not r.ssl_mismatch:
         return None
     if any("ssl" in d.args[1:] for d in listens) or any(
@@ -188,14 +189,6 @@ def _cert_ev(facts: Facts, place: Place) -> list[Evidence]:
         return []
     ds = [*srv.children("ssl_certificate"), *srv.children("ssl_certificate_key")]
     return u.cfg_lines_ev(facts.config, ds) if ds else []
-
-
-def _port_of(d: Directive) -> int | None:
-    spec = d.args[0] if d.args else "80"
-    if spec.isdigit():
-        return int(spec)
-    tail = spec.rsplit(":", 1)[-1] if ":" in spec and not spec.endswith("]") else ""
-    return int(tail) if tail.isdigit() else 80
 
 
 check = Flow(ID, TITLE, _where, _config, _live, _combine)
