@@ -96,7 +96,8 @@ def needs_client(facts: Facts) -> Place:
 class Flow:
     """A check: ``where`` → the config half (only when the place has no skip reason) → the live half → combine.
 
-    Without a combine the verdict is the config half's, else a skip with the place's reason.
+    Without a combine the verdict is the config half's, else a skip with the place's reason (a config half
+    that judges whenever the place has no reason returns a Verdict every time).
     """
 
     def __init__(
@@ -118,7 +119,9 @@ class Flow:
         if self.combine is not None:
             verdict = self.combine(facts, place, judged, seen)
         else:
-            verdict = judged if judged is not None else skip(place.why or "")
+            verdict = (
+                judged if judged is not None else skip(place.why or "nothing in the config for this check")
+            )
         return self.finding(place, verdict)
 
     def finding(self, place: Place, v: Verdict) -> Finding:
