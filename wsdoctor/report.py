@@ -1,7 +1,7 @@
 """Findings and their renderings (text, JSON, Markdown), with secrets redacted.
 
 A Finding is the unit the whole product speaks in: the CLI prints them, the TUI
-renders them, the JSON contract (DESIGN.md, ``version`` 1) serialises them.
+renders them, the JSON contract (``version`` 1, ``docs/report.schema.json``) serialises them.
 Nothing here imports Textual.
 """
 
@@ -55,6 +55,11 @@ class Fix:
         return out
 
 
+def corrected_lead(path: str) -> str:
+    """The words that open the summary of a finding judged for the corrected request PATH, not the client's."""
+    return f"For the corrected request {path}… (see client): "
+
+
 @dataclass
 class Finding:
     id: str
@@ -63,6 +68,17 @@ class Finding:
     summary: str
     evidence: list[Evidence] = field(default_factory=list)
     fix: Fix | None = None
+    # The corrected request path the finding was judged for (the client's own request misses the location it
+    # means); the summary then opens with corrected_lead(path). Not in the JSON: the summary says it.
+    corrected: str | None = None
+
+    @property
+    def lead(self) -> str:
+        """The corrected-request lead the summary opens with, or "" (a row shows a marker instead)."""
+        if self.corrected is None:
+            return ""
+        lead = corrected_lead(self.corrected)
+        return lead if self.summary.startswith(lead) else ""
 
     def to_json(self) -> dict[str, Any]:
         return {
