@@ -26,6 +26,7 @@ CORE = [
     "logtime.py",
     "target.py",
     "errors.py",
+    "logkinds.py",
 ]
 
 
