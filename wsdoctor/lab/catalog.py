@@ -15,6 +15,18 @@ PUBLIC_PREFIX = "/dev/aiwm/chat"
 BACKEND_PATH = "/chat/socket.io"
 PUBLIC_PATH = f"{PUBLIC_PREFIX}/socket.io"
 
+#: ``--backends``: which family of processes serves the scenario (python-socketio or Node).
+BACKEND_KINDS = ("node", "python")
+
+#: The server implementations a backend process can run: id -> (backend kind, what it is).
+SERVERS: dict[str, tuple[str, str]] = {
+    "python-socketio": ("python", "python-socketio (Engine.IO 4) under uvicorn"),
+    "python-websockets": ("python", "a plain WebSocket server (python websockets), no Socket.IO"),
+    "socketio4": ("node", "Node socket.io (Engine.IO 4) on Express"),
+    "socketio2": ("node", "Node socket.io 2.x (Engine.IO 3) on Express"),
+    "ws": ("node", "a plain WebSocket server (Node ws), no Socket.IO"),
+}
+
 
 @dataclass(frozen=True)
 class Scenario:
@@ -31,10 +43,17 @@ class Scenario:
     # The broken client, when the client itself is what is wrong (seed): URL and `path` it passes to io().
     client_url_path: str | None = None  # appended to https://127.0.0.1:PORT, e.g. "/dev/aiwm/chat"
     client_path: str | None = None  # e.g. "/socket.io"
+    # What the backends run for each --backends kind (a scenario about the server itself fixes it).
+    node_server: str = "socketio4"
+    python_server: str = "python-socketio"
 
     @property
     def template(self) -> str:
         return f"{self.name}.conf"
+
+    def server(self, backends: str) -> str:
+        """The server implementation (a key of SERVERS) the backends run under ``--backends BACKENDS``."""
+        return self.node_server if backends == "node" else self.python_server
 
 
 _ALL = (
@@ -109,10 +128,46 @@ _ALL = (
         "while python-socketio sends its own",
         symptom="a handshake with an Origin gets two Access-Control-Allow-Origin headers (browsers refuse it)",
     ),
+    Scenario(
+        "version-mismatch",
+        broken="the backends run Socket.IO 2.x (Engine.IO 3) while the clients are socket.io-client 3/4",
+        symptom='a v4 client fails: polling with "server error" (the Engine.IO 3 handshake cannot be '
+        'parsed), websocket only with "It seems you are trying to reach a Socket.IO server in v2.x with a '
+        'v3.x client"; a 2.x client connects',
+        node_server="socketio2",
+        python_server="socketio2",  # no python Socket.IO 2 server here: Node's under both --backends
+    ),
+    Scenario(
+        "plain-websocket",
+        broken="the backends behind the Socket.IO location are plain WebSocket servers, not Socket.IO",
+        symptom="plain HTTP (polling, REST) gets the WebSocket server's own 426 Upgrade Required; a "
+        'websocket gets 101 and a {"type":"hello"} frame, never an Engine.IO open packet',
+        node_server="ws",
+        python_server="python-websockets",
+    ),
+    Scenario(
+        "literal-upgrade",
+        broken="the Socket.IO location sends `Upgrade: websocket` and `Connection: upgrade` as constants, "
+        "so every request, polling included, reaches the backend as a WebSocket upgrade",
+        symptom='polling requests get 400 from the backend (Node: "Missing or invalid Sec-WebSocket-Key '
+        'header"); polling clients fail with "xhr poll error", websocket-only clients connect',
+    ),
+    Scenario(
+        "http10",
+        broken="the Socket.IO location has no proxy_http_version 1.1: nginx before 1.29.7 sends HTTP/1.0 "
+        "upstream, upgrades included",
+        symptom="none a client sees with these backends: Node and uvicorn accept the HTTP/1.0 upgrade "
+        "(101), polling and websocket connect",
+    ),
 )
 
 #: Every scenario by name, in a stable teaching order (a dict: ``list(SCENARIOS)`` gives the names).
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in _ALL}
+
+
+def server_label(server: str) -> str:
+    """What SERVER (a key of SERVERS) is, in words."""
+    return SERVERS[server][1]
 
 
 def get(name: str) -> Scenario:
