@@ -27,7 +27,7 @@ USAGE = """\
 wsdoctor [TARGET OPTIONS]              the TUI (with no target it opens the target form)
        wsdoctor check [TARGET OPTIONS] [--format text|json|markdown] [--offline]
        wsdoctor generate [SETUP OPTIONS]      print an nginx config + client snippet
-       wsdoctor lab up|down|status [--scenario NAME] [--format json]
+       wsdoctor lab up|down|status [--scenario NAME] [--backends node|python] [--format json]
        wsdoctor demo                          the TUI on a local lab, nothing else needed"""
 
 EPILOG = """\
@@ -116,6 +116,12 @@ def _parser_lab() -> argparse.ArgumentParser:
     )
     p.add_argument("action", choices=("up", "down", "status"))
     p.add_argument("--scenario", help="healthy, seed, no-rewrite, backend-down, … (default: healthy)")
+    p.add_argument(
+        "--backends",
+        choices=("node", "python"),
+        default="node",
+        help="up: Node socket.io 4 or python-socketio backends (default: node)",
+    )
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--dir", help="state directory (default $WSDOCTOR_LAB_DIR or ~/.local/state/wsdoctor/lab)")
     return p
@@ -241,7 +247,7 @@ def cmd_lab(argv: Sequence[str]) -> int:
     ns = _parser_lab().parse_args(argv)
     from wsdoctor.lab.cli import lab_command
 
-    return lab_command(ns.action, ns.scenario, ns.format, ns.dir)
+    return lab_command(ns.action, ns.scenario, ns.format, ns.dir, backends=ns.backends)
 
 
 def cmd_demo(argv: Sequence[str]) -> int:
