@@ -24,13 +24,14 @@ from wsdoctor.nginx.model import Directive
 Stmt = tuple[str, list[str], int, "list[Stmt] | None"]
 
 _WS = re.compile(r"\s+")
-_PLAIN = re.compile(r"[^\s\"'{};#\\$]+")
-_COMMENT_BODY = re.compile(r"(?:[^\\\n]|\\[^\n])*")
+# A run of token units (a character or an escape) that cannot start anything else once a token has begun: a
+# quote or "#" inside a token is literal; "$" is left out so that "${" is seen.
+_RUN = re.compile(r"(?:[^\s{};\\$]|\\[\s\S])++")
+_COMMENT_BODY = re.compile(r"[^\\\n]*+(?:\\[^\n][^\\\n]*+)*+")
 _QUOTED = {
-    '"': re.compile(r'((?:[^"\\]|\\.)*)"', re.DOTALL),
-    "'": re.compile(r"((?:[^'\\]|\\.)*)'", re.DOTALL),
+    '"': re.compile(r'([^"\\]*+(?:\\.[^"\\]*+)*+)"', re.DOTALL),
+    "'": re.compile(r"([^'\\]*+(?:\\.[^'\\]*+)*+)'", re.DOTALL),
 }
-_UNQUOTE = {'"': re.compile(r'\\"'), "'": re.compile(r"\\'")}
 _LUA_MARK = "_by_lua_block"
 
 
@@ -49,12 +50,12 @@ def needs_crossplane(text: str) -> bool:
 # One token per match, leading whitespace included: a comment (with its terminating newline), a quoted string,
 # a brace or semicolon, or a bare token (a quote or "#" inside it is literal; an escape is two characters).
 _FAST = re.compile(
-    r"""\s*(?:
-      (\#(?:[^\\\n]|\\[^\n])*)(?:\n|\\\n)
-    | "((?:[^"\\]|\\[\s\S])*)"
-    | '((?:[^'\\]|\\[\s\S])*)'
+    r"""\s*+(?:
+      (\#[^\\\n]*+(?:\\[^\n][^\\\n]*+)*+)(?:\n|\\\n)
+    | "([^"\\]*+(?:\\[\s\S][^"\\]*+)*+)"
+    | '([^'\\]*+(?:\\[\s\S][^'\\]*+)*+)'
     | ([{};])
-    | ((?:[^\s"'{};\#\\]|\\[\s\S])(?:[^\s{};\\]|\\[\s\S])*)(?=[\s{};])
+    | ((?:[^\s"'{};\#\\]|\\[\s\S])[^\s{};\\]*+(?:\\[\s\S][^\s{};\\]*+)*+)(?=[\s{};])
     )""",
     re.VERBOSE,
 )
@@ -195,8 +196,8 @@ def _tokenize_slow(text: str) -> list[tuple[str, int, bool]]:
             append((unit, line, False))
             i += 1
             continue
-        if len(unit) == 1 and unit not in ("#", "$"):
-            m = _PLAIN.match(text, i)
+        if unit != "$":
+            m = _RUN.match(text, i)
             if m is not None:
                 token += m.group()
                 i = m.end()
@@ -207,20 +208,12 @@ def _tokenize_slow(text: str) -> list[tuple[str, int, bool]]:
 
 
 def _unescape(body: str, quote: str) -> str:
-    # units left to right: "\\" + quote becomes the quote, any other escape keeps its backslash
-    out = []
-    i = 0
-    n = len(body)
-    while i < n:
-        c = body[i]
-        if c == "\\" and i + 1 < n:
-            unit = body[i : i + 2]
-            out.append(quote if unit == "\\" + quote else unit)
-            i += 2
-        else:
-            out.append(c)
-            i += 1
-    return "".join(out)
+    """crossplane's escapes inside quotes: ``\\`` + QUOTE becomes QUOTE, every other escape keeps its backslash.
+
+    Every QUOTE inside a matched body is escaped (an unescaped one would have ended it), so replacing each
+    backslash-quote pair is the same as reading the escapes left to right, without a list per character.
+    """
+    return body.replace("\\" + quote, quote)
 
 
 class _Eof(Exception):
