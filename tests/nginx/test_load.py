@@ -182,9 +182,9 @@ def test_unterminated_directive_reports_nginx_style(tmp_path: Path) -> None:
     [
         (b"", "is empty"),
         (b"   \n\n", "is empty"),
-        (b"\x89PNG\r\n\x1a\n\x00\x00", "binary"),
-        (b'{"not": "nginx"}\n', "does not look like an nginx configuration"),
-        (b"just some words\nin a text file\n", "does not look like an nginx configuration"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00", "is not an nginx configuration: it is binary data"),
+        (b'{"not": "nginx"}\n', "is not an nginx configuration: nginx stops at the `{`"),
+        (b"just some words\nin a text file\n", "is not an nginx configuration: its first statement"),
     ],
 )
 def test_not_an_nginx_config_is_one_clear_sentence(tmp_path: Path, content: bytes, expect: str) -> None:
@@ -210,7 +210,7 @@ def test_bad_dumps() -> None:
         load_dump("hello\n", "x.txt")
     with pytest.raises(LoadError, match=r"`nginx -T` failed \(nginx: \[emerg\] unknown directive"):
         load_dump('nginx: [emerg] unknown directive "foo" in /etc/nginx/nginx.conf:3\n', "x.txt")
-    with pytest.raises(LoadError, match="binary"):
+    with pytest.raises(LoadError, match="x.txt is binary, not `nginx -T` output"):
         load_dump("\x00\x01", "x.txt")
 
 

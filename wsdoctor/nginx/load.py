@@ -11,9 +11,11 @@ i.e. the directory of the main file, not of the including file; a pattern with `
 matches are read in sorted order and which may match nothing; a plain path that cannot be opened is an error
 (``open() "…" failed``). An include cycle is reported once and not followed.
 
-A file crossplane cannot parse becomes a ConfigError with file:line and the rest is still analysed; input that
-is no nginx configuration at all (empty, binary, a random text file, a dump without a single file) is a
-LoadError: one sentence saying what to pass instead.
+A file crossplane cannot parse becomes a ConfigError with file:line and the rest is still analysed. What is an
+nginx configuration is decided as nginx decides it: it reads as statements, and a directive nginx knows comes
+before the point where nginx would stop reading (a NUL byte inside a comment is fine, a compact one-line config
+too). Input that is no nginx configuration at all (empty, a PNG, JSON, prose, a dump without a single file) is
+a LoadError: one sentence naming where nginx stops (line and byte) and what to pass instead.
 """
 
 from __future__ import annotations
@@ -24,13 +26,17 @@ from collections.abc import Callable
 from typing import Any
 
 from wsdoctor.nginx.model import Config, ConfigError, Directive
-from wsdoctor.nginx.parse import Stmt, from_crossplane, needs_crossplane, parse_directives
+from wsdoctor.nginx.parse import (
+    Stmt,
+    from_crossplane,
+    needs_crossplane,
+    parse_directives,
+    shown,
+    token_spans,
+)
 
 DUMP_MARK = "# configuration file "
 _GLOB_MAGIC = re.compile(r"[*?[]")
-# A line that looks like an nginx directive: `name args…;` or `name args… {` (used to tell a broken nginx
-# config from something that is not one at all).
-_DIRECTIVE_LINE = re.compile(r"^\s*([a-z_][a-z0-9_]*)(?:\s[^\n]*)?[;{]\s*(?:#.*)?$", re.MULTILINE)
 
 
 class LoadError(Exception):
@@ -70,9 +76,11 @@ def load_file(path: str, root: str | None = None) -> Config:
     text = source.read(real)
     if text is None:
         raise LoadError(f"cannot read {path}; check its permissions (or run as a user that can read it)")
-    _check_main_text(text, path)
+    _check_not_empty(text, path)
     label = real if root is None else f"{real} (under {root})"
-    return _Loader(source, real, label, fs_root=os.path.abspath(root) if root else None).load()
+    config = _Loader(source, real, label, fs_root=os.path.abspath(root) if root else None).load()
+    _check_is_nginx(config, path, lambda: _read_bytes(disk))
+    return config
 
 
 def load_dump(text: str, source: str) -> Config:
@@ -81,12 +89,12 @@ def load_dump(text: str, source: str) -> Config:
     The ``nginx: … syntax is ok`` / ``test is successful`` lines nginx writes to stderr (often captured with
     ``2>&1``) are ignored; a dump of a failed test holds no file at all and is reported with nginx's message.
     """
-    if "\x00" in text:
-        raise LoadError(
-            f"{source} is binary, not `nginx -T` output; save the text of `nginx -T` (run as root)"
-        )
     files, order = split_dump(text)
     if not files:
+        if "\x00" in text:
+            raise LoadError(
+                f"{source} is binary, not `nginx -T` output; save the text of `nginx -T` (run as root)"
+            )
         emerg = next((ln.strip() for ln in text.splitlines() if "[emerg]" in ln), "")
         if emerg:
             raise LoadError(
@@ -97,8 +105,10 @@ def load_dump(text: str, source: str) -> Config:
             "save what `nginx -T` prints (run as root) and pass that"
         )
     main = order[0]
-    _check_main_text(files[main], f"{main} in {source}")
-    return _Loader(DumpSource(files), main, f"nginx -T dump {source}").load()
+    _check_not_empty(files[main], f"{main} in {source}")
+    config = _Loader(DumpSource(files), main, f"nginx -T dump {source}").load()
+    _check_is_nginx(config, f"{main} in {source}", None)
+    return config
 
 
 def split_dump(text: str) -> tuple[dict[str, str], list[str]]:
@@ -135,19 +145,13 @@ def split_dump(text: str) -> tuple[dict[str, str], list[str]]:
     return files, order
 
 
-def _check_main_text(text: str, label: str) -> None:
-    if "\x00" in text:
-        raise LoadError(f"{label} is a binary file, not an nginx configuration; pass the main nginx.conf")
+def _check_not_empty(text: str, label: str) -> None:
     if not text.strip():
         raise LoadError(f"{label} is empty; pass the main nginx.conf (the file `nginx -t` names)")
-    if not _looks_like_nginx(text):
-        raise LoadError(
-            f"{label} does not look like an nginx configuration (no nginx directive in it); "
-            "pass the main nginx.conf or a saved `nginx -T` output"
-        )
 
 
-# Directives that open or fill any real nginx config (main, events, http, server, location, upstream, stream).
+# Directives that open or fill any real nginx config (main, events, http, server, location, upstream, stream):
+# one of them at the top of the main file settles that it is an nginx configuration without a second look.
 _COMMON_DIRECTIVE_NAMES = """
     user worker_processes pid error_log include events http stream mail load_module env daemon master_process
     worker_connections worker_rlimit_nofile use multi_accept server location upstream map geo split_clients
@@ -158,11 +162,112 @@ _COMMON_DIRECTIVE_NAMES = """
     set if limit_except ip_hash hash least_conn keepalive resolver allow deny auth_basic charset expires
 """
 _COMMON_DIRECTIVES = frozenset(_COMMON_DIRECTIVE_NAMES.split())
+_TRY_INSTEAD = "pass the main nginx.conf (the file `nginx -t` names) or a saved `nginx -T` output"
 
 
-def _looks_like_nginx(text: str) -> bool:
-    """At least one line reads like a known nginx directive (``name … ;`` or ``name … {``)."""
-    return any(m.group(1) in _COMMON_DIRECTIVES for m in _DIRECTIVE_LINE.finditer(text))
+def _check_is_nginx(config: Config, label: str, raw: Callable[[], bytes | None] | None) -> None:
+    """Refuse a main file that nginx would not read as a configuration at all, saying where it stops.
+
+    nginx reads statements (``name args… ;`` or ``name args… {``) and knows its directives' names; a file is a
+    configuration, perhaps a broken one, when a known directive comes before the point where nginx stops
+    reading it. A NUL byte or any other byte is judged by that rule too (one inside a comment is harmless).
+    RAW reads the file's bytes, for exact byte offsets.
+    """
+    main = config.main_file
+    if any(d.name in _COMMON_DIRECTIVES for d in config.root if d.file == main):
+        return
+    data = raw() if raw is not None else None
+    text = data.decode("utf-8", "surrogateescape") if data is not None else config.files.get(main, "")
+    why = not_nginx_reason(text)
+    if why is not None:
+        raise LoadError(f"{label} is not an nginx configuration: {why}; {_TRY_INSTEAD}")
+
+
+def _read_bytes(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError:
+        return None
+
+
+def _known_directives() -> frozenset[str]:
+    import crossplane.analyzer  # only for a file that names none of the common directives
+
+    return _COMMON_DIRECTIVES | frozenset(crossplane.analyzer.DIRECTIVES)
+
+
+def not_nginx_reason(text: str) -> str | None:
+    """Why nginx would not read TEXT as a configuration (a phrase with line and byte offset), or None.
+
+    The statements are read as nginx reads them until it would stop (an unexpected ``{`` or ``;`` where a
+    directive name belongs, a ``}`` closing nothing, the end of the text inside a statement); a known directive
+    before that point makes it a configuration. Otherwise the first statement (or the token nginx stops at) is
+    the one named: its line, its byte offset in the UTF-8 text, and its first bytes, escaped.
+    """
+    known = _known_directives()
+    toks = token_spans(text)
+    n = len(toks)
+    first: tuple[int, int, int] | None = None  # the first statement's name: line, start, end
+    stop: tuple[str, int, int] | None = None  # the token nginx stops at
+    depth = 0
+    i = 0
+    while i < n:
+        tok, line, quoted, start, end = toks[i]
+        if not quoted and tok[:1] == "#":
+            i += 1
+            continue
+        if not quoted and tok in ("{", ";") or not quoted and tok == "}" and depth == 0:
+            stop = (tok, line, start)
+            break
+        if not quoted and tok == "}":
+            depth -= 1
+            i += 1
+            continue
+        if not quoted and tok in known:
+            return None
+        if first is None:
+            first = (line, start, end)
+        j = i + 1
+        while j < n and (toks[j][2] or toks[j][0] not in ("{", ";", "}")):
+            j += 1
+        if j >= n:
+            break
+        depth += {"{": 1, ";": 0, "}": -1}[toks[j][0]]
+        i = j + 1
+    if first is not None:
+        line, start, end = first
+        if _binary(text[start : start + 64]):
+            return (
+                f"it is binary data, `{_shown(text, start, start + 12)}` at byte {_byte_offset(text, start)} "
+                f"(line {line}) where nginx expects a directive"
+            )
+        return (
+            f"its first statement starts with `{_shown(text, start, min(end, start + 40))}` at line {line} "
+            f"(byte {_byte_offset(text, start)}), which is no nginx directive"
+        )
+    if stop is not None:
+        tok, line, start = stop
+        return (
+            f"nginx stops at the `{tok}` at line {line} (byte {_byte_offset(text, start)}), "
+            "where a directive name must come"
+        )
+    return "it holds only comments, no directive"
+
+
+def _byte_offset(text: str, index: int) -> int:
+    return len(text[:index].encode("utf-8", "surrogateescape"))
+
+
+def _binary(chunk: str) -> bool:
+    return any((ord(c) < 32 and c not in "\t\n\r") or c == "\x7f" or "\udc80" <= c <= "\udcff" for c in chunk)
+
+
+def _shown(text: str, start: int, end: int) -> str:
+    """TEXT[START:END] as it can be shown inside a message (escaped, backquotes too); "…" when the token goes
+    on."""
+    more = end < len(text) and not text[end].isspace() and text[end] not in ";{"
+    return shown(text[start:end]).replace("`", "\\x60") + ("…" if more else "")
 
 
 # --- where the text comes from ---------------------------------------------------------------------------
@@ -343,10 +448,6 @@ class _Loader:
             return None
         first = real not in self.reported
         self.reported.add(real)
-        if "\x00" in text:
-            if first:
-                self.errors.append(ConfigError(real, None, "binary file, not an nginx configuration"))
-            return []
         if needs_crossplane(text):
             return self._crossplane(real, text, parent, stack, first)
         mark = len(self.errors)
