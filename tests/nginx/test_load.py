@@ -105,12 +105,16 @@ def test_dump_globs_resolve_against_dumped_names() -> None:
 
 
 def test_dump_missing_plain_include_is_an_error() -> None:
+    main = "# configuration file /etc/nginx/nginx.conf:\nhttp {\n  include /etc/nginx/x.conf;\n"
     c = load_dump(
-        "# configuration file /etc/nginx/nginx.conf:\nhttp {\n  include /etc/nginx/x.conf;\n}\n", "d"
+        main + "  include /etc/nginx/y.conf;\n}\n\n# configuration file /etc/nginx/y.conf:\n\n", "d"
     )
     (err,) = c.errors
     assert (err.file, err.line) == ("/etc/nginx/nginx.conf", 2)
     assert err.message == '"/etc/nginx/x.conf" is not in the dump (nginx -T prints every file it read)'
+    # read after the dump's last file, the missing file is where the dump was cut short
+    (err,) = load_dump(main + "}\n\n", "d").errors
+    assert err.kind == "truncated" and "(at the end of that file); missing: /etc/nginx/x.conf;" in err.message
 
 
 # --- --nginx-conf on disk ------------------------------------------------------------------------------------

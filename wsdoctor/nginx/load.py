@@ -16,6 +16,10 @@ nginx configuration is decided as nginx decides it: it reads as statements, and 
 before the point where nginx would stop reading (a NUL byte inside a comment is fine, a compact one-line config
 too). Input that is no nginx configuration at all (empty, a PNG, JSON, prose, a dump without a single file) is
 a LoadError: one sentence naming where nginx stops (line and byte) and what to pass instead.
+
+An ``nginx -T`` output cut short (a dropped session, a paste cut off) is reported as that, a ConfigError of kind
+"truncated" first in ``errors`` naming the last whole line and what is missing, instead of the "unexpected end
+of file" or "not in the dump" errors it would otherwise cause.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from wsdoctor.nginx.model import Config, ConfigError, Directive
@@ -91,6 +96,11 @@ def load_dump(text: str, source: str) -> Config:
     """
     files, order = split_dump(text)
     if not files:
+        if text.strip() and "\n" not in text and _cut_header(text) is not None:
+            raise LoadError(
+                f"{source} is truncated inside its first '# configuration file' line; "
+                "save the whole `nginx -T` output (run as root) and pass that"
+            )
         if "\x00" in text:
             raise LoadError(
                 f"{source} is binary, not `nginx -T` output; save the text of `nginx -T` (run as root)"
@@ -105,9 +115,21 @@ def load_dump(text: str, source: str) -> Config:
             "save what `nginx -T` prints (run as root) and pass that"
         )
     main = order[0]
-    _check_not_empty(files[main], f"{main} in {source}")
-    config = _Loader(DumpSource(files), main, f"nginx -T dump {source}").load()
-    _check_is_nginx(config, f"{main} in {source}", None)
+    try:
+        _check_not_empty(files[main], f"{main} in {source}")
+        loader = _Loader(DumpSource(files), main, f"nginx -T dump {source}", last=order[-1])
+        config = loader.load()
+        _check_is_nginx(config, f"{main} in {source}", None)
+    except LoadError:
+        if len(order) == 1 and not text.endswith("\n\n"):  # nginx ends every file it prints with a newline
+            raise LoadError(
+                f"{source} is truncated in its first file, {main}; "
+                "save the whole `nginx -T` output (run as root) and pass that"
+            ) from None
+        raise
+    cut = _truncation(text, files, order, config, loader.late)
+    if cut is not None:
+        config.errors[:] = [cut] + [e for e in config.errors if not _superseded(e, cut, order[-1], loader)]
     return config
 
 
@@ -115,7 +137,8 @@ def split_dump(text: str) -> tuple[dict[str, str], list[str]]:
     """Split ``nginx -T`` output into {real path: text} and the order the files appear in.
 
     nginx writes ``# configuration file PATH:`` then the file's bytes then one newline; that extra newline is
-    removed so the text (and its line numbers) are the file's own.
+    removed so the text (and its line numbers) are the file's own. A last line that is a header cut short
+    (``# configuration file /etc/ng``) belongs to no file and is left out.
     """
     files: dict[str, str] = {}
     order: list[str] = []
@@ -131,7 +154,10 @@ def split_dump(text: str) -> tuple[dict[str, str], list[str]]:
                 order.append(name)
             files[name] = body
 
-    for line in text.splitlines(keepends=True):
+    lines = text.splitlines(keepends=True)
+    if lines and _cut_header(lines[-1]) is not None:
+        lines.pop()  # a header cut short is no file text (see _truncation)
+    for line in lines:
         if line.startswith(DUMP_MARK):
             head = line[len(DUMP_MARK) :].rstrip("\r\n")
             if head.endswith(":") and head[:-1].strip():
@@ -143,6 +169,94 @@ def split_dump(text: str) -> tuple[dict[str, str], list[str]]:
             chunk.append(line)
     flush()
     return files, order
+
+
+def _cut_header(line: str) -> str | None:
+    """The part of a file name in LINE when it is a ``# configuration file …:`` header cut short (no newline,
+    no final colon), else None."""
+    if line.endswith("\n"):
+        return None
+    if line.startswith(DUMP_MARK):
+        return None if line.rstrip("\r").endswith(":") else line[len(DUMP_MARK) :]
+    return "" if len(line) >= 3 and DUMP_MARK.startswith(line) else None
+
+
+def _truncation(
+    text: str, files: dict[str, str], order: list[str], config: Config, late: list[_Late]
+) -> ConfigError | None:
+    """The ConfigError saying that an ``nginx -T`` output is cut short, and what it lacks; None when whole.
+
+    nginx prints a dump only for a configuration that passed its test, so every file in it parses, every plain
+    include names a file in it, and it ends with the newline nginx writes after each file. It is cut short when
+    its last line is a file header cut short, when it ends right after a header, when its last file ends inside
+    a block, a statement or a quoted string, when it ends in the middle of a line that no ``;`` or ``}`` ends
+    (a word or a comment cut), or when an include read after its last file names a file it lacks (nginx prints
+    the files in the order it reads them). A cut at the end of a line between two top-level statements, with
+    only glob includes after it, cannot be told from a whole dump.
+    """
+    last = order[-1]
+    tail = text.rsplit("\n", 1)[-1]
+    header = _cut_header(tail)
+    body = files[last]
+    complete = header is not None or text.endswith("\n")  # the last line of BODY is whole
+    whole = body.count("\n") + (1 if body and not body.endswith("\n") and complete else 0)
+    eof = next(
+        (e for e in config.errors if e.file == last and e.message.startswith("unexpected end of file")), None
+    )
+    head = DUMP_MARK + last + ":"
+    lost: list[str] = [f"the rest of {last}"]
+    if header is not None:
+        inside = "inside the header of the next file" + (f", {header}…" if header.strip() else "")
+        lost = [f"that file ({header}…)"] if header.strip() else []
+    elif not body and text[text.rfind(head) + len(head) :] in ("", "\r", "\n", "\r\n"):
+        inside, lost = "right after its header", [f"the text of {last}"]
+    elif eof is not None:
+        cut = _cut_in(body)
+        inside = (
+            cut
+            if cut == "inside a quoted string"
+            else "inside a block"
+            if eof.message.endswith('expecting "}"')
+            else "inside a statement"
+        )
+    elif tail.strip() and not tail.rstrip().endswith((";", "}")):
+        inside = _cut_in(body)
+    elif any(not x.glob for x in late):
+        inside, lost = "at the end of that file", []
+    else:
+        return None
+    lost += [x.name for x in late if not x.glob]
+    lost += [f"the files of `include {x.name}` at {x.where}" for x in late if x.glob]
+    if whole:
+        message = f"the nginx -T output is truncated after {last}:{whole} ({inside})"
+    else:
+        message = f"the nginx -T output is truncated at the start of {last} ({inside})"
+    if lost:
+        message += f"; missing: {_join(lost)}"
+    message += "; save the whole `nginx -T` output (run as root) and pass that"
+    return ConfigError(last, whole or None, message, kind="truncated")
+
+
+def _cut_in(body: str) -> str:
+    """Where BODY's text stops: inside a quoted string, a comment or a statement (its tokens end before)."""
+    toks = token_spans(body)
+    rest = (body[toks[-1][4] :] if toks else body).lstrip()
+    if rest[:1] in ("'", '"'):
+        return "inside a quoted string"
+    return "inside a comment" if rest[:1] == "#" else "inside a statement"
+
+
+def _superseded(e: ConfigError, cut: ConfigError, last: str, loader: _Loader) -> bool:
+    """An error the cut explains: the last file's end inside a statement, a missing file read after the cut."""
+    if e is cut:
+        return True
+    if e.file == last and e.message.startswith("unexpected end of file"):
+        return True
+    return any(x.error is e for x in loader.late)
+
+
+def _join(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def _check_not_empty(text: str, label: str) -> None:
@@ -388,10 +502,25 @@ def _glob_match(pattern: str, name: str) -> bool:
 _CP_SUFFIX = re.compile(r" in \S+?(?::\d+)?$")
 
 
-class _Loader:
-    """One load: reads each file through SOURCE, expands includes, collects every file's text and errors."""
+@dataclass
+class _Late:
+    """An include met after the last file of a dump was entered: what it reads may lie beyond a cut."""
 
-    def __init__(self, source: Any, main: str, label: str, fs_root: str | None = None) -> None:
+    name: str  # the missing file, or the include's glob pattern as written
+    glob: bool
+    where: str  # the include's file:line
+    error: ConfigError | None  # the "not in the dump" error of a missing file
+
+
+class _Loader:
+    """One load: reads each file through SOURCE, expands includes, collects every file's text and errors.
+
+    LAST, for a dump, is its last file: includes met once it has been entered are noted in ``late``.
+    """
+
+    def __init__(
+        self, source: Any, main: str, label: str, fs_root: str | None = None, last: str | None = None
+    ) -> None:
         self.source = source
         self.main = main
         self.conf_dir = os.path.dirname(main) or "/"
@@ -401,6 +530,8 @@ class _Loader:
         self.errors: list[ConfigError] = []
         # files whose parse errors are recorded (once, however often they are included)
         self.reported: set[str] = set()
+        self.last = last
+        self.late: list[_Late] = []
 
     def load(self) -> Config:
         try:
@@ -519,11 +650,17 @@ class _Loader:
             )
             inc.includes = []
             return []
+        late = self.last is not None and self.last in self.reported
         if _GLOB_MAGIC.search(pattern):
             names = self.source.glob(pattern)
+            if late:
+                self.late.append(_Late(inc.args[0], True, inc.where, None))
         else:
             if not self.source.exists(pattern):
-                self.errors.append(ConfigError(inc.file, inc.line, self.source.missing(pattern)))
+                error = ConfigError(inc.file, inc.line, self.source.missing(pattern))
+                self.errors.append(error)
+                if late:
+                    self.late.append(_Late(pattern, False, inc.where, error))
                 inc.includes = []
                 return []
             names = [pattern]
