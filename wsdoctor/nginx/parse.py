@@ -230,13 +230,18 @@ def token_spans(text: str) -> list[tuple[str, int, bool, int, int]]:
         spans: list[tuple[int, int]] = []
         toks = _tokenize_slow(text, spans)
         return [(t, ln, q, a, b) for (t, ln, q), (a, b) in zip(toks, spans, strict=True)]
-    out: list[tuple[str, int, bool, int, int]] = []
+    return list(iter_token_spans(text))
+
+
+def iter_token_spans(text: str, pos: int = 0, line: int = 1) -> Iterator[tuple[str, int, bool, int, int]]:
+    """``token_spans`` lazily, from offset POS (which must start a line, numbered LINE, outside any token) on.
+
+    TEXT must not hold ``${`` (crossplane's ``${…}`` tokens need the character-level lexer).
+    """
     count = text.count
-    line = 1
-    pos = 0
-    for m in _FAST.finditer(text):
+    for m in _FAST.finditer(text, pos):
         if m.start() != pos:
-            break
+            return
         idx = m.lastindex
         start, end = m.start(idx), m.end(idx)  # type: ignore[arg-type]
         line += count("\n", pos, start)
@@ -244,13 +249,12 @@ def token_spans(text: str) -> list[tuple[str, int, bool, int, int]]:
         tok = m.group(idx)  # type: ignore[arg-type]
         if idx == 2 or idx == 3:
             quote = '"' if idx == 2 else "'"
-            out.append(((_unescape(tok, quote) if "\\" in tok else tok), line, True, start - 1, end + 1))
+            yield (_unescape(tok, quote) if "\\" in tok else tok), line, True, start - 1, end + 1
         elif idx == 5 and tok.startswith("\\\n"):
-            out.append((tok, line + 1, False, start, end))
+            yield tok, line + 1, False, start, end
         else:
-            out.append((tok, line, False, start, end))
+            yield tok, line, False, start, end
         line += count("\n", start, pos)
-    return out
 
 
 def _unescape(body: str, quote: str) -> str:
