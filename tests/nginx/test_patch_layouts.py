@@ -401,6 +401,39 @@ EDITS: dict[str, Edit] = {
         removed=lambda t: [_key(t.loc, "include snippet.conf;"), _key(t.loc, "add_header X-S s;")],
         inserted=["# include snippet.conf;  # wsdoctor: Socket.IO sets its own CORS headers"],
     ),
+    "cors-fix": Edit(  # what the cors check does: delete the location's header, comment out the snippet
+        lambda p, t: (
+            p.delete_statement(t.own(t.loc, "add_header", "X-A")),
+            p.comment_out(t.own(t.loc, "include"), "Socket.IO sets its own CORS headers"),
+        ),
+        removed=lambda t: [
+            _key(t.loc, "add_header X-A a;"),
+            _key(t.loc, "include snippet.conf;"),
+            _key(t.loc, "add_header X-S s;"),
+        ],
+        inserted=["# include snippet.conf;  # wsdoctor: Socket.IO sets its own CORS headers"],
+    ),
+    "delete-and-insert-at-end": Edit(
+        lambda p, t: (
+            p.delete_statement(t.own(t.loc, "add_header", "X-A")),
+            p.insert_in_block(t.loc, ["proxy_read_timeout 3600s;"], at_end=True),
+        ),
+        added=lambda t: [_key(t.loc, "proxy_read_timeout 3600s;")],
+        removed=lambda t: [_key(t.loc, "add_header X-A a;")],
+        inserted=["proxy_read_timeout 3600s;"],
+    ),
+    "timeout-fix": Edit(  # what the timeout check does: two statements after one anchor, one call each
+        lambda p, t: (
+            p.insert_in_block(t.loc, ["proxy_read_timeout 3600s;"], after=t.own(t.loc, "proxy_pass")),
+            p.insert_in_block(t.loc, ["proxy_send_timeout 3600s;"], after=t.own(t.loc, "proxy_pass")),
+        ),
+        added=lambda t: [_key(t.loc, "proxy_read_timeout 3600s;"), _key(t.loc, "proxy_send_timeout 3600s;")],
+        inserted=["proxy_read_timeout 3600s;", "proxy_send_timeout 3600s;"],
+        where=lambda b, a: _check(
+            _own_names(a.loc)[1:3] == ["proxy_read_timeout 3600s", "proxy_send_timeout 3600s"]
+            or _own_names(a.loc)[0] != "proxy_pass http://pool"
+        ),
+    ),
     "upgrade-fix": Edit(  # what the upgrade check does: one replacement, two insertions after the anchor
         lambda p, t: (
             p.replace_statement(t.own(t.loc, "proxy_http_version"), "proxy_http_version 1.1;"),

@@ -174,6 +174,7 @@ class _Gap:
     next_indent: str  # the indentation of what follows, should the gap be split into lines
     items: list[str] = field(default_factory=list)  # lines inserted (already indented)
     broken: bool = False  # the elements it separates go on separate lines
+    dropped: _Gap | None = None  # the element after this gap is deleted: this gap and that one are one
 
 
 class _File:
@@ -366,23 +367,45 @@ class _File:
         if "\n" not in self.text[g.start : g.end]:
             self.split_line(owner, self.line_of(g.start))
 
-    def render_gap(self, g: _Gap) -> _Op | None:
-        ws = self.text[g.start : g.end]
+    def render_gap(self, group: list[_Gap]) -> _Op | None:
+        """The edit of a gap (or of gaps made one by the deletion of the elements between them)."""
+        g, last = group[0], group[-1]
+        items = [it for x in group for it in x.items]
+        broken = any(x.broken for x in group)
+        parts = [self.text[x.start : x.end] for x in group]
         eol = self.eol
+        if len(group) == 1:
+            ws = parts[0]
+        elif any("\n" in x for x in parts):
+            # the line breaks stay, the spaces left at the end of a line go, the indentation is the last one's
+            holder = max(i for i, x in enumerate(parts) if "\n" in x)
+            ws = eol * "".join(parts).count("\n") + parts[holder].rsplit("\n", 1)[1]
+        else:
+            ws = parts[0] or parts[-1]  # one space between the neighbours, not two
         if "\n" in ws:
-            if not g.items:
-                return None
             k = ws.index("\n") + 1
-            return _Op(g.start + k, g.start + k, "".join(it + eol for it in g.items), 1, 0)
-        if not g.items and not g.broken:
-            return None
-        if g.end == len(self.text):  # after the file's last statement, no newline
-            return _Op(g.start, g.end, "".join(eol + it for it in g.items) + eol, 1, 0)
-        return _Op(g.start, g.end, "".join(eol + it for it in g.items) + eol + g.next_indent, 1, 0)
+            lines = "".join(it + eol for it in items)
+            if len(group) == 1:  # the lines go in after the gap's first line break, nothing else moves
+                return _Op(g.start + k, g.start + k, lines, 1, 0) if items else None
+            return _Op(g.start, last.end, ws[:k] + lines + ws[k:], 1, 0)
+        if not items and not broken:
+            return None if len(group) == 1 else _Op(g.start, last.end, ws, 1, 0)
+        if last.end == len(self.text):  # after the file's last statement, no newline
+            return _Op(g.start, last.end, "".join(eol + it for it in items) + eol, 1, 0)
+        return _Op(g.start, last.end, "".join(eol + it for it in items) + eol + last.next_indent, 1, 0)
 
     def edits(self) -> list[_Op]:
         ops = list(self.ops)
-        ops += [op for g in self.gaps.values() if (op := self.render_gap(g)) is not None]
+        later = {x.dropped.start for x in self.gaps.values() if x.dropped is not None}
+        for g in self.gaps.values():
+            if g.start in later:
+                continue  # rendered with the gap before the deleted element
+            group = [g]
+            while (nxt := group[-1].dropped) is not None:
+                group.append(nxt)
+            op = self.render_gap(group)
+            if op is not None:
+                ops.append(op)
         ops.sort(key=lambda o: (o.start, o.end != o.start, o.rank, o.seq))
         return ops
 
@@ -614,7 +637,7 @@ class Patch:
 
     def delete_statement(self, d: Directive) -> None:
         """Remove D (a block with its body); a line left holding only whitespace (or only D's trailing comment)
-        goes too."""
+        goes too. Beside other statements on a line, D goes with the space around it."""
         fe = self._file(d.file)
         nd = self._node(d)
         first, last = fe.line_of(nd.start), fe.line_of(nd.end - 1)
@@ -622,10 +645,10 @@ class Patch:
         after = fe.text[nd.end : fe.content_end(last)]
         if not before.strip() and (not after.strip() or after.lstrip().startswith("#")):
             self._op(fe, fe.line_start(first), fe.line_end(last), "")
-        elif not after.strip() or after.lstrip().startswith("#"):
-            self._op(fe, nd.start - (len(before) - len(before.rstrip())), nd.end, "")
-        else:
-            self._op(fe, nd.start, nd.end + (len(after) - len(after.lstrip())), "")
+            return
+        index = fe.children(nd.parent).index(nd)
+        # the gaps before and after D become one: other edits there (insertions, split lines) still apply
+        fe.gap(nd.parent, index).dropped = fe.gap(nd.parent, index + 1)
 
     def comment_out(self, d: Directive, why: str = "") -> None:
         """Turn D into a comment on a line of its own, saying why: safer than deleting for a shared config.
