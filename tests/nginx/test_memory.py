@@ -31,12 +31,16 @@ CHILD = textwrap.dedent(
     }[kind]
     head = "set $a ${b};\\n" if how == "slow" else ""  # "${" takes the character-level lexer
     text = "events {}\\n" + head + "http {\\n server {\\n listen 80;\\n " + long + " }\\n}\\n"
-    from wsdoctor.nginx.load import _Loader, DumpSource
+    from wsdoctor.nginx.load import _Loader, DumpSource, load_dump
+    dump = "# configuration file /etc/nginx/nginx.conf:\\n" + text + "\\n" if how == "dump" else ""
     from wsdoctor.nginx.parse import parse_directives
     tracemalloc.start()
     t = time.perf_counter()
     if how == "load":
         cfg = _Loader(DumpSource({"/etc/nginx/nginx.conf": text}), "/etc/nginx/nginx.conf", "test").load()
+        directives, errors = cfg.root, cfg.errors
+    elif how == "dump":
+        cfg = load_dump(dump, "dump.txt")
         directives, errors = cfg.root, cfg.errors
     else:
         directives, errors = parse_directives(text, "/x")
@@ -51,7 +55,7 @@ CHILD = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("how", ["fast", "slow", "load"])
+@pytest.mark.parametrize("how", ["fast", "slow", "load", "dump"])
 @pytest.mark.parametrize("kind", ["comment", "argument", "quoted", "escapes", "quoted-escapes"])
 def test_a_10_mb_line_is_parsed_within_a_few_times_its_size(kind: str, how: str) -> None:
     proc = subprocess.run(

@@ -142,33 +142,37 @@ def split_dump(text: str) -> tuple[dict[str, str], list[str]]:
     """
     files: dict[str, str] = {}
     order: list[str] = []
+    end = len(text)
+    last_line = text.rfind("\n") + 1
+    if last_line < end and _cut_header(text[last_line:]) is not None:
+        end = last_line  # a header cut short is no file text (see _truncation)
     name: str | None = None
-    chunk: list[str] = []
-
-    def flush() -> None:
-        if name is not None:
-            body = "".join(chunk)
-            if body.endswith("\n"):
-                body = body[:-1]
-            if name not in files:
-                order.append(name)
-            files[name] = body
-
-    lines = text.splitlines(keepends=True)
-    if lines and _cut_header(lines[-1]) is not None:
-        lines.pop()  # a header cut short is no file text (see _truncation)
-    for line in lines:
-        if line.startswith(DUMP_MARK):
-            head = line[len(DUMP_MARK) :].rstrip("\r\n")
+    body_start = 0
+    pos = 0
+    while pos < end:
+        nl = text.find("\n", pos, end)
+        line_end = end if nl < 0 else nl + 1
+        if text.startswith(DUMP_MARK, pos):  # nginx counts lines by LF only
+            head = text[pos + len(DUMP_MARK) : line_end].rstrip("\r\n")
             if head.endswith(":") and head[:-1].strip():
-                flush()
-                name = head[:-1]
-                chunk = []
-                continue
-        if name is not None:
-            chunk.append(line)
-    flush()
+                _flush(files, order, name, text, body_start, pos)
+                name, body_start = head[:-1], line_end
+        pos = line_end
+    _flush(files, order, name, text, body_start, end)
     return files, order
+
+
+def _flush(
+    files: dict[str, str], order: list[str], name: str | None, text: str, start: int, end: int
+) -> None:
+    """Keep TEXT[START:END] as the file NAME, less the newline nginx writes after each file."""
+    if name is None:
+        return
+    if end > start and text[end - 1] == "\n":
+        end -= 1
+    if name not in files:
+        order.append(name)
+    files[name] = text[start:end]
 
 
 def _cut_header(line: str) -> str | None:
@@ -195,7 +199,7 @@ def _truncation(
     only glob includes after it, cannot be told from a whole dump.
     """
     last = order[-1]
-    tail = text.rsplit("\n", 1)[-1]
+    tail = text[text.rfind("\n") + 1 :]
     header = _cut_header(tail)
     body = files[last]
     complete = header is not None or text.endswith("\n")  # the last line of BODY is whole
