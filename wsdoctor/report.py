@@ -40,7 +40,20 @@ class Evidence:
     highlight: tuple[int, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "where": self.where, "text": self.text}
+        return {"kind": self.kind, "where": self.where, "text": clip_long_lines(self.text)}
+
+
+EVIDENCE_LINE_CAP = 4096  # characters of one evidence line in any report (a 10 MB config line is not proof)
+
+
+def clip_long_lines(text: str, cap: int = EVIDENCE_LINE_CAP) -> str:
+    """TEXT with every line longer than CAP characters cut, saying how much was left out."""
+    if len(text) <= cap:
+        return text
+    return "\n".join(
+        line if len(line) <= cap else f"{line[:cap]}… [{len(line) - cap:,} more characters]"
+        for line in text.split("\n")
+    )
 
 
 @dataclass
@@ -131,12 +144,19 @@ def redact(text: str, secrets: Sequence[str] = ()) -> str:
     for s in sorted((s for s in secrets if s), key=len, reverse=True):
         if len(s) >= 4:
             text = text.replace(s, "***")
-    text = _BEARER.sub(lambda m: m.group(1) + (m.group(2) or "") + "***", text)
-    text = _COOKIE.sub(lambda m: m.group(1) + "***", text)
-    text = _TOKEN_FIELD.sub(lambda m: m.group(1) + "***" + m.group(2), text)
-    text = _TOKEN_ARG.sub(lambda m: m.group(1) + "***", text)
-    text = _JWT.sub("***", text)
-    text = _URL_PASSWORD.sub(lambda m: m.group(1) + "***@", text)
+    # Each pattern runs only where its keyword occurs: a megabyte-long config line costs a few scans.
+    lowered = text.lower()
+    if "authorization" in lowered:
+        text = _BEARER.sub(lambda m: m.group(1) + (m.group(2) or "") + "***", text)
+    if "cookie" in lowered:
+        text = _COOKIE.sub(lambda m: m.group(1) + "***", text)
+    if any(k in lowered for k in ("token", "password", "secret")):
+        text = _TOKEN_FIELD.sub(lambda m: m.group(1) + "***" + m.group(2), text)
+        text = _TOKEN_ARG.sub(lambda m: m.group(1) + "***", text)
+    if "eyJ" in text:
+        text = _JWT.sub("***", text)
+    if "@" in text and "://" in text:
+        text = _URL_PASSWORD.sub(lambda m: m.group(1) + "***@", text)
     return text
 
 
