@@ -24,8 +24,11 @@ of file" or "not in the dump" errors it would otherwise cause.
 
 from __future__ import annotations
 
+import fnmatch
+import glob
 import os
 import re
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -418,8 +421,6 @@ class FsSource:
         return f'open() "{real}" failed (2: No such file or directory){where}'
 
     def glob(self, pattern: str) -> list[str]:
-        import glob
-
         base = self.root or ""
         matches = glob.glob(glob.escape(base) + pattern) if base else glob.glob(pattern)
         return sorted(m[len(base) :] for m in matches)
@@ -453,8 +454,6 @@ class DumpSource:
 
     def parse_path(self, real: str) -> tuple[str, Callable[[], None] | None]:
         if self._tmp is None:
-            import tempfile
-
             self._tmp = tempfile.mkdtemp(prefix="wsdoctor-dump-")
         self._n += 1
         path = os.path.join(self._tmp, f"{self._n}.conf")
@@ -477,8 +476,6 @@ _SEGMENT_CACHE: dict[str, re.Pattern[str]] = {}
 def _segment_re(seg: str) -> re.Pattern[str]:
     rx = _SEGMENT_CACHE.get(seg)
     if rx is None:
-        import fnmatch
-
         rx = re.compile(fnmatch.translate(seg), re.DOTALL)
         _SEGMENT_CACHE[seg] = rx
     return rx
