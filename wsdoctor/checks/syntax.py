@@ -154,7 +154,7 @@ def _read_test(facts: Facts, test: CommandResult | None) -> _Test | None:
         "",
     )
     mapped = (
-        f"; host names that resolve on the target, not necessarily here ({hosts}), were mapped to 127.0.0.1 for it"
+        f"; host names mapped to 127.0.0.1 for it, as they resolve on the target but maybe not here: {hosts}"
         if hosts
         else ""
     )
@@ -184,8 +184,8 @@ def _combine(facts: Facts, place: Place, said: _Said | None, test: CommandResult
     if t.outcome.stopped_by_environment:
         return _add(
             verdict,
-            f"{t.judge} stopped at a difference between this machine and the target, not a config error "
-            f"({t.outcome.environment[0]}), so it judged nothing after it",
+            f"{t.judge} stopped at a difference between this machine and the target, not a config error, and "
+            f"judged nothing after it: {_strip_level(t.outcome.environment[0])}",
         )
     return _other_version(verdict, t)
 
@@ -195,7 +195,7 @@ def _judged_by_nginx(facts: Facts, said: _Said, t: _Test, evidence: list[Evidenc
     o = t.outcome
     env = _environment_note(t)
     if t.local and t.version and not facts.nginx_version:
-        env += f" (the target's nginx version is unknown: if it is not {t.version}, give --nginx-version)"
+        env += f"; the target's nginx version is unknown: if it is not {t.version}, give --nginx-version"
     if not o.accepted:
         first = o.emerg or _first_emerg(t.result.stderr)
         agrees = "; wsdoctor's statement check agrees" if said.problems else ""
@@ -287,7 +287,7 @@ def _own_verdict(facts: Facts, said: _Said, evidence: list[Evidence]) -> Verdict
         )
     return Verdict(
         Status.PASS,
-        f"Statements checked by wsdoctor: no error (no nginx -t of {for_v} here)",
+        f"Statements checked by wsdoctor (not by nginx -t): nothing {for_v} would refuse",
         f"{_parsed(facts)} parsed without errors; the statement check finds nothing nginx would refuse, but "
         f"without `nginx -t` it cannot see {UNSEEN}: run `nginx -t` where nginx runs (or give --ssh).",
         [],
@@ -304,7 +304,7 @@ def _other_version(verdict: Verdict, t: _Test) -> Verdict:
             return _add(
                 verdict,
                 f"{t.judge} refuses {_strip_level(o.emerg)}, which nginx {'.'.join(map(str, since))} and later "
-                f"accept: the target runs {target} (so nginx here judged nothing after that line)",
+                f"accept: the target runs {target}, and nginx here judged nothing after that line",
             )
         if verdict.status is Status.PASS:
             return Verdict(
@@ -327,7 +327,7 @@ def _other_version(verdict: Verdict, t: _Test) -> Verdict:
 def _environment_note(t: _Test) -> str:
     if not t.outcome.environment:
         return ""
-    return f" (about this machine, not the config: {_strip_level(t.outcome.environment[0])})"
+    return f"; about this machine, not the config: {_strip_level(t.outcome.environment[0])}"
 
 
 def _add(v: Verdict, clause: str) -> Verdict:
