@@ -19,6 +19,7 @@ from wsdoctor.diagnose import run_headless
 from wsdoctor.errors import describe
 from wsdoctor.nginx.generate import generate_command
 from wsdoctor.report import use_color
+from wsdoctor.safetext import visible
 from wsdoctor.target import Target, apply_profile
 
 COMMANDS = ("check", "generate", "lab", "demo")
@@ -159,6 +160,12 @@ def target_from_args(ns: argparse.Namespace) -> Target:
         "ssh", "ssh_config", "identity", "known_hosts", "accept_host_key", "hold", "server_name", "ca_file",
     ):  # fmt: skip
         value = getattr(ns, key, None)
+        if isinstance(value, str) and not value.strip():
+            # A script's unset variable (`--url "$URL"`) must not turn into a run that checks nothing.
+            raise UsageError(
+                f"--{key.replace('_', '-')} was given an empty value (an unset variable in a script?); "
+                "give a value or leave the option out"
+            )
         if value is not None:
             setattr(t, key, value)
     if ns.transports:
@@ -297,5 +304,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(message: str) -> int:
-    print(f"wsdoctor: {message}", file=sys.stderr)
+    # The message may quote what the user gave (a path, a URL): shown escaped, never driving the terminal.
+    print(f"wsdoctor: {visible(message, keep_newlines=False)}", file=sys.stderr)
     return 2

@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from wsdoctor import __version__
+from wsdoctor.safetext import json_safe, visible_obj
 
 
 class Status(StrEnum):
@@ -39,7 +40,20 @@ class Evidence:
     highlight: tuple[int, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "where": self.where, "text": self.text}
+        return {"kind": self.kind, "where": self.where, "text": clip_long_lines(self.text)}
+
+
+EVIDENCE_LINE_CAP = 4096  # characters of one evidence line in any report (a 10 MB config line is not proof)
+
+
+def clip_long_lines(text: str, cap: int = EVIDENCE_LINE_CAP) -> str:
+    """TEXT with every line longer than CAP characters cut, saying how much was left out."""
+    if len(text) <= cap:
+        return text
+    return "\n".join(
+        line if len(line) <= cap else f"{line[:cap]}… [{len(line) - cap:,} more characters]"
+        for line in text.split("\n")
+    )
 
 
 @dataclass
@@ -116,11 +130,13 @@ def exit_code(findings: Iterable[Finding]) -> int:
 
 # --- redaction -------------------------------------------------------------
 
-_BEARER = re.compile(r"(?i)(authorization\s*[:=]\s*)(bearer\s+)?[^\s\"',}]+")
+_BEARER = re.compile(r"(?i)(authorization\s*[:=]\s*)((?:bearer|basic|digest|token|negotiate)\s+)?[^\s\"',}]+")
 _COOKIE = re.compile(r"(?i)((?:set-)?cookie\s*[:=]\s*)[^\r\n\"]+")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
 _TOKEN_FIELD = re.compile(r"(?i)(\"(?:token|access_token|password|secret)\"\s*:\s*\")[^\"]*(\")")
 _TOKEN_ARG = re.compile(r"(?i)([?&](?:token|access_token)=)[^&\s\"]+")
+# user:password@ in any URL (wss://alice:S3cr3t@host/…): the user stays, the password goes.
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s/?#@:\"']*:)[^\s/?#@\"']*@")
 
 
 def redact(text: str, secrets: Sequence[str] = ()) -> str:
@@ -128,11 +144,19 @@ def redact(text: str, secrets: Sequence[str] = ()) -> str:
     for s in sorted((s for s in secrets if s), key=len, reverse=True):
         if len(s) >= 4:
             text = text.replace(s, "***")
-    text = _BEARER.sub(lambda m: m.group(1) + (m.group(2) or "") + "***", text)
-    text = _COOKIE.sub(lambda m: m.group(1) + "***", text)
-    text = _TOKEN_FIELD.sub(lambda m: m.group(1) + "***" + m.group(2), text)
-    text = _TOKEN_ARG.sub(lambda m: m.group(1) + "***", text)
-    text = _JWT.sub("***", text)
+    # Each pattern runs only where its keyword occurs: a megabyte-long config line costs a few scans.
+    lowered = text.lower()
+    if "authorization" in lowered:
+        text = _BEARER.sub(lambda m: m.group(1) + (m.group(2) or "") + "***", text)
+    if "cookie" in lowered:
+        text = _COOKIE.sub(lambda m: m.group(1) + "***", text)
+    if any(k in lowered for k in ("token", "password", "secret")):
+        text = _TOKEN_FIELD.sub(lambda m: m.group(1) + "***" + m.group(2), text)
+        text = _TOKEN_ARG.sub(lambda m: m.group(1) + "***", text)
+    if "eyJ" in text:
+        text = _JWT.sub("***", text)
+    if "@" in text and "://" in text:
+        text = _URL_PASSWORD.sub(lambda m: m.group(1) + "***@", text)
     return text
 
 
@@ -174,7 +198,7 @@ class Report:
         return _redact_obj(data, self.secrets)
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+        return json_safe(json.dumps(self.to_dict(), indent=2, ensure_ascii=False)) + "\n"
 
     def exit_code(self) -> int:
         return exit_code(self.findings)
@@ -185,7 +209,7 @@ class Report:
         """Grouped by the runbook's five issues; --brief (verbose=False) is one line per check."""
         if color is None:
             color = False
-        data = self.to_dict()
+        data = visible_obj(self.to_dict())  # text from outside never drives the terminal
         by_id = {f["id"]: f for f in data["findings"]}
         out: list[str] = []
         t = data["target"]
@@ -230,7 +254,7 @@ class Report:
     # -- markdown ----------------------------------------------------------
 
     def to_markdown(self) -> str:
-        data = self.to_dict()
+        data = visible_obj(self.to_dict())
         by_id = {f["id"]: f for f in data["findings"]}
         icon = {"pass": "✅", "warn": "⚠️", "fail": "❌", "skip": "⏭️"}
         t = data["target"]
@@ -256,14 +280,14 @@ class Report:
                     continue
                 out += ["", f"### {icon[f['status']]} {cid}: {f['title']}", "", f["summary"], ""]
                 for ev in f["evidence"]:
-                    out += [f"*{ev['kind']}* `{ev['where']}`", "", "```", ev["text"], "```", ""]
+                    out += [f"*{ev['kind']}* {_md_code(ev['where'])}", "", *_md_block(ev["text"]), ""]
                 fix = f.get("fix")
                 if fix:
                     out += [f"**Fix:** {fix['summary']}", ""]
                     if fix.get("code"):
-                        out += ["```js", fix["code"], "```", ""]
+                        out += [*_md_block(fix["code"], "js"), ""]
                     if fix.get("diff"):
-                        out += ["```diff", fix["diff"].rstrip("\n"), "```", ""]
+                        out += [*_md_block(fix["diff"].rstrip("\n"), "diff"), ""]
         return "\n".join(out) + "\n"
 
 
@@ -275,7 +299,7 @@ def _header(t: dict[str, Any], markdown: bool = False) -> list[tuple[str, str]]:
     and its source, the files read from this machine rather than the target)."""
 
     def code(v: Any) -> str:
-        return f"`{v}`" if markdown else str(v)
+        return _md_code(str(v)) if markdown else str(v)
 
     out: list[tuple[str, str]] = []
     for key in ("url", "request", "namespace", "location", "upstream_uri"):
@@ -293,6 +317,22 @@ def _header(t: dict[str, Any], markdown: bool = False) -> list[tuple[str, str]]:
     if t.get("ssh"):
         out.append(("ssh", code(t["ssh"])))
     return out
+
+
+def _md_block(text: str, lang: str = "") -> list[str]:
+    """TEXT as a fenced block whose fence is longer than any run of backticks inside it (a config line
+    cannot close the block and inject Markdown)."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [fence + lang, text, fence]
+
+
+def _md_code(text: str) -> str:
+    """TEXT as inline code that its own backticks cannot end."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    ticks = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{ticks}{pad}{text}{pad}{ticks}"
 
 
 def _clip(lines: list[str], cap: int) -> list[str]:
