@@ -220,3 +220,22 @@ def test_cache_key_decides_between_warn_and_fail(tmp_path: Path) -> None:
     assert "$scheme$host$uri" in f.summary and f.fix is not None and "proxy_cache off;" in f.fix.diff
     ws_only = run(facts_for(tmp_path / "w", conf(loc, http=cache), transports=("websocket",)))["buffering"]
     assert ws_only.status is Status.WARN
+
+
+# --- route: proxy_pass with variables and no resolver -------------------------------------------------------
+
+VARIABLE = "set $game game-server;\nproxy_pass http://$game:7000;\n"
+
+
+def test_variable_proxy_pass_without_resolver_is_a_502_for_every_request(tmp_path: Path) -> None:
+    f = run(facts_for(tmp_path / "none", conf(VARIABLE + NO_VERSION.split("\n", 1)[1])))["route"]
+    assert f.status is Status.FAIL and "every request 502" in f.title
+    assert "no resolver defined to resolve game-server" in f.summary
+    assert f.fix is not None and "resolver 127.0.0.11" in f.fix.summary
+    for name, http, loc in (
+        ("resolver", "resolver 127.0.0.11 valid=10s;\n", VARIABLE),
+        ("upstream", "upstream game-server { server 127.0.0.1:7000; }\n", VARIABLE.replace(":7000", "")),
+        ("ip", "", VARIABLE.replace("game-server", "127.0.0.1")),
+    ):
+        ok = run(facts_for(tmp_path / name, conf(loc, http=http)))["route"]
+        assert ok.status is Status.PASS, (name, ok.summary)

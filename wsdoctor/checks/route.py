@@ -9,6 +9,7 @@ handshake through the proxy shows who answered; config and probe must agree or t
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -17,6 +18,7 @@ from wsdoctor.checks import _util as u
 from wsdoctor.checks._flow import Flow, Verdict, skip
 from wsdoctor.checks._util import Place
 from wsdoctor.facts import ENGINEIO_NODE, ENGINEIO_PY, NGINX, NO_CONFIG, Fact, Facts, Handshake
+from wsdoctor.nginx import effective
 from wsdoctor.nginx.routing import parse_proxy_pass
 from wsdoctor.report import Evidence, Fix, Status
 from wsdoctor.routes import proxied, route_for
@@ -186,6 +188,9 @@ def _config(facts: Facts, place: Place) -> Verdict:
     broken = _broken_uri(config, r)
     if broken is not None:
         return broken
+    unresolved = _no_resolver(config, r)
+    if unresolved is not None:
+        return unresolved
     notes = "; ".join(r.notes)
     chain = (
         f"{req} goes to {u.server_label(r.server)}, then {u.loc_label(loc)} — {r.location_reason} — and "
@@ -324,6 +329,40 @@ def _stolen(config: Config, r: Route) -> Verdict | None:
             diff=diff,
         ),
         "proxied",
+    )
+
+
+_IP_HOST = re.compile(r"^(?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:.]*\])$")
+
+
+def _no_resolver(config: Config, r: Route) -> Verdict | None:
+    """proxy_pass with variables naming a host that no upstream block defines, and no ``resolver`` in effect:
+    nginx resolves such a name for each request, and without a resolver it answers every request 502 (error
+    log: ``no resolver defined to resolve HOST``)."""
+    d, loc = r.proxy_pass, r.location
+    if d is None or loc is None or not d.args or "$" not in d.args[0] or r.upstream is not None:
+        return None
+    target = r.upstream_name or ""
+    host = target if target.startswith("[") else target.rsplit(":", 1)[0]
+    if not host or "$" in host or host.startswith("unix:") or _IP_HOST.match(host):
+        return None
+    if any(name.lower() == host.lower() for name in config.upstreams()):
+        return None
+    if effective.scalar(r.config_block or loc, "resolver").directive is not None:
+        return None
+    return Verdict(
+        Status.FAIL,
+        f"No resolver for {host}: nginx answers every request 502",
+        f"{u.loc_label(loc)} proxies with variables ({d.where}), so nginx resolves {host} for each request, but "
+        f"no `resolver` is set for it and no upstream block is named {host}: every request gets 502, and the "
+        f"error log says `no resolver defined to resolve {host}`.",
+        u.cfg_lines_ev(config, [loc, d]),
+        Fix(
+            summary=f"In {u.server_label(r.server)}: add `resolver` with the DNS server that knows {host} "
+            "(Docker's is `resolver 127.0.0.11 valid=10s;`), or proxy to an upstream block named "
+            f"{host} (resolved once, when nginx starts)."
+        ),
+        "502",
     )
 
 
