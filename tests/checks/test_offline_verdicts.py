@@ -239,3 +239,41 @@ def test_variable_proxy_pass_without_resolver_is_a_502_for_every_request(tmp_pat
     ):
         ok = run(facts_for(tmp_path / name, conf(loc, http=http)))["route"]
         assert ok.status is Status.PASS, (name, ok.summary)
+
+
+# --- route: a regex location that takes the request ---------------------------------------------------------
+
+SIO_LOC = "proxy_pass http://sio;\nproxy_http_version 1.1;\nproxy_set_header Upgrade $http_upgrade;\nproxy_set_header Connection upgrade;\n"
+
+
+def _regex_conf(regex: str, regex_pass: str, prefix: str, prefix_body: str) -> str:
+    return textwrap.dedent(f"""\
+        events {{}}
+        http {{
+            upstream sio {{ server 127.0.0.1:3001; }}
+            upstream other {{ server 127.0.0.1:3002; }}
+            server {{
+                listen 80;
+                server_name ticker.example.com;
+                location ~ {regex} {{ proxy_pass {regex_pass}; }}
+                location {prefix} {{ {prefix_body} }}
+            }}
+        }}
+        """)
+
+
+def test_a_regex_that_takes_the_request_to_the_same_backend_is_a_warning(tmp_path: Path) -> None:
+    body = SIO_LOC.replace("\n", " ")
+    same = run(
+        facts_for(tmp_path / "s", _regex_conf(r"^/(api|socket\.io)/", "http://sio", "/socket.io/", body))
+    )
+    assert same["route"].status is Status.WARN and "polling still works" in same["route"].summary
+    other = run(
+        facts_for(tmp_path / "o", _regex_conf(r"^/(api|socket\.io)/", "http://other", "/socket.io/", body))
+    )
+    assert other["route"].status is Status.FAIL
+
+
+def test_a_regex_written_for_the_path_beats_a_catch_all_without_blame(tmp_path: Path) -> None:
+    text = _regex_conf(r"^/(static/|socket.io/)", "http://sio", "/", "proxy_pass http://sio/p/;")
+    assert run(facts_for(tmp_path, text))["route"].status is Status.PASS

@@ -315,14 +315,24 @@ def _stolen(config: Config, r: Route) -> Verdict | None:
     victim = max(prefixes, key=lambda d: len(u.location_path(d) or ""))
     if victim.child("proxy_pass") is None or (u.sets_upgrade(loc) and loc.child("proxy_pass") is not None):
         return None  # the regex location is the intended Socket.IO one, or the prefix one proxies nothing
+    if _written_for(loc, victim, r.uri):
+        return None  # the regex names the request's path, the prefix is a catch-all: the regex is the route
     diff = u.diff_of(
         config, lambda p: p.replace_statement(victim, f"location ^~ {u.location_path(victim)} {{")
     )
+    label = f"{r.uri.split('?')[0]} matches prefix {u.loc_label(victim)}, but nginx tries regex locations after the prefix match and {u.loc_label(loc)} wins"
+    same = _same_upstream(loc, victim)
     return Verdict(
-        Status.FAIL,
+        Status.WARN if same else Status.FAIL,
         f"Regex {u.loc_name(loc)} takes the request from {u.loc_name(victim)}",
-        f"{r.uri.split('?')[0]} matches prefix {u.loc_label(victim)}, but nginx tries regex locations after "
-        f"the prefix match and {u.loc_label(loc)} wins; mark the prefix location `^~` so no regex can take it.",
+        label
+        + (
+            f": it proxies to the same {same} with the same URI, so polling still works, but the settings "
+            f"written in {u.loc_name(victim)} never apply (the upgrade check judges the regex location's); "
+            "mark the prefix location `^~` so no regex can take it."
+            if same
+            else "; mark the prefix location `^~` so no regex can take it."
+        ),
         u.cfg_lines_ev(config, [victim, loc]) if config is not None else [],
         Fix(
             summary=f"Make {u.loc_name(victim)} a `^~` location (regex locations are then not tried).",
@@ -330,6 +340,30 @@ def _stolen(config: Config, r: Route) -> Verdict | None:
         ),
         "proxied",
     )
+
+
+def _written_for(regex: Directive, prefix: Directive, uri: str) -> bool:
+    """The regex location names the request's first path segment (``socket.io/``, ``socket\\.io``) while the
+    prefix location it wins over does not and forwards no upgrade: a catch-all such as ``location /``, not a
+    location written for this path."""
+    segment = uri.split("?")[0].strip("/").split("/")[0]
+    if not segment or u.sets_upgrade(prefix) or segment in (u.location_path(prefix) or ""):
+        return False
+    pattern = regex.args[-1] if regex.args else ""
+    return segment in pattern or segment.replace(".", "\\.") in pattern
+
+
+def _same_upstream(regex: Directive, prefix: Directive) -> str | None:
+    """The proxy target both locations send the request to unchanged (no URI part, no variables), or None."""
+    a, b = regex.child("proxy_pass"), prefix.child("proxy_pass")
+    if a is None or b is None or not a.args or not b.args:
+        return None
+    pa, pb = parse_proxy_pass(a.args[0]), parse_proxy_pass(b.args[0])
+    if pa.variables or pb.variables or pa.uri or pb.uri:
+        return None
+    if (pa.scheme, pa.host.lower()) != (pb.scheme, pb.host.lower()):
+        return None
+    return f"{pa.scheme}://{pa.host}"
 
 
 _IP_HOST = re.compile(r"^(?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:.]*\])$")
