@@ -277,3 +277,10 @@ def test_a_regex_that_takes_the_request_to_the_same_backend_is_a_warning(tmp_pat
 def test_a_regex_written_for_the_path_beats_a_catch_all_without_blame(tmp_path: Path) -> None:
     text = _regex_conf(r"^/(static/|socket.io/)", "http://sio", "/", "proxy_pass http://sio/p/;")
     assert run(facts_for(tmp_path, text))["route"].status is Status.PASS
+
+
+def test_a_spa_catch_all_is_named_for_its_try_files_not_a_return(tmp_path: Path) -> None:
+    text = _regex_conf(r"^/never/", "http://sio", "/", "try_files $uri $uri/ /index.html;")
+    f = run(facts_for(tmp_path, text))["route"]
+    assert f.status is Status.FAIL and f.title == "location / serves files (try_files), never the backend"
+    assert "return" not in f.summary and "falls back to /index.html" in f.summary

@@ -154,6 +154,20 @@ def _config(facts: Facts, place: Place) -> Verdict:
         )
     if r.return_status is not None:
         ret = loc.child("return")
+        tf = loc.child("try_files")
+        if ret is None and tf is not None and tf.args and not tf.args[-1].startswith(("=", "@")):
+            return Verdict(
+                Status.FAIL,
+                f"{u.loc_name(loc)} serves files (try_files), never the backend",
+                f"{req} reaches {u.loc_label(loc)}, whose try_files ({tf.where}) falls back to {tf.args[-1]}: "
+                f"nginx answers with that file (the app's page, 200) or 500 when it does not exist, and never "
+                "proxies to a backend.",
+                u.cfg_lines_ev(config, [loc, tf]),
+                Fix(
+                    summary=f"Give the Socket.IO request a location of its own that proxies (not `{u.loc_name(loc)}`)."
+                ),
+                "return",
+            )
         return Verdict(
             Status.FAIL,
             f"{u.loc_name(loc)} answers `return {r.return_status}`",
