@@ -257,13 +257,14 @@ def _block_problem(d: Directive, spec: Spec) -> str | None:
 
 
 # Directive names that are not in SPECS but often follow a statement whose ';' is missing: a word starting a
-# later line of a statement is taken for a swallowed directive only when it is a directive name.
+# later line of a statement is taken for a swallowed directive only when it is a directive name. (Not `ssl`
+# or `http2`: they are `listen` parameters far more often than swallowed directives.)
 _OTHER_NAME_LIST = """
     large_client_header_buffers client_header_buffer_size client_body_buffer_size client_body_timeout
     client_header_timeout keepalive_timeout keepalive_requests send_timeout tcp_nopush tcp_nodelay gzip
-    gzip_types charset expires etag server_tokens ssl ssl_protocols ssl_ciphers ssl_prefer_server_ciphers
+    gzip_types charset expires etag server_tokens ssl_protocols ssl_ciphers ssl_prefer_server_ciphers
     ssl_session_cache ssl_session_timeout ssl_session_tickets ssl_dhparam ssl_stapling ssl_stapling_verify
-    ssl_trusted_certificate ssl_reject_handshake http2 http3 quic_retry auth_basic auth_basic_user_file
+    ssl_trusted_certificate ssl_reject_handshake quic_retry auth_basic auth_basic_user_file
     auth_request limit_req limit_conn real_ip_recursive error_page proxy_redirect proxy_cache_key
     proxy_cache_valid proxy_cache_bypass proxy_no_cache proxy_ignore_headers proxy_ssl_server_name
     proxy_ssl_verify proxy_max_temp_file_size proxy_temp_path resolver_timeout satisfy internal log_not_found
@@ -278,11 +279,15 @@ def _swallowed(config: Config, d: Directive) -> tuple[str, int] | None:
     known = set(SPECS) | set(UPSTREAM_SPECS) | {"server"} | _OTHER_NAMES
     if not any(a in known for a in d.args):
         return None
+    lines = config.lines(d.file)
+    own = lines[d.line - 1] if 0 < d.line <= len(lines) else ""
+    at = own.find(d.args[-1], own.find(d.name) + len(d.name)) if d.args else -1
+    if at >= 0 and ";" in own[at:]:
+        return None  # the statement ends on its own line: nothing glued (and no statement span to compute)
     span = statement_lines(config, d)
     if span is None:
         return None
     first, last = span
-    lines = config.lines(d.file)
     for ln in range(first + 1, min(last, len(lines)) + 1):
         head = lines[ln - 1].split(None, 1)
         word = head[0].rstrip(";{") if head else ""

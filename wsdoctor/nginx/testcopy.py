@@ -60,6 +60,8 @@ _CERTS = frozenset(
 _KEYS = frozenset(["ssl_certificate_key", "proxy_ssl_certificate_key", "grpc_ssl_certificate_key"])
 _NOT_FILES = ("syslog:", "memory:", "data:", "engine:")
 _PASSES = frozenset(["proxy_pass", "grpc_pass", "uwsgi_pass", "scgi_pass", "fastcgi_pass", "memcached_pass"])
+# A token that may be an absolute path: "/" after whitespace or a quote, up to what ends a token.
+_PATH_TOKEN = re.compile(r"(?<![^\s\"'])/[^\s;\"'{}]+")
 _USER = re.compile(r"(?m)^([ \t]*)user[ \t]+[^;{}#\n]*;")
 _IP = re.compile(r"^(?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\])$")
 _HOST = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?$")
@@ -173,10 +175,6 @@ def _write_copy(config: Config, copy: str) -> tuple[list[str], list[str], list[s
                 hosts[host] = None
         elif d.name == "user" and d.parent is None and not _user_exists(arg):
             users.append(arg)
-    rewrites = [
-        (re.compile(rf"(?<![^\s\"'])({re.escape(p)})(?=[\s;\"'{{}}]|$)"), copy + p)
-        for p in sorted(paths, key=len, reverse=True)
-    ]
     host_re = None
     if hosts:
         names = "|".join(re.escape(h) for h in sorted(hosts, key=len, reverse=True))
@@ -184,9 +182,8 @@ def _write_copy(config: Config, copy: str) -> tuple[list[str], list[str], list[s
             rf"((?:\b(?:{'|'.join(sorted(_PASSES))})\s+[\"']?(?:[a-z0-9+]+://)?|\bserver\s+[\"']?))({names})(?=[:/;\"'\s])"
         )
     for real, text in config.files.items():
-        new = text
-        for rx, repl in rewrites:
-            new = rx.sub(lambda m, r=repl: r, new)
+        # One pass over the text: every absolute-path token that a directive opens points into the copy.
+        new = _PATH_TOKEN.sub(lambda m: copy + m.group(0) if m.group(0) in paths else m.group(0), text)
         if host_re is not None:
             new = host_re.sub(r"\g<1>127.0.0.1", new)
         if users:  # blanked, not removed: every line keeps its number
