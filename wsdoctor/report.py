@@ -214,9 +214,8 @@ class Report:
         out: list[str] = []
         t = data["target"]
         out.append(_c(f"wsdoctor {__version__}", "bold", color))
-        for key in ("url", "request", "namespace", "location", "upstream_uri", "nginx_version", "ssh"):
-            if t.get(key):
-                out.append(f"  {key.replace('_', ' ')}: {t[key]}")
+        for key, value in _header(t):
+            out.append(f"  {key}: {value}")
         for note in t.get("notes", []):
             out.append(_c(f"  note: {note}", "yellow", color))
         for group, ids in GROUPS:
@@ -260,9 +259,9 @@ class Report:
         icon = {"pass": "✅", "warn": "⚠️", "fail": "❌", "skip": "⏭️"}
         t = data["target"]
         out = [f"## wsdoctor report — {t.get('url') or t.get('nginx') or 'offline'}", ""]
-        for key in ("request", "namespace", "location", "upstream_uri", "nginx_version", "ssh"):
-            if t.get(key):
-                out.append(f"- **{key.replace('_', ' ')}**: {_md_code(str(t[key]))}")
+        for key, value in _header(t, markdown=True):
+            if key != "url":
+                out.append(f"- **{key}**: {value}")
         for note in t.get("notes", []):
             out.append(f"- **note**: {note}")
         s = data["summary"]
@@ -293,6 +292,31 @@ class Report:
 
 
 TEXT_EVIDENCE_LINES = 40
+
+
+def _header(t: dict[str, Any], markdown: bool = False) -> list[tuple[str, str]]:
+    """The target lines of a rendering: what was diagnosed, and where the inputs came from (the nginx version
+    and its source, the files read from this machine rather than the target)."""
+
+    def code(v: Any) -> str:
+        return _md_code(str(v)) if markdown else str(v)
+
+    out: list[tuple[str, str]] = []
+    for key in ("url", "request", "namespace", "location", "upstream_uri"):
+        if t.get(key):
+            out.append((key.replace("_", " "), code(t[key])))
+    source = t.get("nginx_version_source")
+    if t.get("nginx_version"):
+        out.append(("nginx version", code(t["nginx_version"]) + (f" (from {source})" if source else "")))
+    elif source:
+        out.append(
+            ("nginx version", "unknown (give --nginx-version: version-dependent defaults show both outcomes)")
+        )
+    if t.get("local_files"):
+        out.append(("read from this machine, not the target", ", ".join(code(f) for f in t["local_files"])))
+    if t.get("ssh"):
+        out.append(("ssh", code(t["ssh"])))
+    return out
 
 
 def _md_block(text: str, lang: str = "") -> list[str]:
