@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 
 from wsdoctor.cli import main as wsdoctor_main
-from wsdoctor.nginx import testcopy
+from wsdoctor.nginx import testcopy, testoutput
 from wsdoctor.nginx.load import load_file
+from wsdoctor.nginx.version import local_version
 
 NGINX = testcopy.find_binary()
-HERE = testcopy.binary_version(NGINX) if NGINX else None
+HERE = local_version(NGINX) if NGINX else None
 needs_nginx = pytest.mark.skipif(NGINX is None or HERE is None, reason="no nginx binary on this machine")
 
 MAIN = """\
@@ -70,7 +71,7 @@ def test_copy_test_makes_the_machine_equal_and_leaves_the_tree_alone(tmp_path: P
     assert t.users == ["nosuchuser-wsdoctor"]
     assert snapshot(root) == before  # nothing written into the tree the user gave
     assert str(tmp_path) not in t.output and "wsdoctor-nginx-t-" not in t.output
-    assert any(h.startswith(testcopy.HOSTS_LINE) for h in t.header())
+    assert any(h.startswith(testoutput.HOSTS_LINE) for h in t.header())
     assert not Path(t.argv[t.argv.index("-p") + 1]).exists()  # the copy is gone
 
 
@@ -79,7 +80,7 @@ def test_copy_test_reports_file_line_as_the_user_knows_it(tmp_path: Path) -> Non
     root = tree(tmp_path, site=SITE.replace("server_name chat.example.com;", "server_nmae chat.example.com;"))
     t = testcopy.run(load_file(str(root / "etc/nginx/nginx.conf"), root=str(root)))
     assert t is not None and t.exit_status == 1
-    outcome = testcopy.read(t.output, t.exit_status)
+    outcome = testoutput.read(t.output, t.exit_status)
     assert outcome.emerg is not None
     assert 'unknown directive "server_nmae" in /etc/nginx/conf.d/chat.conf:4' in outcome.emerg
 

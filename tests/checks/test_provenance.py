@@ -14,11 +14,12 @@ import pytest
 
 from wsdoctor.cli import main as wsdoctor_main
 from wsdoctor.nginx import testcopy
+from wsdoctor.nginx.version import local_version
 from wsdoctor.report import Report
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "docs/report.schema.json").read_text())
-HERE = testcopy.binary_version(testcopy.find_binary() or "") if testcopy.find_binary() else None
+HERE = local_version(testcopy.find_binary() or "") if testcopy.find_binary() else None
 
 
 def site(tmp: Path) -> tuple[Path, Path]:

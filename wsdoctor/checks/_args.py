@@ -271,13 +271,14 @@ _OTHER_NAME_LIST = """
     access_log error_log index autoindex sub_filter
 """
 _OTHER_NAMES = frozenset(_OTHER_NAME_LIST.split())
+_KNOWN_NAMES = frozenset(SPECS) | frozenset(UPSTREAM_SPECS) | {"server"} | _OTHER_NAMES
 
 
 def _swallowed(config: Config, d: Directive) -> tuple[str, int] | None:
     """(name, line) of a directive that a missing ``;`` glued into D's arguments: a known directive name that
     starts a later line of D's own statement."""
-    known = set(SPECS) | set(UPSTREAM_SPECS) | {"server"} | _OTHER_NAMES
-    if not any(a in known for a in d.args):
+    known = _KNOWN_NAMES
+    if known.isdisjoint(d.args):
         return None
     lines = config.lines(d.file)
     own = lines[d.line - 1] if 0 < d.line <= len(lines) else ""

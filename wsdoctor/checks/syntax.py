@@ -31,7 +31,7 @@ from wsdoctor.checks._args import deployment_errors, statement_lines
 from wsdoctor.checks._flow import Flow, Verdict, skip
 from wsdoctor.checks._util import Place
 from wsdoctor.facts import NO_CONFIG, CommandResult, Fact, Facts
-from wsdoctor.nginx import testcopy
+from wsdoctor.nginx import testoutput
 from wsdoctor.nginx.version import parse_version
 from wsdoctor.report import Evidence, Fix, Status
 
@@ -68,6 +68,7 @@ class _Said:
     warnings: list[str] = field(default_factory=list)  # accepted, but not as meant or deprecated
     evidence: list[Evidence] = field(default_factory=list)
     glued: bool = False  # a missing ';' among the warnings (the fix ends the statement)
+    truncated: str | None = None  # the nginx -T output was cut short: what is missing (the input, not nginx)
 
 
 def _config(facts: Facts, place: Place) -> _Said:
@@ -76,6 +77,9 @@ def _config(facts: Facts, place: Place) -> _Said:
     if config is None:
         return said
     for e in config.errors:
+        if e.kind == "truncated":
+            said.truncated = e.message
+            continue
         said.problems.append(f"{e.where}: {e.message}")
         if len(said.evidence) < MAX_SHOWN:
             text = config.excerpt(e.file, e.line, 1, 1) if e.line else ""
@@ -120,7 +124,7 @@ class _Test:
     result: CommandResult
     judge: str  # in a sentence: "nginx 1.22.1 here", "nginx on root@lb1"
     heading: str  # in a title: "nginx -t of nginx 1.22.1 here (on a copy)", "nginx -t on root@lb1"
-    outcome: testcopy.Outcome
+    outcome: testoutput.Outcome
     local: bool  # this machine's nginx on a copy of the config
     version: str | None  # the judging binary's version, when known
     other_version: (
@@ -135,7 +139,7 @@ def _read_test(facts: Facts, test: CommandResult | None) -> _Test | None:
     local = test.host in ("", "local")
     version = _binary_version(test.stdout) if local else facts.nginx_version
     files = set(facts.config.files) if facts.config is not None else set()
-    outcome = testcopy.read(test.stderr, test.exit_status, files if local else set())
+    outcome = testoutput.read(test.stderr, test.exit_status, files if local else set())
     if local:
         judge = f"nginx {version} here" if version else "this machine's nginx"
         heading = f"nginx -t of {judge} (on a copy)"
@@ -147,9 +151,9 @@ def _read_test(facts: Facts, test: CommandResult | None) -> _Test | None:
     )
     hosts = next(
         (
-            ln[len(testcopy.HOSTS_LINE) :]
+            ln[len(testoutput.HOSTS_LINE) :]
             for ln in test.stdout.splitlines()
-            if ln.startswith(testcopy.HOSTS_LINE)
+            if ln.startswith(testoutput.HOSTS_LINE)
         ),
         "",
     )
@@ -174,6 +178,8 @@ def _combine(facts: Facts, place: Place, said: _Said | None, test: CommandResult
         return skip(place.why or "")
     t = _read_test(facts, test)
     evidence = said.evidence + ([u.cmd_ev(test)] if test is not None else [])
+    if said.truncated:
+        return _truncated(said, evidence)
     if t is not None and t.other_version is None and not t.outcome.stopped_by_environment:
         return _judged_by_nginx(facts, said, t, evidence)
     verdict = _own_verdict(facts, said, evidence)
@@ -188,6 +194,19 @@ def _combine(facts: Facts, place: Place, said: _Said | None, test: CommandResult
             f"judged nothing after it: {_strip_level(t.outcome.environment[0])}",
         )
     return _other_version(verdict, t)
+
+
+def _truncated(said: _Said, evidence: list[Evidence]) -> Verdict:
+    """A cut dump says nothing about what nginx accepts: say what is missing, and what was found in the rest."""
+    found = f" In the part that was read: {said.problems[0]}." if said.problems else ""
+    return Verdict(
+        Status.WARN,
+        "The nginx -T output is truncated: part of the config is missing",
+        f"{_cap(said.truncated or '')}; the checks that need the missing part wait for it.{found}",
+        evidence,
+        Fix(summary="Save the whole output as root (`sudo nginx -T > nginx-T.txt 2>&1`) and pass it with "
+            "--nginx-dump, or give --ssh to read it from the proxy host."),
+    )
 
 
 def _judged_by_nginx(facts: Facts, said: _Said, t: _Test, evidence: list[Evidence]) -> Verdict:
@@ -299,7 +318,7 @@ def _other_version(verdict: Verdict, t: _Test) -> Verdict:
     target = t.other_version
     o = t.outcome
     if not o.accepted and o.emerg is not None:
-        since = testcopy.explained_by_version(o.emerg, target)
+        since = testoutput.explained_by_version(o.emerg, target)
         if since is not None:
             return _add(
                 verdict,

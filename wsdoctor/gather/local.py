@@ -11,7 +11,6 @@ import sys
 
 from wsdoctor.errors import InputError, describe
 from wsdoctor.facts import NO_CONFIG, OFFLINE, PROBE_FACTS, CommandResult, Fact, Facts
-from wsdoctor.nginx import testcopy
 from wsdoctor.nginx.load import LoadError, load_dump, load_file
 from wsdoctor.nginx.version import local_version as ask
 from wsdoctor.target import Target
@@ -56,7 +55,7 @@ def load_local_config(target: Target, facts: Facts) -> None:
     except OSError as e:
         raise InputError(describe(e) or str(e)) from None
     facts.config_source = facts.config.source
-    if target.nginx_conf and not target.nginx_dump and not target.ssh:
+    if target.nginx_conf and not target.nginx_dump and not target.ssh and target.nginx_test:
         local_nginx_test(facts)
 
 
@@ -65,6 +64,9 @@ def local_nginx_test(facts: Facts) -> None:
     `facts.commands["nginx -t"]`: its first line says which nginx judged and what was made equal for it."""
     if facts.config is None or not facts.config.files:
         return
+    # subprocess, tempfile and threads: imported only when this machine's nginx is really run.
+    from wsdoctor.nginx import testcopy
+
     test = testcopy.run(facts.config)
     if test is None:
         return  # no nginx here: the syntax check says what it cannot see

@@ -28,7 +28,6 @@ import fnmatch
 import glob
 import os
 import re
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -454,6 +453,8 @@ class DumpSource:
 
     def parse_path(self, real: str) -> tuple[str, Callable[[], None] | None]:
         if self._tmp is None:
+            import tempfile  # only for a dump with *_by_lua_block files (a few ms of imports otherwise)
+
             self._tmp = tempfile.mkdtemp(prefix="wsdoctor-dump-")
         self._n += 1
         path = os.path.join(self._tmp, f"{self._n}.conf")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 
 _NGINX = re.compile(r"nginx/(\d+)\.(\d+)\.(\d+)")
 _ANY = re.compile(r"(?<![\d.])(\d+)\.(\d+)\.(\d+)")
@@ -36,6 +35,8 @@ def local_version(binary: str = "nginx", timeout: float = 3.0) -> str | None:
     path = shutil.which(binary) or (shutil.which(binary, path="/usr/sbin:/usr/local/sbin:/sbin"))
     if path is None:
         return None
+    import subprocess  # only when nginx is really asked: `check --offline` of a dump does not pay for it
+
     try:
         done = subprocess.run([path, "-v"], capture_output=True, text=True, timeout=timeout, check=False)
     except (OSError, subprocess.SubprocessError):
