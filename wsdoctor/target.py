@@ -39,6 +39,7 @@ class Target:
     ca_file: str | None = None
     insecure: bool = False
     profile: str | None = None
+    client_version: int = 4  # the major version of the clients' socket.io-client (2, 3 or 4)
 
     def secrets(self) -> list[str]:
         return [s for s in (self.token,) if s]

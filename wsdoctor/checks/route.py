@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from wsdoctor.checks import _util as u
 from wsdoctor.checks._flow import Flow, Verdict, skip
 from wsdoctor.checks._util import Place
-from wsdoctor.facts import ENGINEIO_NODE, ENGINEIO_PY, NGINX, NO_CONFIG, Fact, Facts, Handshake
+from wsdoctor.facts import NGINX, NO_CONFIG, Exchange, Fact, Facts, Handshake
 from wsdoctor.nginx.routing import parse_proxy_pass
 from wsdoctor.report import Evidence, Fix, Status
 from wsdoctor.routes import proxied, route_for
@@ -45,8 +45,6 @@ READS = (
     "if",
     "set",
 )
-
-_BACKENDS = (ENGINEIO_PY, ENGINEIO_NODE)
 
 
 def _where(facts: Facts) -> Place:
@@ -370,7 +368,8 @@ def _agree(facts: Facts, v: Verdict, hs: Handshake) -> Verdict:
     got = u.status_line(ex)
     if hs.ok:
         if v.predicts == "proxied":
-            summary = v.then(f"the handshake through the proxy was answered by {u.who(ex)}.")
+            eio3 = " in Engine.IO 3 (a Socket.IO 2 server, see protocol)" if hs.server_eio == 3 else ""
+            summary = v.then(f"the handshake through the proxy was answered by {u.who(ex)}{eio3}.")
             return Verdict(v.status, v.title, summary, ev, v.fix)
         return Verdict(
             Status.WARN,
@@ -394,17 +393,39 @@ def _agree(facts: Facts, v: Verdict, hs: Handshake) -> Verdict:
         agree = (v.predicts == "404" and ex.status == 404) or (v.predicts == "301" and ex.status == 301)
         tail = f"live, {u.who(ex)} answered {got}" + (", as predicted." if agree else ".")
         return Verdict(v.status, v.title, v.then(tail), ev, v.fix)
-    # The config says proxied, the proxy did not hand out a session.
-    if ex.answered_by in _BACKENDS or (ex.answered_by != NGINX and ex.status == 404):
-        return _backend_refused(facts, v, hs, ev)
+    # The config says proxied and the proxy handed out no session: who wrote the answer decides.
+    if ex.answered_by != NGINX:
+        explained = _backend_explains(facts, v, ex)
+        return explained if explained is not None else _backend_refused(facts, v, hs, ev)
     return Verdict(
         Status.FAIL,
         "Config and live proxy disagree",
-        f"The config sends {facts.client.request_line()} to upstream, but nginx itself answered {got}: the config "
-        "given is probably not the one nginx runs (reload it, or analyse the running one with --ssh).",
+        f"The config sends {facts.client.request_line()} to upstream, but nginx itself answered {got} — "
+        f"{u.backend_words(ex)}, which no backend writes: the config given is probably not the one nginx runs "
+        "(reload it, or analyse the running one with --ssh).",
         ev,
         v.fix,
     )
+
+
+def _backend_explains(facts: Facts, v: Verdict, ex: Exchange) -> Verdict | None:
+    """A backend's answer that another check explains: the route itself is right (it reached the backend)."""
+    means = u.answer_means(ex)
+    said = f"{u.who(ex)} answered {u.status_line(ex)}"
+    if means == u.KEYLESS_UPGRADE:
+        clause = (
+            f"live, the handshake reached the backend and {said}: it refuses a WebSocket upgrade without a key, "
+            "so nginx sends this plain polling request upstream as an upgrade (see upgrade)."
+        )
+    elif means == u.PLAIN_WEBSOCKET:
+        clause = f"live, {said}: the route reaches the backends, which are not Socket.IO (see protocol)."
+    elif means == u.VERSION:
+        clause = f"live, {said}: it does not speak the client's Engine.IO version (see protocol)."
+    elif means == u.ORIGIN:
+        clause = f"live, {said}: it refuses the request's Origin (see cors)."
+    else:
+        return None
+    return Verdict(v.status, v.title, v.then(clause), [*v.evidence, u.probe_ev(ex)], v.fix)
 
 
 def _backend_refused(facts: Facts, v: Verdict, hs: Handshake, ev: list[Evidence]) -> Verdict:
@@ -419,6 +440,12 @@ def _backend_refused(facts: Facts, v: Verdict, hs: Handshake, ev: list[Evidence]
             "does not serve Socket.IO at that path, so proxy_pass must map the location to the backend's path."
         )
         title = f"The backend answers 404 to {up.split('?')[0]}"
+    elif 200 <= ex.status < 300:
+        summary = (
+            f"nginx forwards the request to {r.upstream_target}{up} and {u.who(ex)} answers {u.status_line(ex)}, "
+            "which is no Engine.IO handshake: something else than Socket.IO serves that path (see protocol)."
+        )
+        title = f"The backend at {up.split('?')[0]} does not answer Engine.IO"
     else:
         summary = (
             f"nginx forwards the request to {r.upstream_target}{up} and {u.who(ex)} refuses it with "
