@@ -33,6 +33,7 @@ from wsdoctor.facts import (
     Fact,
     Facts,
     Handshake,
+    HoldProbe,
     LogEvent,
     WebSocketProbe,
 )
@@ -551,6 +552,50 @@ _WHO = {
     EXPRESS: "the backend's Node app (Express)",
     NOBODY: "nobody",
 }
+
+
+def drop_cause(facts: Facts, hold: HoldProbe | None) -> tuple[str, str] | None:
+    """(why a held tunnel closed early, what to do) when the probes right after the drop say it, else None.
+
+    The proxy asked again at once refuses the connection: nginx itself went away. A backend that answered
+    its handshake at the start refuses (or does not answer) right after the drop: the tunnel died with it.
+    """
+    if hold is None or not hold.closed:
+        return None
+    after = hold.after
+    c = facts.client
+    if after is not None and after.status is None and "refused" in (after.error or "").lower():
+        at = c.netloc if c is not None else "the proxy"
+        return (
+            f"nginx is no longer running there: right after the drop a new connection to {at} was refused, so "
+            "the proxy itself went away (stopped, killed or crashed), not a timeout",
+            "Start nginx again on the proxy host (`nginx -t`, then `systemctl start nginx`) and find in its error "
+            "log and the system log (`journalctl -u nginx`, the OOM killer) why it stopped.",
+        )
+    gone = []
+    for base, again in hold.backends_after.items():
+        first = facts.handshakes.get(base)
+        if first is None or first.spoken is None:
+            continue  # it was not answering at the start either: upstream says so
+        if again.spoken is None and again.exchange.status is None:
+            gone.append((base.split("://", 1)[-1], no_answer_reason(again.exchange)))
+    if len(gone) == 1:
+        name, why = gone[0]
+        return (
+            f"the backend {name}, which answered its handshake at the start of the run, gets {why} right after "
+            "the drop: the tunnel went down with that backend (nginx closes a client's tunnel when its backend "
+            "goes away)",
+            f"Find why the backend on {name} stopped (its own log, pm2/systemd restarts) and start it again; "
+            "clients reconnect to another backend, losing their session state.",
+        )
+    if gone:
+        names = ", ".join(n for n, _ in gone)
+        return (
+            f"the backends {names}, which answered at the start of the run, no longer answer right after the "
+            "drop: the tunnel went down with its backend",
+            f"Find why the backends on {names} stopped (their logs, pm2/systemd restarts) and start them again.",
+        )
+    return None
 
 
 def who(ex: Exchange) -> str:

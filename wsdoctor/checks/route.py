@@ -385,6 +385,21 @@ def _agree(facts: Facts, v: Verdict, hs: Handshake) -> Verdict:
             return Verdict(v.status, v.title, summary, ev, v.fix)
         return _no_answer(facts, hs, v.evidence, v)
     if ex.status in (502, 503, 504):
+        wrong = _wrong_path_backend(facts) if v.predicts == "proxied" else None
+        if wrong is not None:
+            # The backends answer, but not Engine.IO at the URI nginx sends: the path is what is wrong; nginx's
+            # 5xx comes from it taking them out after failed requests (see upstream).
+            found = _backend_refused(facts, v, wrong, [*v.evidence, u.probe_ev(wrong.exchange), _hs_ev(hs)])
+            return Verdict(
+                found.status,
+                found.title,
+                found.then(
+                    f"through the proxy nginx answered {got}: it had taken the backends out after failed "
+                    "requests (see upstream)."
+                ),
+                found.evidence,
+                found.fix,
+            )
         summary = v.then(
             f"live, nginx answered {ex.status}: the route is right but the backends fail, see upstream."
         )
@@ -426,6 +441,22 @@ def _backend_explains(facts: Facts, v: Verdict, ex: Exchange) -> Verdict | None:
     else:
         return None
     return Verdict(v.status, v.title, v.then(clause), [*v.evidence, u.probe_ev(ex)], v.fix)
+
+
+def _wrong_path_backend(facts: Facts) -> Handshake | None:
+    """A backend that answers HTTP at the URI nginx sends but not Engine.IO (its app's 404) while none hands out
+    a session there: the backends are up and the path is wrong."""
+    backends = u.backend_handshakes(facts)
+    if not backends or any(h.ok for h in backends.values()):
+        return None
+    return next(
+        (
+            h
+            for h in backends.values()
+            if u.answer_means(h.exchange) == u.APP_NOT_FOUND and u.by_backend(h.exchange)
+        ),
+        None,
+    )
 
 
 def _backend_refused(facts: Facts, v: Verdict, hs: Handshake, ev: list[Evidence]) -> Verdict:

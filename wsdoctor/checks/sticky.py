@@ -76,6 +76,9 @@ def _live(facts: Facts, place: Place) -> _Seen:
 
 def _combine(facts: Facts, place: Place, said: Verdict | None, seen: _Seen) -> Verdict:
     live = seen.probe
+    not_sio = u.not_socketio(facts)
+    if not_sio:
+        return skip(f"no Socket.IO polling session to keep: {not_sio}")
     if said is None:
         return _live_only(facts, live, place.why or "") if live is not None else skip(place.why or "")
     assert facts.client is not None
