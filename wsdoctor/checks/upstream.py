@@ -312,6 +312,8 @@ def _failure(facts: Facts, server: str, h: Handshake) -> _Failure:
         return _Failure("gateway", h.error or u.status_line(ex))
     err = (ex.error or h.error or "no answer").strip()
     low = err.lower()
+    if _not_listening(facts, server):
+        return _Failure("refused", "nothing listens on that port, says `ss -ltnp` on the proxy host")
     if "refused" in low:
         if listening is not None:
             return _Failure(
@@ -319,8 +321,6 @@ def _failure(facts: Facts, server: str, h: Handshake) -> _Failure:
                 "connection refused, though `ss -ltnp` showed the port listening when it ran: the process "
                 "stopped in between (or restarts in a loop)",
             )
-        if _not_listening(facts, server):
-            return _Failure("refused", "nothing listens on that port, says `ss -ltnp` on the proxy host")
         return _Failure("refused", "connection refused, nothing listens there")
     if ("timed out" in low or "timeout" in low) and ex.stage in ("request", "response", "body"):
         text = f"it accepts the connection but did not answer within {_timeout(facts):g} s (hung)"
