@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from wsdoctor.checks import _util as u
 from wsdoctor.checks._flow import Flow, Verdict, skip
 from wsdoctor.checks._util import EIO3, EIO4, PLAIN_HTTP, PLAIN_WS, SPEECH_WORDS, Place, Speech
-from wsdoctor.facts import NO_URL, Fact, Facts
+from wsdoctor.facts import NO_URL, NODE_WS, PY_WEBSOCKETS, Fact, Facts
 from wsdoctor.report import Evidence, Fix, Status
 from wsdoctor.wire.client import eio_of
 
@@ -26,7 +26,7 @@ ID = "protocol"
 TITLE = "Engine.IO / Socket.IO protocol versions"
 NEEDS = (Fact.HANDSHAKE_PROXY, Fact.HANDSHAKE_BACKENDS, Fact.WEBSOCKET)
 
-_ALLOW_EIO3 = "new Server(httpServer, { allowEIO3: true })"
+_ALLOW_EIO3 = "`allowEIO3: true` in the options of socket.io's Server"
 _V2_MESSAGE = "It seems you are trying to reach a Socket.IO server in v2.x with a v3.x client"
 
 
@@ -91,8 +91,8 @@ def _eio4(facts: Facts, main: Speech, ev: list[Evidence], where: str, cv: int) -
             f"socket.io-client 2.x sends{got}: 2.x clients never connect, because `allowEIO3` is off.",
             ev + ([u.probe_ev(refused)] if refused is not None else []),
             Fix(
-                summary=f"Turn on Engine.IO 3 support on the server while 2.x clients remain ({_ALLOW_EIO3}), "
-                "or upgrade the clients to socket.io-client 4 (then check with --client-version 4)."
+                summary=f"Turn on Engine.IO 3 support on the server while 2.x clients remain, {_ALLOW_EIO3}; "
+                "or upgrade the clients to socket.io-client 4 and check them with --client-version 4."
             ),
         )
     return Verdict(
@@ -123,40 +123,45 @@ def _eio3(facts: Facts, main: Speech, ev: list[Evidence], where: str, cv: int) -
         "spoke Engine.IO 3 to it).",
         ev,
         Fix(
-            summary="Upgrade the server to socket.io 4 with `allowEIO3: true` while 2.x clients remain "
-            f"({_ALLOW_EIO3}: it serves both), or pin the clients to socket.io-client 2.x (check them with "
-            "--client-version 2)."
+            summary="Upgrade the server to socket.io 4 with `allowEIO3: true` in its options while 2.x clients "
+            "remain: it serves both; or pin the clients to socket.io-client 2.x and check them with "
+            "--client-version 2."
         ),
     )
 
 
 def _plain(facts: Facts, main: Speech, ev: list[Evidence], where: str, *, websocket: bool) -> Verdict:
     ex = main.shown_by
-    shown = f" ({u.status_line(ex)} from {u.who(ex)})" if ex is not None and ex.status != 101 else ""
     frame = facts.websocket.foreign_frame if facts.websocket is not None else None
+    is_are = "is" if _s(where) else "are"
     if websocket:
-        what = "a plain WebSocket server, not Socket.IO"
-        detail = "plain HTTP gets 426 Upgrade Required" if ex is not None and ex.status == 426 else ""
+        lib = {NODE_WS: " (Node `ws`)", PY_WEBSOCKETS: " (python `websockets`)"}.get(
+            ex.answered_by if ex is not None else "", ""
+        )
+        seen = []
+        if ex is not None and ex.status == 426:
+            seen.append(f"plain HTTP gets {u.status_line(ex)[:60].rstrip()}")
         if frame:
-            got = f"a WebSocket gets 101 and `{frame[:80]}` instead of an Engine.IO open packet"
-            detail += ("; " if detail else "") + got
+            seen.append(f"a WebSocket gets 101 and `{frame[:80]}` instead of an Engine.IO open packet")
         sentence = (
-            f"{where} {'is' if _s(where) else 'are'} {what}{shown}: {detail or 'no Engine.IO answer'}. "
-            'socket.io-client fails against it ("xhr poll error" with polling, "server error" over WebSocket).'
+            f"{where} {is_are} a plain WebSocket server{lib}, not Socket.IO: "
+            f'{"; ".join(seen) or "no Engine.IO answer"}. socket.io-client fails against it: "xhr poll error" '
+            'with polling, "server error" over WebSocket.'
         )
         fix = Fix(
-            summary="Connect with a plain WebSocket client (`new WebSocket('wss://HOST/PATH')` in a browser, the "
-            "`ws` package in Node) instead of socket.io-client, or run a Socket.IO server (socket.io 4) behind "
-            "this location if the clients speak Socket.IO."
+            summary="Connect with a plain WebSocket client instead of socket.io-client: `new WebSocket('wss://HOST/"
+            "PATH')` in a browser, the `ws` package in Node; or run a Socket.IO server, socket.io 4, behind this "
+            "location if the clients speak Socket.IO."
         )
         title = "Not Socket.IO: a plain WebSocket server"
     else:
+        shown = f": {u.status_line(ex)[:80]}" if ex is not None else ""
         sentence = (
             f"{where} answer{_s(where)} the Engine.IO handshake with plain HTTP{shown}, not an Engine.IO open "
             "packet: no Socket.IO server answers at that path."
         )
         fix = Fix(
-            summary="Point the location at the Socket.IO server (its path, e.g. /socket.io/), or run one there."
+            summary="Point the location at the Socket.IO server's path, e.g. /socket.io/, or run one there."
         )
         title = "Not Socket.IO: plain HTTP answers the handshake"
     return Verdict(Status.FAIL, title, sentence, ev, fix)
@@ -167,12 +172,12 @@ def _mixed(facts: Facts, known: list[Speech]) -> Verdict:
     return Verdict(
         Status.FAIL,
         "The servers do not all speak the same protocol",
-        f"The servers behind one location answer in different protocols ({parts}): a client is served by "
+        f"The servers behind one location answer in different protocols — {parts} —: a client is served by "
         "whichever the balancer picks, so the same client works or fails from one connection to the next.",
         _evidence(known),
         Fix(
-            summary="Run the same Socket.IO major version on every backend (socket.io 4 with `allowEIO3: true` "
-            "serves both 2.x and 4.x clients)."
+            summary="Run the same Socket.IO major version on every backend; socket.io 4 with `allowEIO3: true` "
+            "serves both 2.x and 4.x clients."
         ),
     )
 
