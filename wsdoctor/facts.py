@@ -239,7 +239,8 @@ class HoldProbe:
     last_received: float | None = None  # seconds after opening when the last frame arrived (idle gap)
     opened: bool = False  # the tunnel opened (101 and the open packet); False: `error`/`stage` say why not
     eio: int = 4  # the Engine.IO version spoken (3: the client pings, 4: the server does)
-    # Right after an early close, the proxy asked again (a handshake): who is still there. None: not asked.
+    # Right after an early close, a new TCP connection to the proxy, when it failed (refused: the proxy went
+    # away). None: it was accepted, or the tunnel did not close early.
     after: Exchange | None = None
     # Right after an early close, each backend asked again (base URL -> its handshake then).
     backends_after: dict[str, Handshake] = field(default_factory=dict)

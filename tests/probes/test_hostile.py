@@ -145,8 +145,8 @@ async def test_hold_reports_close_frame_and_tcp_close() -> None:
     async with hostile.serve(hostile.ws_open_then(0.3, None)) as port:
         h = await hold(base(port), "/socket.io/", ctx=ctx(), seconds=3)
     assert h.closed and h.close_code is None and 0.25 <= h.held_for < 0.9
-    # Right after the drop the server was asked again: it still answers (so it was no proxy going away).
-    assert h.after is not None and h.after.status == 426
+    # Right after the drop a new connection to the server was accepted: it did not go away.
+    assert h.after is None
     async with hostile.serve(hostile.silent) as port:
         h, took = await timed(hold(base(port), "/socket.io/", ctx=ctx(), seconds=3))
     # The tunnel never opened: no drop to measure, the stage says where it stalled.

@@ -554,23 +554,33 @@ _WHO = {
 }
 
 
-def drop_cause(facts: Facts, hold: HoldProbe | None) -> tuple[str, str] | None:
-    """(why a held tunnel closed early, what to do) when the probes right after the drop say it, else None.
+@dataclass
+class DropCause:
+    """Why a held tunnel closed early, as the probes right after the drop show it."""
 
-    The proxy asked again at once refuses the connection: nginx itself went away. A backend that answered
-    its handshake at the start refuses (or does not answer) right after the drop: the tunnel died with it.
+    clause: str  # continues "the tunnel closed after N s — not nginx's proxy_read_timeout: …"
+    fix: str
+    evidence: list[Evidence]
+
+
+def drop_cause(facts: Facts, hold: HoldProbe | None) -> DropCause | None:
+    """Why a held tunnel closed early, when what was asked right after the drop says it; else None.
+
+    A new connection to the proxy is refused: nginx itself went away. A backend that answered its handshake
+    at the start refuses (or does not answer) right after the drop: the tunnel died with it.
     """
     if hold is None or not hold.closed:
         return None
     after = hold.after
     c = facts.client
-    if after is not None and after.status is None and "refused" in (after.error or "").lower():
-        at = c.netloc if c is not None else "the proxy"
-        return (
+    if after is not None and "refused" in (after.error or "").lower():
+        at = c.netloc if c is not None else after.url
+        return DropCause(
             f"nginx is no longer running there: right after the drop a new connection to {at} was refused, so "
             "the proxy itself went away (stopped, killed or crashed), not a timeout",
             "Start nginx again on the proxy host (`nginx -t`, then `systemctl start nginx`) and find in its error "
             "log and the system log (`journalctl -u nginx`, the OOM killer) why it stopped.",
+            [Evidence("probe", f"TCP connect to {after.url} right after the drop", after.error or "")],
         )
     gone = []
     for base, again in hold.backends_after.items():
@@ -578,24 +588,27 @@ def drop_cause(facts: Facts, hold: HoldProbe | None) -> tuple[str, str] | None:
         if first is None or first.spoken is None:
             continue  # it was not answering at the start either: upstream says so
         if again.spoken is None and again.exchange.status is None:
-            gone.append((base.split("://", 1)[-1], no_answer_reason(again.exchange)))
+            gone.append((base.split("://", 1)[-1], again))
+    if not gone:
+        return None
+    names = ", ".join(n for n, _ in gone)
+    evidence = [probe_ev(h.exchange) for _, h in gone[:2]]
     if len(gone) == 1:
-        name, why = gone[0]
-        return (
-            f"the backend {name}, which answered its handshake at the start of the run, gets {why} right after "
-            "the drop: the tunnel went down with that backend (nginx closes a client's tunnel when its backend "
-            "goes away)",
+        name, again = gone[0]
+        return DropCause(
+            f"the backend {name}, which answered its handshake at the start of the run, gets "
+            f"{no_answer_reason(again.exchange)} right after the drop: the tunnel went down with that backend "
+            "(nginx closes a client's tunnel when its backend goes away)",
             f"Find why the backend on {name} stopped (its own log, pm2/systemd restarts) and start it again; "
             "clients reconnect to another backend, losing their session state.",
+            evidence,
         )
-    if gone:
-        names = ", ".join(n for n, _ in gone)
-        return (
-            f"the backends {names}, which answered at the start of the run, no longer answer right after the "
-            "drop: the tunnel went down with its backend",
-            f"Find why the backends on {names} stopped (their logs, pm2/systemd restarts) and start them again.",
-        )
-    return None
+    return DropCause(
+        f"the backends {names}, which answered at the start of the run, no longer answer right after the "
+        "drop: the tunnel went down with its backend",
+        f"Find why the backends on {names} stopped (their logs, pm2/systemd restarts) and start them again.",
+        evidence,
+    )
 
 
 def who(ex: Exchange) -> str:

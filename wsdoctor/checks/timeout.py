@@ -129,7 +129,7 @@ class _Seen:
     hold: HoldProbe | None
     drops: list[LogEvent]
     evidence: list[Evidence]
-    cause: tuple[str, str] | None = None  # why the held tunnel closed early, and what to do, when seen
+    cause: u.DropCause | None = None  # why the held tunnel closed early, and what to do, when seen
 
 
 def _live(facts: Facts, place: Place) -> _Seen:
@@ -137,8 +137,8 @@ def _live(facts: Facts, place: Place) -> _Seen:
     drops = u.logs_for(facts, ID, _DROPS)
     evidence = ([_hold_ev(hold)] if hold is not None else []) + (u.log_evidence(drops) if drops else [])
     cause = u.drop_cause(facts, hold)
-    if cause is not None and hold is not None and hold.after is not None:
-        evidence.append(u.probe_ev(hold.after))
+    if cause is not None:
+        evidence += cause.evidence
     return _Seen(hold, drops, evidence, cause)
 
 
@@ -185,7 +185,7 @@ def _combine(facts: Facts, place: Place, said: _Said | None, seen: _Seen) -> Ver
             evidence,
             fix
             or Fix(
-                summary=seen.cause[1]
+                summary=seen.cause.fix
                 if seen.cause is not None
                 else "Find what closes the tunnel: a load balancer in front of nginx with a shorter idle "
                 "timeout (raise it above pingInterval), or the server itself (its logs at the drop time)."
@@ -224,7 +224,7 @@ def _live_clauses(said: _Said, seen: _Seen) -> tuple[str | None, str | None]:
                 + (f", matching {said.read_text}" if near else "")
             )
             if not near and seen.cause is not None:
-                live_fail += f" — not nginx's {said.read_text}: {seen.cause[0]}"
+                live_fail += f" — not nginx's {said.read_text}: {seen.cause.clause}"
             elif not near:
                 live_fail += (
                     f" — not nginx's {said.read_text}: look at a load balancer in front (cloud LBs idle out at "

@@ -13,12 +13,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from urllib.parse import urlsplit
 
 from wsdoctor.facts import ENGINEIO_NODE, ENGINEIO_PY, Exchange, HoldProbe, UpgradeProbe, WebSocketProbe
 from wsdoctor.probes.context import ProbeContext
 from wsdoctor.probes.net import engine_url, open_client, timeout_message
-from wsdoctor.probes.polling import WHO, PollingSession, answer_problem, handshake, other_eio, snippet
+from wsdoctor.probes.polling import WHO, PollingSession, answer_problem, other_eio, snippet
 from wsdoctor.probes.wsconn import WsClosed, WsConn, open_ws, recv_within
 from wsdoctor.wire import socketio as sio
 from wsdoctor.wire.engineio import (
@@ -279,10 +281,31 @@ async def hold(
         if conn.last_received is not None:
             probe.last_received = conn.last_received - opened
     if probe.closed:
-        # Who is still there: the proxy asked again at once (refused: it went away; answered: the cut was
-        # behind it, or a timeout).
-        probe.after = (await handshake(url, path, ctx=ctx, where=where, eio=spoken)).exchange
+        # Who is still there: a new connection to the proxy at once (refused: it went away). A connection
+        # only, no request: a request would reach a backend and leave lines in nginx's error log.
+        probe.after = await _gone(target, ctx)
     return probe
+
+
+async def _gone(url: str, ctx: ProbeContext) -> Exchange | None:
+    """The failed TCP connection to URL's server (refused, timed out), or None when it accepts one."""
+    u = urlsplit(url)
+    host, port = ctx.connect_to or (u.hostname or "", u.port or (443 if u.scheme == "https" else 80))
+    ex = Exchange("CONNECT", f"{host}:{port}", stage="connect")
+    try:
+        async with asyncio.timeout(min(ctx.timeout, 2.0)):
+            _reader, writer = await asyncio.open_connection(host, port)
+    except TimeoutError:
+        ex.error = f"connecting to {host}:{port} timed out after {min(ctx.timeout, 2.0):.1f} s"
+        return ex
+    except OSError as e:
+        refused = isinstance(e, ConnectionRefusedError) or "refused" in str(e).lower()
+        ex.error = f"connection to {host}:{port} refused: nothing listens there" if refused else str(e)
+        return ex
+    writer.close()
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(writer.wait_closed(), 0.5)
+    return None
 
 
 __all__ = ["WHO", "hold", "upgrade", "websocket"]
