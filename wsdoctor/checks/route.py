@@ -244,7 +244,7 @@ def _no_location(facts: Facts, r: Route, srv_ev: list[Evidence]) -> Verdict:
                 Fix(
                     summary=f"Fix the client, not nginx (see `client`): with `path: '{new_path.rstrip('/')}'` it "
                     f"requests {new_path}, which {u.loc_name(target)} proxies.",
-                    code=client_code(c.origin(), new_path, "/", c.transports, has_token),
+                    code=client_code(c.origin(), new_path, "/", c.transports, has_token, c.client_version),
                 ),
                 "404",
             )
