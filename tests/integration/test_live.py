@@ -220,10 +220,10 @@ def _assert_version_mismatch(findings: dict[str, Finding], client_version: int) 
 
 def _assert_plain_websocket(kind: str, findings: dict[str, Finding]) -> None:
     proto = findings["protocol"]
-    assert "plain WebSocket server, not Socket.IO" in proto.summary, proto.summary
-    assert proto.fix is not None and "new WebSocket(" in proto.fix.summary
     lib = "Node `ws`" if kind == "node" else "python `websockets`"
-    assert lib in proto.summary, proto.summary
+    assert f"a plain WebSocket server ({lib}), not Socket.IO" in proto.summary, proto.summary
+    assert "plain HTTP gets 426 Upgrade Required;" in proto.summary, proto.summary
+    assert proto.fix is not None and "new WebSocket(" in proto.fix.summary
     assert '"type":"hello"' in proto.summary + _evidence(proto, "probe")
     for cid in ("sticky", "auth", "upstream"):
         f = findings[cid]

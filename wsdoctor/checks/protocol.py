@@ -140,7 +140,7 @@ def _plain(facts: Facts, main: Speech, ev: list[Evidence], where: str, *, websoc
         )
         seen = []
         if ex is not None and ex.status == 426:
-            seen.append(f"plain HTTP gets {u.status_line(ex)[:60].rstrip()}")
+            seen.append(f"plain HTTP gets {ex.status} {ex.reason}".rstrip())
         if frame:
             seen.append(f"a WebSocket gets 101 and `{frame[:80]}` instead of an Engine.IO open packet")
         sentence = (
