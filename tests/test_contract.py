@@ -127,7 +127,9 @@ def test_not_an_nginx_config_exits_2(tmp_path: Path) -> None:
 
 
 def test_json_report_has_every_check(tmp_path: Path) -> None:
-    seed = ROOT / "tests" / "nginx" / "fixtures" / "seed-nginx-T.txt"  # the runbook's config, as `nginx -T` printed it
+    seed = (
+        ROOT / "tests" / "nginx" / "fixtures" / "seed-nginx-T.txt"
+    )  # the runbook's config, as `nginx -T` printed it
     out = _wsdoctor(
         "check", "--offline", "--nginx-dump", str(seed), "--url", "wss://api.x-or.cloud/dev/aiwm/chat",
         "--transports", "websocket", "--format", "json",

@@ -21,6 +21,7 @@ from wsdoctor.nginx.generate import generate_command
 from wsdoctor.report import use_color
 from wsdoctor.safetext import visible
 from wsdoctor.target import Target, apply_profile
+from wsdoctor.wire.client import CLIENT_VERSIONS
 
 COMMANDS = ("check", "generate", "lab", "demo")
 
@@ -95,6 +96,12 @@ def _add_target_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ca-file", metavar="FILE", help="CA bundle for wss/https probes")
     g.add_argument(
         "--insecure", action="store_true", help="do not verify TLS certificates (says so in the report)"
+    )
+    g.add_argument(
+        "--client-version",
+        type=int,
+        metavar="N",
+        help="the major version of the clients' socket.io-client: 2, 3 or 4 (default 4)",
     )
     g.add_argument("--profile", metavar="NAME", help="a saved target from the config file")
 
@@ -185,6 +192,12 @@ def target_from_args(ns: argparse.Namespace) -> Target:
         t.timeout = ns.timeout
     if ns.hold is not None and ns.hold <= 0:
         raise UsageError("--hold must be a positive number of seconds")
+    if ns.client_version is not None:
+        if ns.client_version not in CLIENT_VERSIONS:
+            raise UsageError(
+                f"--client-version takes 2, 3 or 4 (socket.io-client's major version), not {ns.client_version}"
+            )
+        t.client_version = ns.client_version
     t.raw = bool(ns.raw)
     t.auth_header = bool(ns.auth_header)
     t.offline = bool(ns.offline)

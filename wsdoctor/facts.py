@@ -23,12 +23,18 @@ if TYPE_CHECKING:  # heavy modules only for type checkers
     from wsdoctor.target import Target
     from wsdoctor.wire.client import ClientRequest
 
-# Who answered an HTTP request, decided from the Server header and the body.
-NGINX = "nginx"
+# Who answered an HTTP request, decided from the body (behind nginx every answer carries `Server: nginx`).
+NGINX = "nginx"  # nginx's own page (`<hr><center>nginx…</center>`): nginx wrote it
 ENGINEIO_PY = "python-engineio"
 ENGINEIO_NODE = "node-engine.io"
-OTHER = "other"
+NODE_WS = "node-ws"  # Node's `ws` library: 426 Upgrade Required, its refusals of a bad WebSocket handshake
+PY_WEBSOCKETS = "python-websockets"  # python `websockets` (a plain server, or uvicorn's WebSocket layer)
+EXPRESS = "express"  # Express's own 404 page (`<pre>Cannot GET /path</pre>`): the Node app beside Socket.IO
+OTHER = "other"  # an answer nginx did not write, from a server we cannot name
 NOBODY = "nobody"  # no answer at all (refused, timed out, reset)
+#: Every answer a backend wrote (whatever the proxy in front relays).
+BACKEND_ANSWERS = (ENGINEIO_PY, ENGINEIO_NODE, NODE_WS, PY_WEBSOCKETS, EXPRESS, OTHER)
+
 
 class Fact(StrEnum):
     """The names of the facts, as used in ``Facts.pending`` / ``Facts.unavailable`` and in each check's NEEDS.
@@ -39,7 +45,9 @@ class Fact(StrEnum):
     CONFIG = "config"  # facts.config (+ config_source)
     VERSION = "version"  # facts.nginx_version
     HANDSHAKE_PROXY = "handshake:proxy"  # facts.handshakes["proxy"]
-    HANDSHAKE_BACKENDS = "handshake:backends"  # facts.handshakes[<backend base URL>] for every upstream server
+    HANDSHAKE_BACKENDS = (
+        "handshake:backends"  # facts.handshakes[<backend base URL>] for every upstream server
+    )
     WEBSOCKET = "websocket"
     UPGRADE = "upgrade"
     CONNECT = "connect"
@@ -139,6 +147,18 @@ class Handshake:
     max_payload: int | None = None
     upgrades: list[str] = field(default_factory=list)
     error: str | None = None
+    eio: int = 4  # the EIO version asked for (the client's: 3 for socket.io-client 2.x)
+    server_eio: int | None = None  # the Engine.IO version the open packet came in (3: `97:0{…}`), None: none
+    # The same handshake with the other EIO version, sent when the server refused the first one's version
+    # (Node's code 5, python's "unsupported version"): what the server does speak.
+    retry: Handshake | None = None
+
+    @property
+    def spoken(self) -> Handshake | None:
+        """The handshake that got an open packet (this one, or its retry with the other EIO), else None."""
+        if self.ok:
+            return self
+        return self.retry if self.retry is not None and self.retry.ok else None
 
 
 @dataclass
@@ -150,6 +170,10 @@ class WebSocketProbe:
     ok: bool = False  # 101 and an Engine.IO open packet as first frame
     open_packet: dict[str, Any] | None = None
     error: str | None = None
+    eio: int = 4  # the EIO version asked for
+    # A 101 whose first frame is no Engine.IO packet (a plain WebSocket server greeting): that frame.
+    foreign_frame: str | None = None
+    retry: WebSocketProbe | None = None  # asked again with the other EIO after a version refusal
 
 
 @dataclass
@@ -160,6 +184,7 @@ class UpgradeProbe:
     exchanges: list[Exchange] = field(default_factory=list)
     ok: bool = False
     error: str | None = None
+    eio: int = 4  # the Engine.IO version spoken
 
 
 @dataclass
@@ -178,6 +203,9 @@ class ConnectProbe:
     sent_token: bool = False
     sent_auth_header: bool = False
     error: str | None = None
+    # The Socket.IO protocol spoken: 5 (socket.io 3/4: the token in the CONNECT auth) or 4 (socket.io 2: the
+    # token in the query, no CONNECT for "/": the server joins it by itself).
+    protocol: int = 5
 
 
 @dataclass
@@ -190,6 +218,7 @@ class StickyProbe:
     exchanges: list[Exchange] = field(default_factory=list)  # all, in order (handshake first)
     ok: bool = False  # every request of the session was accepted
     error: str | None = None
+    eio: int = 4  # the Engine.IO version spoken
 
 
 @dataclass
@@ -208,6 +237,13 @@ class HoldProbe:
     exchange: Exchange | None = None  # the WebSocket upgrade that opened the tunnel, and its frames
     stage: str | None = None  # where it failed when the tunnel never opened (one of STAGES)
     last_received: float | None = None  # seconds after opening when the last frame arrived (idle gap)
+    opened: bool = False  # the tunnel opened (101 and the open packet); False: `error`/`stage` say why not
+    eio: int = 4  # the Engine.IO version spoken (3: the client pings, 4: the server does)
+    # Right after an early close, a new TCP connection to the proxy, when it failed (refused: the proxy went
+    # away). None: it was accepted, or the tunnel did not close early.
+    after: Exchange | None = None
+    # Right after an early close, each backend asked again (base URL -> its handshake then).
+    backends_after: dict[str, Handshake] = field(default_factory=dict)
 
 
 @dataclass

@@ -112,7 +112,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Drops after 60 s", ("timeout",)),
     ("Different backend on reconnect", ("sticky",)),
     ("Authentication failing", ("auth",)),
-    ("Checklist", ("upgrade", "buffering", "cors", "tls", "syntax")),
+    ("Checklist", ("upgrade", "buffering", "protocol", "cors", "tls", "syntax")),
 )
 CHECK_IDS: tuple[str, ...] = tuple(cid for _, ids in GROUPS for cid in ids)
 

@@ -42,6 +42,7 @@ class Target:
     ca_file: str | None = None
     insecure: bool = False
     profile: str | None = None
+    client_version: int = 4  # the major version of the clients' socket.io-client (2, 3 or 4)
 
     def secrets(self) -> list[str]:
         """The literal secrets of this target, removed from every output: the token, and a password in the

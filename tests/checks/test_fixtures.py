@@ -38,7 +38,7 @@ def test_every_check_has_fail_and_pass_fixtures() -> None:
             continue
         assert cid in by_check, f"no fixtures for {cid}"
         assert "pass" in by_check[cid] or "skip" in by_check[cid], cid
-        if cid not in ("upstream", "tls"):
+        if cid not in ("upstream", "tls", "protocol"):  # protocol needs probes: covered by test_live.py
             assert "fail" in by_check[cid] or "warn" in by_check[cid], cid
 
 

@@ -15,7 +15,10 @@ from wsdoctor import checks
 from wsdoctor.facts import (
     ENGINEIO_NODE,
     ENGINEIO_PY,
+    EXPRESS,
     NGINX,
+    NODE_WS,
+    PY_WEBSOCKETS,
     CommandResult,
     ConnectProbe,
     CorsProbe,
@@ -627,3 +630,252 @@ def test_client_without_config() -> None:
         "client", make_facts(url="ws://localhost:3350/chat", transports=("websocket",), raw=True)
     )
     assert raw.status is Status.WARN and "EIO" in raw.summary
+
+
+# --- who answered: attribution before any conclusion -------------------------------------------------------
+
+PROXY_URL = f"{PUBLIC}/chat/socket.io/?EIO=4&transport=polling"
+EXPRESS_404 = (
+    b'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>Error</title>\n</head>\n'
+    b"<body>\n<pre>Cannot GET /chat/socket.io/</pre>\n</body>\n</html>\n"
+)
+NGINX_404 = (
+    b"<html>\r\n<head><title>404 Not Found</title></head>\r\n<body>\r\n<center><h1>404 Not Found</h1></center>"
+    b"\r\n<hr><center>nginx/1.22.1</center>\r\n</body>\r\n</html>\r\n"
+)
+
+
+def test_route_express_404_is_the_backend_not_a_disagreement(tmp_path: Path) -> None:
+    f = live_facts(tmp_path, lab_conf(GOOD_LOC))
+    f.handshakes["proxy"] = hs("proxy", PROXY_URL, 404, EXPRESS_404, EXPRESS)
+    r = checks.run_check("route", f)
+    assert r.status is Status.FAIL and "disagree" not in r.title, r.title
+    assert "the backend's Node app (Express) answers 404" in r.summary
+    assert "not the one nginx runs" not in r.summary
+
+
+def test_route_blames_nginx_only_with_nginx_s_own_page_and_says_so(tmp_path: Path) -> None:
+    f = live_facts(tmp_path, lab_conf(GOOD_LOC))
+    f.handshakes["proxy"] = hs("proxy", PROXY_URL, 404, NGINX_404, NGINX)
+    r = checks.run_check("route", f)
+    assert r.status is Status.FAIL and "disagree" in r.title
+    # the evidence that rules the backend out, in the summary
+    assert "nginx's own error page" in r.summary and "which no backend writes" in r.summary
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "by", "see"),
+    [
+        (400, b"Missing or invalid Sec-WebSocket-Key header", NODE_WS, "(see upgrade)"),
+        (
+            400,
+            b"Failed to open a WebSocket connection: missing Sec-WebSocket-Key header.\n",
+            PY_WEBSOCKETS,
+            "(see upgrade)",
+        ),
+        (426, b"Upgrade Required", NODE_WS, "(see protocol)"),
+        (400, b'{"code":5,"message":"Unsupported protocol version"}', ENGINEIO_NODE, "(see protocol)"),
+    ],
+)
+def test_route_backend_answers_another_check_explains(tmp_path: Path, status, body, by, see) -> None:  # noqa: ANN001
+    f = live_facts(tmp_path, lab_conf(GOOD_LOC))
+    f.handshakes["proxy"] = hs("proxy", PROXY_URL, status, body, by)
+    r = checks.run_check("route", f)
+    assert r.status is Status.PASS and see in r.summary, r.summary
+    assert "nginx itself" not in r.summary
+
+
+def test_route_502_in_front_of_backends_at_the_wrong_path_is_the_path(tmp_path: Path) -> None:
+    """nginx took the backends out after failed requests: its 502 hides that they answer, at a wrong path."""
+    conf = lab_conf(GOOD_LOC.replace("proxy_pass http://backends/;", "proxy_pass http://backends;"))
+    f = live_facts(tmp_path, conf)
+    f.handshakes["proxy"] = hs("proxy", PROXY_URL, 502, b"<hr><center>nginx</center>", NGINX)
+    base = "http://127.0.0.1:3350"
+    f.handshakes[base] = hs(
+        base, f"{base}/chat/socket.io/?EIO=4&transport=polling", 404, EXPRESS_404, EXPRESS
+    )
+    f.path_probes[f"{base}/socket.io/"] = hs(
+        base, f"{base}/socket.io/?EIO=4&transport=polling", 200, OPEN, ENGINEIO_NODE
+    )
+    r = checks.run_check("route", f)
+    assert r.status is Status.FAIL and "404" in r.title, r.summary
+    assert "taken the backends out" in r.summary
+    u = checks.run_check("upstream", f)
+    assert u.status is Status.PASS and "took them out" in u.summary, u.summary
+
+
+# --- upstream: a hang, a refusal, a reset, a slow answer ---------------------------------------------------
+
+
+def _ss(*lines: str) -> CommandResult:
+    head = "State  Recv-Q Send-Q Local Address:Port Peer Address:Port Process"
+    return CommandResult(["ss", "-ltnp"], "root@lb1", 0, "\n".join([head, *lines]))
+
+
+def _two_backends(f, dead: Handshake) -> None:  # noqa: ANN001
+    ok = "http://127.0.0.1:3350"
+    f.handshakes[ok] = hs(ok, f"{ok}/chat/socket.io/?EIO=4&transport=polling", 200, OPEN, ENGINEIO_PY)
+    f.handshakes[dead.where] = dead
+
+
+def _dead(error: str, stage: str) -> Handshake:
+    base = "http://127.0.0.1:3351"
+    h = hs(base, f"{base}/chat/socket.io/?EIO=4&transport=polling", None, error=error, stage=stage)
+    h.error = error
+    return h
+
+
+def test_upstream_hung_backend_is_not_down(tmp_path: Path) -> None:
+    f = live_facts(tmp_path, lab_conf(GOOD_LOC))
+    f.target.timeout = 5.0
+    _two_backends(f, _dead("timed out after 5.0 s waiting for the HTTP response", "response"))
+    f.commands["ss -ltnp"] = _ss('LISTEN 2 511 127.0.0.1:3351 0.0.0.0:* users:(("node",pid=7,fd=20))')
+    r = checks.run_check("upstream", f)
+    words = r.title + r.summary + (r.fix.summary if r.fix else "")
+    assert r.status is Status.FAIL and "hung" in r.title and "down" not in r.title.lower(), r.title
+    assert (
+        "did not answer within 5 s" in r.summary and "2 connections waiting in the accept queue" in r.summary
+    )
+    assert "crash" not in words and "kill -CONT" in r.fix.summary
+    assert any(e.where.startswith("$ ss") and "127.0.0.1:3351" in e.text for e in r.evidence)
+
+
+def test_upstream_refused_while_ss_showed_it_listening_says_it_stopped_since(tmp_path: Path) -> None:
+    f = live_facts(tmp_path, lab_conf(GOOD_LOC))
+    _two_backends(f, _dead("connection to 127.0.0.1:3351 refused: nothing listens there", "connect"))
+    f.commands["ss -ltnp"] = _ss('LISTEN 0 511 127.0.0.1:3351 0.0.0.0:* users:(("node",pid=7,fd=20))')
+    r = checks.run_check("upstream", f)
+    assert r.status is Status.FAIL and "down" in r.title
+    assert "`ss -ltnp` showed the port listening when it ran: the process stopped in between" in r.summary
+
+
+def test_upstream_reset_and_slow(tmp_path: Path) -> None:
+    f = live_facts(tmp_path, lab_conf(GOOD_LOC))
+    _two_backends(
+        f, _dead("127.0.0.1:3351 reset the connection while waiting for the HTTP response", "response")
+    )
+    r = checks.run_check("upstream", f)
+    assert r.status is Status.FAIL and "resetting" in r.title and "reset" in r.summary
+    slow = live_facts(tmp_path, lab_conf(GOOD_LOC))
+    _two_backends(
+        slow,
+        hs("http://127.0.0.1:3351", "http://127.0.0.1:3351/chat/socket.io/?EIO=4", 200, OPEN, ENGINEIO_PY),
+    )
+    slow.handshakes["http://127.0.0.1:3351"].exchange.elapsed = 3.4
+    r = checks.run_check("upstream", slow)
+    assert r.status is Status.WARN and "127.0.0.1:3351 (3.4 s)" in r.summary, r.summary
+
+
+# --- protocol ---------------------------------------------------------------------------------------------
+
+V3_OPEN = b'97:0{"sid":"abc","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000}'
+
+
+def _v3(where: str, url: str) -> Handshake:
+    h = hs(where, url, 200, V3_OPEN, ENGINEIO_NODE)
+    h.ok, h.server_eio, h.sid = True, 3, "abc"
+    return h
+
+
+def test_protocol_engineio4_passes_and_offline_skips(tmp_path: Path) -> None:
+    f = live_facts(tmp_path, lab_conf(GOOD_LOC))
+    f.handshakes["proxy"] = proxy_ok()
+    r = checks.run_check("protocol", f)
+    assert r.status is Status.PASS and "Engine.IO 4 (Socket.IO 3/4)" in r.summary
+    off = make_facts(url="wss://ws.example.com")
+    r = checks.run_check("protocol", off)
+    assert r.status is Status.SKIP and "--offline" in r.summary
+
+
+def test_protocol_socketio2_server_with_v4_clients_fails_with_both_ways_out(tmp_path: Path) -> None:
+    f = live_facts(tmp_path, lab_conf(GOOD_LOC))
+    f.handshakes["proxy"] = _v3("proxy", PROXY_URL)
+    r = checks.run_check("protocol", f)
+    assert r.status is Status.FAIL and "Socket.IO 2" in r.title
+    assert "server error" in r.summary and "It seems you are trying to reach" in r.summary
+    assert r.fix is not None and "allowEIO3: true" in r.fix.summary and "--client-version 2" in r.fix.summary
+    f.target.client_version = 2
+    assert checks.run_check("protocol", f).status is Status.PASS
+
+
+def test_protocol_v2_clients_against_socketio4(tmp_path: Path) -> None:
+    f = live_facts(tmp_path, lab_conf(GOOD_LOC))
+    f.target.client_version = 2
+    refused = hs(
+        "proxy", PROXY_URL, 400, b'{"code":5,"message":"Unsupported protocol version"}', ENGINEIO_NODE
+    )
+    refused.eio, refused.retry = 3, proxy_ok()
+    refused.retry.server_eio = 4
+    f.handshakes["proxy"] = refused
+    r = checks.run_check("protocol", f)
+    assert r.status is Status.FAIL and "socket.io-client 2 cannot talk" in r.title
+    assert "allowEIO3" in r.fix.summary and "--client-version 4" in r.fix.summary
+    # the rest of the diagnosis speaks what the server speaks: the route is fine
+    assert checks.run_check("route", f).status is Status.PASS
+
+
+def test_protocol_plain_websocket_fails_and_socketio_checks_skip(tmp_path: Path) -> None:
+    f = live_facts(tmp_path, lab_conf(GOOD_LOC))
+    f.handshakes["proxy"] = hs("proxy", PROXY_URL, 426, b"Upgrade Required", NODE_WS)
+    ws = ws_probe(101)
+    ws.foreign_frame = '{"type":"hello"}'
+    f.websocket = ws
+    f.sticky = StickyProbe(where="proxy", error="no session to keep: 426")
+    r = checks.run_check("protocol", f)
+    assert r.status is Status.FAIL and "plain WebSocket" in r.title
+    assert '{"type":"hello"}' in r.summary and "new WebSocket(" in r.fix.summary
+    for cid in ("sticky", "auth"):
+        s = checks.run_check(cid, f)
+        assert s.status is Status.SKIP and "not Socket.IO (see protocol)" in s.summary, (cid, s.summary)
+
+
+def test_protocol_mixed_backends_fail(tmp_path: Path) -> None:
+    f = live_facts(tmp_path, lab_conf(GOOD_LOC))
+    a, b = "http://127.0.0.1:3350", "http://127.0.0.1:3351"
+    f.handshakes[a] = hs(a, f"{a}/chat/socket.io/?EIO=4&transport=polling", 200, OPEN, ENGINEIO_NODE)
+    f.handshakes[b] = _v3(b, f"{b}/chat/socket.io/?EIO=4&transport=polling")
+    r = checks.run_check("protocol", f)
+    assert r.status is Status.FAIL and "not all speak the same" in r.title
+    assert "127.0.0.1:3350: Engine.IO 4" in r.summary and "127.0.0.1:3351: Engine.IO 3" in r.summary
+
+
+# --- a dropped tunnel: the explanation agrees with what was asked right after ----------------------------
+
+
+def test_timeout_drop_because_nginx_went_away(tmp_path: Path) -> None:
+    f = live_facts(tmp_path, lab_conf(GOOD_LOC))
+    f.handshakes["proxy"] = proxy_ok()
+    gone = exchange(PROXY_URL, None, error="connection to ws.example.com:443 refused: nothing listens there")
+    f.hold = HoldProbe(where="proxy", held_for=1.2, requested=10, closed=True, opened=True, after=gone)
+    r = checks.run_check("timeout", f)
+    assert r.status is Status.FAIL and "load balancer" not in r.summary + (r.fix.summary if r.fix else "")
+    assert "nginx is no longer running there" in r.summary and "systemctl start nginx" in r.fix.summary
+
+
+def test_timeout_drop_because_its_backend_died(tmp_path: Path) -> None:
+    f = live_facts(tmp_path, lab_conf(GOOD_LOC))
+    f.handshakes["proxy"] = proxy_ok()
+    _two_backends(
+        f, hs("http://127.0.0.1:3351", "http://127.0.0.1:3351/chat/socket.io/?EIO=4", 200, OPEN, ENGINEIO_PY)
+    )
+    after = _dead("connection to 127.0.0.1:3351 refused: nothing listens there", "connect")
+    fine = proxy_ok()
+    f.hold = HoldProbe(
+        where="proxy", held_for=1.2, requested=10, closed=True, opened=True, after=fine.exchange,
+        backends_after={"http://127.0.0.1:3351": after, "http://127.0.0.1:3350": f.handshakes["http://127.0.0.1:3350"]},
+    )  # fmt: skip
+    r = checks.run_check("timeout", f)
+    assert r.status is Status.FAIL and "load balancer" not in r.summary
+    assert "the backend 127.0.0.1:3351, which answered its handshake at the start of the run" in r.summary
+
+
+def test_a_tunnel_that_never_opened_is_no_drop(tmp_path: Path) -> None:
+    """The held tunnel's upgrade timed out (a hung backend behind nginx): no "dropped after 0.0 s"."""
+    f = live_facts(tmp_path, lab_conf(GOOD_LOC))
+    f.handshakes["proxy"] = proxy_ok()
+    f.hold = HoldProbe(
+        where="proxy", requested=10, closed=False, opened=False, stage="upgrade",
+        error="timed out after 5.0 s waiting for the answer to the WebSocket upgrade",
+    )  # fmt: skip
+    r = checks.run_check("timeout", f)
+    assert "dropped" not in r.title and "0.0 s" not in r.summary, r.summary

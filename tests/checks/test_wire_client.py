@@ -220,3 +220,19 @@ def test_jwt_decode_never_raises_anything_else(text: str) -> None:
         decode(text)
     except JwtError:
         pass
+
+
+def test_client_version_sets_the_eio_it_asks_for() -> None:
+    v2 = client_request("wss://api.example.com", "/chat/socket.io", client_version=2)
+    assert v2.eio == 3 and v2.request_uri() == "/chat/socket.io/?EIO=3&transport=polling"
+    for version in (3, 4):
+        assert (
+            client_request("wss://api.example.com", client_version=version).query == "EIO=4&transport=polling"
+        )
+
+
+def test_client_code_for_2x_puts_the_token_in_the_query() -> None:
+    from wsdoctor.wire.client import client_code
+
+    assert "query: { token }" in client_code("wss://h", "/x/socket.io", client_version=2)
+    assert "auth: { token }" in client_code("wss://h", "/x/socket.io")

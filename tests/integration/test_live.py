@@ -1,9 +1,12 @@
-"""The whole product against the real lab: every scenario is diagnosed as what it is, locally and over SSH.
+"""The whole product against the real lab: every scenario is diagnosed as what it is, locally and over SSH,
+with Node backends (socket.io 4, or the scenario's own server: Socket.IO 2, a plain `ws` server) and with
+python-socketio ones.
 
-Real nginx, real python-socketio backends, real sshd on loopback (the root conftest's lab fixtures).
-For each scenario the set of failing checks is exactly the expected one (no spurious failure), and the
-failing finding carries the evidence an on-call engineer needs: the probe's answer, the config line,
-and over SSH the nginx log line.
+Real nginx, real backends, real sshd on loopback (the root conftest's lab fixtures, shared with the real
+socket.io-client tests of tests/lab: the client's outcome is asserted there, the verdicts here). For each
+scenario the set of failing checks is exactly the expected one (no spurious failure), and the failing
+finding carries the evidence an on-call engineer needs: the probe's answer in the server's own words,
+the config line, and over SSH the nginx log line. Healthy deployments pass every check, twice in a row.
 """
 
 from __future__ import annotations
@@ -15,28 +18,44 @@ import re
 
 import pytest
 
+from tests.lab.helpers import KINDS, lab_of
 from wsdoctor.demo import lab_target
 from wsdoctor.diagnose import Diagnosis
+from wsdoctor.lab import Lab
 from wsdoctor.remote.session import RemoteSession
 from wsdoctor.report import Finding, Status
 from wsdoctor.target import Target
 
-# scenario -> the exact set of checks that must fail
+pytestmark = pytest.mark.lab
+
+# scenario -> the exact set of checks that must fail (the same for both kinds of backends)
 EXPECTED: dict[str, set[str]] = {
     "healthy": set(),
+    "healthy-hash": set(),
+    "healthy-websocket-only": set(),
+    "healthy-fast-ping": set(),
     "seed": {"client", "route"},
     "no-rewrite": {"route"},
     "backend-down": {"upstream"},
     "backend-down-all": {"upstream"},
+    "short-timeout": {"timeout"},
     "no-sticky": {"sticky"},
     "bad-auth": {"auth"},
     "no-upgrade": {"upgrade"},
     "header-inheritance": set(),
     "cors-duplicate": {"cors"},
+    "version-mismatch": {"protocol"},
+    "plain-websocket": {"protocol"},
+    "literal-upgrade": {"upgrade"},
+    "http10": set(),
 }
+HEALTHY = tuple(s for s in EXPECTED if s.startswith("healthy"))
+# The upgrade check's offline half fails the literal `Upgrade websocket` (a branch of its own): until it is
+# merged here only the live attribution below is this branch's to prove.
+OFFLINE_HALF_PENDING = {"literal-upgrade"}
 
 
-def _target(lab, ssh: bool, **changes) -> Target:
+def _target(lab: Lab, ssh: bool, **changes: object) -> Target:
     t = lab_target(lab.info())
     if not ssh:
         t.ssh = t.identity = t.known_hosts = None
@@ -65,18 +84,43 @@ def _evidence(f: Finding, kind: str | None = None) -> str:
     return "\n".join(f"{e.where}\n{e.text}" for e in f.evidence if kind is None or e.kind == kind)
 
 
-@pytest.mark.lab
-@pytest.mark.parametrize("scenario", sorted(EXPECTED))
-def test_scenario_local(lab_factory, scenario: str) -> None:
-    lab = lab_factory(scenario)
+def _scenario_params() -> list:
+    out = []
+    for scenario in sorted(EXPECTED):
+        for kind in KINDS:
+            marks = []
+            if scenario in OFFLINE_HALF_PENDING:
+                marks.append(
+                    pytest.mark.xfail(
+                        strict=True,
+                        reason="the upgrade check's offline half for the literal Upgrade comes with the "
+                        "offline-checks branch",
+                    )
+                )
+            out.append(pytest.param(scenario, kind, marks=marks, id=f"{scenario}-{kind}"))
+    return out
+
+
+@pytest.mark.parametrize(("scenario", "kind"), _scenario_params())
+def test_scenario_local(lab_factory, scenario: str, kind: str) -> None:
+    lab = lab_of(lab_factory, scenario, kind)
     findings = _diagnose(_target(lab, ssh=False))
     assert _failing(findings) == EXPECTED[scenario], {
         c: f.summary for c, f in findings.items() if f.status is Status.FAIL
     }
-    _assert_evidence(scenario, lab, findings)
-    if scenario == "healthy":
-        skipped = {c: f.summary for c, f in findings.items() if f.status is not Status.PASS}
-        assert not skipped, skipped
+    _assert_evidence(scenario, kind, lab, findings)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("scenario", HEALTHY)
+def test_healthy_deployments_pass_every_check_twice(lab_factory, scenario: str, kind: str) -> None:
+    """ip_hash, hash $remote_addr, websocket-only round robin, a fast ping behind a short read timeout: all
+    pass, and a second run right after the first too (the probes leave nothing behind that changes it)."""
+    lab = lab_of(lab_factory, scenario, kind)
+    for run in (1, 2):
+        findings = _diagnose(_target(lab, ssh=False))
+        not_pass = {c: f.summary for c, f in findings.items() if f.status is not Status.PASS}
+        assert not not_pass, (run, not_pass)
 
 
 def _assert_corrected_auth(findings: dict[str, Finding]) -> None:
@@ -88,16 +132,22 @@ def _assert_corrected_auth(findings: dict[str, Finding]) -> None:
     )
 
 
-def _assert_evidence(scenario: str, lab, findings: dict[str, Finding]) -> None:
+def _assert_evidence(scenario: str, kind: str, lab: Lab, findings: dict[str, Finding]) -> None:
     info = lab.info()
     if scenario == "seed":
         f = findings["client"]
         assert "/dev/aiwm/chat/socket.io" in (f.fix.code if f.fix else "")
         assert "404" in _evidence(findings["route"], "probe") or "404" in findings["route"].summary
+        assert "nginx itself answered 404" in findings["route"].summary  # its own page: nginx wrote it
         _assert_corrected_auth(findings)
     elif scenario == "no-rewrite":
-        ev = _evidence(findings["route"], "probe")
+        route = findings["route"]
+        ev = _evidence(route, "probe")
         assert "404" in ev, ev
+        # The 404 is the backend's own (Express's "Cannot GET", python's "Not Found"), never nginx's.
+        assert "nginx itself" not in route.summary and "not the one nginx runs" not in route.summary
+        who = "the backend's Node app (Express)" if kind == "node" else "the python-engineio backend"
+        assert who in route.summary, route.summary
         # No Engine.IO session through the proxy on either transport: the token is judged by a backend itself.
         auth = findings["auth"]
         assert auth.status is Status.PASS, auth.summary
@@ -106,17 +156,19 @@ def _assert_evidence(scenario: str, lab, findings: dict[str, Finding]) -> None:
             for b in info["backends"]
             for e in auth.evidence
         )
-        fix = findings["route"].fix
+        fix = route.fix
         assert fix and "+" in fix.diff and "proxy_pass http://chat_ws/chat/;" in fix.diff, fix
     elif scenario == "backend-down":
         dead = info["backends"][2].split("//", 1)[1]
         assert dead in findings["upstream"].summary
+        assert "connection refused" in findings["upstream"].summary
     elif scenario == "backend-down-all":
         for b in info["backends"]:
             assert b.split("//", 1)[1] in findings["upstream"].summary + _evidence(findings["upstream"])
     elif scenario == "no-sticky":
         ev = _evidence(findings["sticky"], "probe")
-        assert "400" in ev and "Invalid session" in ev, ev
+        words = "Session ID unknown" if kind == "node" else "Invalid session"
+        assert "400" in ev and words in ev, ev
         assert findings["sticky"].fix and findings["sticky"].fix.diff
     elif scenario == "bad-auth":
         f = findings["auth"]
@@ -124,6 +176,8 @@ def _assert_evidence(scenario: str, lab, findings: dict[str, Finding]) -> None:
         assert info["token"] not in json.dumps([e.text for e in f.evidence]) + f.summary
         # --backend-log is read without --ssh too: the backend's own line says why (this run's CONNECT)
         assert "ExpiredSignatureError" in _evidence(f, "log"), _evidence(f)
+        if kind == "node":  # next(err) with err.data: the reason travels to the client
+            assert "token expired" in _evidence(f, "probe"), _evidence(f)
     elif scenario == "no-upgrade":
         f = findings["upgrade"]
         assert re.search(r"\b(400|403)\b", _evidence(f, "probe")), _evidence(f)
@@ -139,11 +193,91 @@ def _assert_evidence(scenario: str, lab, findings: dict[str, Finding]) -> None:
         f = findings["cors"]
         assert "Access-Control-Allow-Origin" in _evidence(f, "probe")
         assert f.fix and f.fix.diff
+    elif scenario == "version-mismatch":
+        _assert_version_mismatch(findings, client_version=4)
+    elif scenario == "plain-websocket":
+        _assert_plain_websocket(kind, findings)
+    elif scenario == "http10":
+        f = findings["upgrade"]
+        assert "101" in f.summary + _evidence(f, "probe")
+        assert "not the one nginx runs" not in findings["route"].summary
 
 
-@pytest.mark.lab
-def test_short_timeout_hold_measures_the_drop(lab_factory) -> None:
-    lab = lab_factory("short-timeout")
+def _assert_version_mismatch(findings: dict[str, Finding], client_version: int) -> None:
+    """A Socket.IO 2 server: the route is right (the backend answered, in Engine.IO 3), protocol says why a
+    v3/v4 client fails and how out; the rest is diagnosed in Engine.IO 3 (client pings, token in the query)."""
+    route = findings["route"]
+    assert route.status is Status.PASS and "Engine.IO 3" in route.summary, route.summary
+    proto = findings["protocol"]
+    assert "97:0{" in _evidence(proto, "probe") or ":0{" in _evidence(proto, "probe"), _evidence(proto)
+    assert proto.fix is not None and "allowEIO3: true" in proto.fix.summary
+    assert "--client-version 2" in proto.fix.summary or "socket.io-client 2" in proto.fix.summary
+    assert proto.status is (Status.FAIL if client_version != 2 else Status.PASS), proto.summary
+    auth = findings["auth"]
+    assert auth.status is Status.PASS and "the token in the query" in auth.summary, auth.summary
+    assert findings["sticky"].status is Status.PASS, findings["sticky"].summary
+
+
+def _assert_plain_websocket(kind: str, findings: dict[str, Finding]) -> None:
+    proto = findings["protocol"]
+    lib = "Node `ws`" if kind == "node" else "python `websockets`"
+    assert f"a plain WebSocket server ({lib}), not Socket.IO" in proto.summary, proto.summary
+    assert "plain HTTP gets 426 Upgrade Required;" in proto.summary, proto.summary
+    assert proto.fix is not None and "new WebSocket(" in proto.fix.summary
+    assert '"type":"hello"' in proto.summary + _evidence(proto, "probe")
+    for cid in ("sticky", "auth", "upstream"):
+        f = findings[cid]
+        assert f.status is Status.SKIP and "not Socket.IO (see protocol)" in f.summary, (cid, f.summary)
+    route = findings["route"]
+    assert route.status is Status.PASS and "426" in route.summary and "see protocol" in route.summary
+    assert "nginx itself" not in route.summary
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_literal_upgrade_blames_the_header_not_nginx(lab_factory, kind: str) -> None:
+    """Every polling request reaches the backend as a key-less upgrade: the backend's 400, relayed by nginx,
+    is attributed to the backend; route passes and points at upgrade; the WebSocket works."""
+    lab = lab_of(lab_factory, "literal-upgrade", kind)
+    findings = _diagnose(_target(lab, ssh=False))
+    route = findings["route"]
+    assert route.status is Status.PASS, route.summary
+    assert "Sec-WebSocket-Key" in route.summary and "(see upgrade)" in route.summary, route.summary
+    assert "nginx itself" not in route.summary and "not the one nginx runs" not in route.summary
+    assert findings["protocol"].status is Status.PASS, findings["protocol"].summary
+    assert findings["auth"].status is Status.PASS, findings["auth"].summary
+    assert _failing(findings) <= {"upgrade"}, {
+        c: f.summary for c, f in findings.items() if c in _failing(findings)
+    }
+
+
+def test_version_mismatch_with_socketio_client_2_passes(lab_factory) -> None:
+    """--client-version 2: the same Socket.IO 2 backends are right for these clients."""
+    lab = lab_of(lab_factory, "version-mismatch", "node")
+    findings = _diagnose(_target(lab, ssh=False, client_version=2))
+    assert not {c: f.summary for c, f in findings.items() if f.status is not Status.PASS}
+    assert "socket.io-client 2" in findings["protocol"].summary
+
+
+def test_socketio4_backends_and_socketio_client_2(lab_factory) -> None:
+    """--client-version 2 against Socket.IO 4 without allowEIO3: protocol fails with both ways out; the rest
+    of the diagnosis speaks what the server speaks and passes."""
+    lab = lab_of(lab_factory, "healthy", "node")
+    findings = _diagnose(_target(lab, ssh=False, client_version=2))
+    assert _failing(findings) == {"protocol"}, {
+        c: f.summary for c, f in findings.items() if f.status is not Status.PASS
+    }
+    proto = findings["protocol"]
+    assert "refuse the EIO=3" in proto.summary and "Unsupported protocol version" in proto.summary
+    assert (
+        proto.fix is not None
+        and "allowEIO3: true" in proto.fix.summary
+        and "--client-version 4" in proto.fix.summary
+    )
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_short_timeout_hold_measures_the_drop(lab_factory, kind: str) -> None:
+    lab = lab_of(lab_factory, "short-timeout", kind)
     findings = _diagnose(_target(lab, ssh=False, hold=6.0))
     assert _failing(findings) == {"timeout"}
     f = findings["timeout"]
@@ -162,10 +296,9 @@ SSH_LOGS = {
 }
 
 
-@pytest.mark.lab
-@pytest.mark.parametrize("scenario", sorted(EXPECTED))
-def test_scenario_over_ssh(lab_factory, scenario: str) -> None:
-    lab = lab_factory(scenario)
+@pytest.mark.parametrize(("scenario", "kind"), _scenario_params())
+def test_scenario_over_ssh(lab_factory, scenario: str, kind: str) -> None:
+    lab = lab_of(lab_factory, scenario, kind)
     findings = _diagnose(_target(lab, ssh=True))
     assert _failing(findings) == EXPECTED[scenario], {
         c: f.summary for c, f in findings.items() if f.status is Status.FAIL
@@ -186,17 +319,23 @@ def test_scenario_over_ssh(lab_factory, scenario: str) -> None:
         dead = lab.info()["backends"][2].split("//", 1)[1]
         assert f"nothing listens on port {dead.rsplit(':', 1)[1]}" in ss, ss
         assert "other listening socket" in ss or ss.count("LISTEN") <= 4, ss
+        assert "nothing listens on that port, says `ss -ltnp`" in findings["upstream"].summary
     if scenario == "no-upgrade":
         assert findings["auth"].status is Status.PASS and "over polling" in findings["auth"].summary
     if scenario == "seed":
         _assert_corrected_auth(findings)
     if scenario == "no-rewrite":  # judged by a backend, reached through the proxy host's tunnel
         assert findings["auth"].status is Status.PASS, findings["auth"].summary
+        assert "nginx itself" not in findings["route"].summary
+    if scenario == "version-mismatch":
+        _assert_version_mismatch(findings, client_version=4)
+    if scenario == "plain-websocket":
+        _assert_plain_websocket(kind, findings)
 
 
-@pytest.mark.lab
-def test_short_timeout_over_ssh_shows_the_upgraded_timeout_line(lab_factory) -> None:
-    lab = lab_factory("short-timeout")
+@pytest.mark.parametrize("kind", KINDS)
+def test_short_timeout_over_ssh_shows_the_upgraded_timeout_line(lab_factory, kind: str) -> None:
+    lab = lab_of(lab_factory, "short-timeout", kind)
     findings = _diagnose(_target(lab, ssh=True, hold=6.0))
     assert _failing(findings) == {"timeout"}
     assert "while proxying upgraded connection" in _evidence(findings["timeout"], "log")

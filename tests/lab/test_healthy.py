@@ -1,5 +1,8 @@
 """The healthy lab is truthful: the real python-socketio client works through the real nginx.
 
+These tests read python-socketio's own bytes (the `OK` of a POST, the events before the CONNECT ack), so
+they run against the python backends; tests/lab/test_real_client.py covers both kinds with socket.io-client.
+
 Polling -> websocket upgrade and websocket only, the instance id by event and by ack, and a session
 that outlives several ping intervals (scaled down: pingInterval 1 s, pingTimeout 2 s, so a pong that
 did not cross nginx would end the session within 3 s; the test holds 3.5 s).
@@ -70,7 +73,7 @@ async def real_client(
 
 @pytest.fixture(scope="module")
 def fast_lab(lab_factory) -> Lab:
-    return lab_factory("healthy", ping_interval=1.0, ping_timeout=2.0)
+    return lab_factory("healthy", ping_interval=1.0, ping_timeout=2.0, backends="python")
 
 
 async def wait_transport(client: socketio.AsyncClient, want: str, timeout: float = 5.0) -> None:

@@ -72,6 +72,39 @@ async def test_healthy_upgrades_stays_on_one_backend_and_survives_pings(lab_fact
     )
 
 
+async def test_healthy_hash_keeps_one_backend(lab_factory, kind: str) -> None:
+    lab = lab_of(lab_factory, "healthy-hash", kind)
+    upgraded, polling = await asyncio.gather(
+        socketio_client(lab, transports=BOTH, acks=("whoami",)),
+        socketio_client(lab, transports="polling", acks=("whoami",)),
+    )
+    assert assert_on_one_instance(lab, upgraded) == assert_on_one_instance(lab, polling)
+    assert upgraded["upgraded"] and polling["transport"] == "polling"
+
+
+async def test_healthy_websocket_only_round_robin(lab_factory, kind: str) -> None:
+    """Round robin: websocket-only clients connect (one connection each); a polling client would not."""
+    lab = lab_of(lab_factory, "healthy-websocket-only", kind)
+    assert lab.info()["client_transports"] == ["websocket"]
+    ws_only = [await socketio_client(lab, transports=WS, acks=("whoami",)) for _ in range(3)]
+    seen = {assert_on_one_instance(lab, result) for result in ws_only}
+    assert len(seen) >= 2, ws_only  # round robin really spreads the sessions
+    polling = await socketio_client(lab, transports="polling")
+    message, status = error(polling)
+    assert message in ("xhr post error", "xhr poll error") and status == 400, polling
+
+
+async def test_healthy_fast_ping_survives_idle_periods(lab_factory, kind: str) -> None:
+    """proxy_read_timeout 8s, pingInterval 2 s: idle longer than the timeout, still connected (polling too)."""
+    lab = lab_of(lab_factory, "healthy-fast-ping", kind)
+    upgraded, polling = await asyncio.gather(
+        socketio_client(lab, transports=BOTH, hold=9),
+        socketio_client(lab, transports="polling", hold=9),
+    )
+    for result in (upgraded, polling):
+        assert result["connected"] and result["disconnect"] is None, result
+
+
 async def test_seed_runbook_client_fails_and_the_fix_connects(lab_factory, kind: str) -> None:
     lab = lab_of(lab_factory, "seed", kind)
     info = lab.info()
@@ -284,7 +317,7 @@ def test_every_scenario_is_covered_here() -> None:
     from wsdoctor.lab import SCENARIOS
 
     covered = {
-        "healthy", "seed", "no-rewrite", "backend-down", "backend-down-all", "short-timeout", "no-sticky",
+        "healthy", "healthy-hash", "healthy-websocket-only", "healthy-fast-ping", "seed", "no-rewrite", "backend-down", "backend-down-all", "short-timeout", "no-sticky",
         "bad-auth", "no-upgrade", "header-inheritance", "cors-duplicate", "version-mismatch",
         "plain-websocket", "literal-upgrade", "http10",
     }  # fmt: skip

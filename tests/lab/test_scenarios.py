@@ -1,7 +1,9 @@
 """Every broken scenario shows a real client exactly the symptom it claims (and nothing vaguer).
 
 Clients are real and speak the wire by hand (httpx for polling, websockets for the tunnel) so the
-assertions are on the status, the headers, the body and the frames a client really gets.
+assertions are on the status, the headers, the body and the frames a client really gets. The bytes are
+python-socketio's, so these labs run the python backends (the `python` fixture below); Node's answers are
+asserted in tests/lab/test_real_client.py and tests/probes/test_node.py.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.lab.helpers import (
     http_client,
+    lab_of,
     open_packet,
     public_http,
     public_ws,
@@ -35,8 +38,13 @@ pytestmark = pytest.mark.lab
 HANDSHAKE = {"EIO": "4", "transport": "polling"}
 
 
+def python(lab_factory, scenario: str) -> Lab:  # noqa: ANN001
+    """The session's shared lab of SCENARIO with python-socketio backends."""
+    return lab_of(lab_factory, scenario, "python")
+
+
 async def test_seed_runbook_client_gets_nginx_404_and_the_fix_works(lab_factory) -> None:
-    lab = lab_factory("seed")
+    lab = python(lab_factory, "seed")
     info = lab.info()
     assert info["client_url"] == f"{lab.url}/dev/aiwm/chat" and info["client_transports"] == ["websocket"]
     # io('wss://HOST/dev/aiwm/chat', {transports: ['websocket']}) requests /socket.io/?EIO=4&transport=websocket.
@@ -59,7 +67,7 @@ async def test_seed_runbook_client_gets_nginx_404_and_the_fix_works(lab_factory)
 
 
 async def test_no_rewrite_404_comes_from_the_backend(lab_factory) -> None:
-    lab = lab_factory("no-rewrite")
+    lab = python(lab_factory, "no-rewrite")
     async with http_client(lab) as http:
         r = await http.get(public_http(lab), params=HANDSHAKE)
     assert r.status_code == 404
@@ -76,7 +84,7 @@ async def test_no_rewrite_404_comes_from_the_backend(lab_factory) -> None:
 
 
 async def test_backend_down_one_port_refuses_and_nginx_fails_over(lab_factory) -> None:
-    lab = lab_factory("backend-down")
+    lab = python(lab_factory, "backend-down")
     info = lab.info()
     assert info["stopped_backends"] == [2] and "backend-2" not in info["pids"]
     down_port = info["backend_ports"][2]
@@ -98,7 +106,7 @@ async def test_backend_down_one_port_refuses_and_nginx_fails_over(lab_factory) -
 
 
 async def test_backend_down_all_is_502(lab_factory) -> None:
-    lab = lab_factory("backend-down-all")
+    lab = python(lab_factory, "backend-down-all")
     info = lab.info()
     assert info["stopped_backends"] == [0, 1, 2]
     async with http_client(lab) as http:
@@ -113,7 +121,7 @@ async def test_backend_down_all_is_502(lab_factory) -> None:
 
 
 async def test_short_timeout_drops_the_idle_tunnel_at_the_proxy_timeout(lab_factory) -> None:
-    lab = lab_factory("short-timeout")
+    lab = python(lab_factory, "short-timeout")
     async with websocket(lab) as ws:
         frames = await socketio_connect(ws, lab.token)
         assert open_packet(frames[0])["pingInterval"] == 5000
@@ -134,7 +142,7 @@ async def test_short_timeout_drops_the_idle_tunnel_at_the_proxy_timeout(lab_fact
 
 
 async def test_no_sticky_second_polling_request_reaches_another_backend(lab_factory) -> None:
-    lab = lab_factory("no-sticky")
+    lab = python(lab_factory, "no-sticky")
     info = lab.info()
     async with http_client(lab) as http:
         r = await http.get(public_http(lab), params=HANDSHAKE)
@@ -160,7 +168,7 @@ async def test_no_sticky_second_polling_request_reaches_another_backend(lab_fact
 
 
 async def test_bad_auth_connect_is_refused(lab_factory) -> None:
-    lab = lab_factory("bad-auth")
+    lab = python(lab_factory, "bad-auth")
     info = lab.info()
     assert info["token"] != info["valid_token"]
     async with websocket(lab) as ws:
@@ -181,7 +189,7 @@ async def test_bad_auth_connect_is_refused(lab_factory) -> None:
 
 
 async def test_no_upgrade_websocket_fails_polling_works(lab_factory) -> None:
-    lab = lab_factory("no-upgrade")
+    lab = python(lab_factory, "no-upgrade")
     with pytest.raises(InvalidStatus) as refused:
         async with websocket(lab):
             pass
@@ -199,7 +207,7 @@ async def test_no_upgrade_websocket_fails_polling_works(lab_factory) -> None:
 
 
 async def test_header_inheritance_backend_sees_lost_host(lab_factory) -> None:
-    lab = lab_factory("header-inheritance")
+    lab = python(lab_factory, "header-inheritance")
     async with websocket(lab) as ws:
         await socketio_connect(ws, lab.token)
         await ws.send('421["headers"]')
@@ -221,7 +229,7 @@ async def test_header_inheritance_backend_sees_lost_host(lab_factory) -> None:
 
 async def test_cors_duplicate_two_allow_origin_headers(lab_factory) -> None:
     for scenario, count in (("cors-duplicate", 2), ("healthy", 1)):
-        lab: Lab = lab_factory(scenario)
+        lab: Lab = python(lab_factory, scenario)
         origin = lab.info()["origin"]
         async with httpx.AsyncClient(verify=ssl_context(lab), timeout=5) as http:
             r = await http.get(public_http(lab), params=HANDSHAKE, headers={"Origin": origin})

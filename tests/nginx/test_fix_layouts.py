@@ -175,10 +175,5 @@ def test_route_adds_a_location_inside_a_one_line_server(tmp_path: Path) -> None:
         timeout=20,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    if not nginx_t(tmp / "etc/nginx/nginx.conf").ok:
-        pytest.xfail(
-            "checks/route.py places the new location with insert_before(line of the first location): on a "
-            "one-line server that line is the server's own; Patch.insert_in_block(server, body, before=first "
-            "location) places it by the statement tree"
-        )
+    assert nginx_t(tmp / "etc/nginx/nginx.conf").ok, before.fix.diff
     assert _check("route", tmp).status is Status.PASS

@@ -178,10 +178,17 @@ def websocket(then: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Await
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = (await read_head(reader)).decode("latin-1")
         key = next(
-            line.split(":", 1)[1].strip()
-            for line in head.split("\r\n")
-            if line.lower().startswith("sec-websocket-key")
+            (
+                line.split(":", 1)[1].strip()
+                for line in head.split("\r\n")
+                if line.lower().startswith("sec-websocket-key")
+            ),
+            None,
         )
+        if key is None:  # a plain request (a probe asking again after a drop): refused, like ws does
+            writer.write(b"HTTP/1.1 426 Upgrade Required\r\nContent-Length: 16\r\n\r\nUpgrade Required")
+            await writer.drain()
+            return
         writer.write(
             (
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"

@@ -13,12 +13,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import subprocess
 import threading
 import time
+from pathlib import Path
 
 import jwt
+import pytest
 import socketio
 import uvicorn
+
+from wsdoctor.lab import procs
+from wsdoctor.lab.lab import NODE_BACKEND, NODE_DIR, node_binary
 
 SECRET = "wsdoctor-test-secret-of-at-least-32-bytes"
 ENGINE_PATH = "/chat/socket.io"
@@ -187,3 +193,60 @@ class RoundRobinProxy:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class NodeBackend:
+    """A real Node server from the lab (``wsdoctor/lab/node/backend.js``) on a free loopback port.
+
+    SERVER is ``socketio4`` (Socket.IO 4 on Express), ``socketio2`` (Socket.IO 2) or ``ws`` (a plain WebSocket
+    server); EXTRA are more backend.js options (``--refuse-requests MSG``, ``--allow-eio3 yes``). Its JWT
+    secret is :data:`SECRET`, so :func:`good_token` is valid for it too.
+    """
+
+    def __init__(
+        self,
+        server: str,
+        directory: Path,
+        *,
+        extra: tuple[str, ...] = (),
+        ping_interval: float = 25,
+        ping_timeout: float = 20,
+    ) -> None:
+        self.server = server
+        self.directory = directory
+        self.port = procs.free_ports(1)[0]
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log = directory / f"{server}-{self.port}.log"
+        self._extra = extra
+        self._ping = (ping_interval, ping_timeout)
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> NodeBackend:
+        node = node_binary()
+        if node is None or not (NODE_DIR / "node_modules").is_dir():
+            pytest.skip("Node.js and the lab's npm packages are needed (./run setup)")
+        secret = self.directory / "secret"
+        secret.write_text(SECRET)
+        argv = [
+            node, str(NODE_BACKEND), "--server", self.server, "--lab-dir", f"{self.directory}/",
+            "--port", str(self.port), "--instance", f"node-{self.server}", "--path", ENGINE_PATH,
+            "--secret-file", str(secret), "--ping-interval", repr(self._ping[0]), "--ping-timeout", repr(self._ping[1]),
+            "--cors-origin", "https://app.example", "--log", str(self.log), *self._extra,
+        ]  # fmt: skip
+        self._proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 15
+        while not procs.listening(self.port, pid=self._proc.pid):
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"node {self.server} did not start listening on {self.port}")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(5)

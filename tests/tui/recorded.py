@@ -304,6 +304,13 @@ BUFFERING = Finding(
     summary="proxy_buffering off in the Socket.IO location (it matters for polling, not for tunnels).",
 )
 
+PROTOCOL = Finding(
+    id="protocol",
+    status=Status.PASS,
+    title="Engine.IO / Socket.IO protocol versions",
+    summary="The endpoint and its 3 backends speak Engine.IO 4 (Socket.IO 3/4), the protocol of socket.io-client 4.",
+)
+
 CORS = Finding(
     id="cors",
     status=Status.SKIP,
@@ -344,7 +351,20 @@ SYNTAX = Finding(
 
 FINAL: dict[str, Finding] = {
     f.id: f
-    for f in (CLIENT, ROUTE, UPSTREAM_OK, TIMEOUT, STICKY, AUTH, UPGRADE, BUFFERING, CORS, TLS, SYNTAX)
+    for f in (
+        CLIENT,
+        ROUTE,
+        UPSTREAM_OK,
+        TIMEOUT,
+        STICKY,
+        AUTH,
+        UPGRADE,
+        BUFFERING,
+        PROTOCOL,
+        CORS,
+        TLS,
+        SYNTAX,
+    )
 }
 assert tuple(FINAL) == CHECK_IDS
 
@@ -368,7 +388,7 @@ class Step:
 def seed_steps() -> list[Step]:
     """Client first (pure), then the config-only checks, then the probes: as a real run arrives."""
     config_ids = {"route", "timeout", "upgrade", "buffering", "syntax"}
-    probe_ids = {"upstream", "sticky", "auth", "cors", "tls"}
+    probe_ids = {"upstream", "sticky", "auth", "protocol", "cors", "tls"}
     first = {cid: (FINAL[cid] if cid == "client" else _waiting(cid)) for cid in CHECK_IDS}
     second = {cid: (_waiting(cid) if cid in probe_ids else FINAL[cid]) for cid in CHECK_IDS}
     return [

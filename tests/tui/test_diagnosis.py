@@ -40,7 +40,7 @@ async def test_pending_then_mixed_statuses_updated_in_place():
         assert all(first[cid] is None for cid in first if cid != "client")  # pending: spinner
         assert "gathering facts…" in screen_text(app)
         # the totals count decided checks only: the provisional statuses of pending checks are not news
-        assert "✗1 !0 ✓0 –0 ⠋10" in screen_text(app)  # 100 columns: symbols and counts
+        assert "✗1 !0 ✓0 –0 ⠋11" in screen_text(app)  # 100 columns: symbols and counts
 
         factory.made[0].allowed = 1  # the config arrives: config-only checks decided, probes pending
         await wait_for(pilot, lambda: row_statuses(app)["route"] is not None)
@@ -132,7 +132,7 @@ async def test_export_writes_markdown_and_json_equal_to_the_report(export_dir):
         target=target_summary(diagnosis.facts), findings=list(FINAL.values()), secrets=[TOKEN]
     ).to_json()
     assert files[0].read_text() == expected == diagnosis.report().to_json()
-    assert data["summary"] == {"pass": 5, "warn": 2, "fail": 3, "skip": 1}
+    assert data["summary"] == {"pass": 6, "warn": 2, "fail": 3, "skip": 1}
     markdown = files[1].read_text()
     assert "### ❌ sticky: Sticky sessions" in markdown and "+    ip_hash;" in markdown
     for f in files:

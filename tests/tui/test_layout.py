@@ -77,16 +77,15 @@ async def test_80x24_header_takes_three_lines_and_every_check_and_key_shows():
         rows = screen_text(app).splitlines()
         assert rows[1].rstrip().endswith("…")  # the chain is cut, not wrapped onto a third line
         assert "location location" not in "\n".join(rows[:2])
-        assert rows[2].startswith(" nginx 1.22.1 · ssh root@lb1.x-or.cloud · done in 2.7 s · ✗1 !1 ✓5 –4")
+        assert rows[2].startswith(" nginx 1.22.1 · ssh root@lb1.x-or.cloud · done in 2.7 s · ✗1 !1 ✓6 –4")
         text = "\n".join(rows)
         for cid in FINAL:
             assert f"  {cid}" in text, cid
         # the verdicts say what ran: a skipped route is not "not happening"
         assert " 404 Not Found  ✓ not happening (1 not checked)" in text
-        assert " Checklist  ✓ 2 passing (3 not checked)" in text
+        assert " Checklist  ✓ 3 passing (3 not checked)" in text
         # the notes go under the list, one line each, and n shows them all
-        assert "! The access log format 'combined' lacks $upstream_status" in text
-        assert "! +2 more notes: n shows them all" in text
+        assert "! 3 notes (n shows them all): The access log format 'combined' lacks" in text
         for key in ("⏎ Detail", "r Rerun", "e Export", "l Logs", "n Notes", "? Help", "q Quit"):
             assert key in rows[-1], key
         await pilot.press("n")
@@ -139,16 +138,16 @@ async def test_rerun_shows_pending_totals_until_the_new_run_reports():
     app = make_app(factory=factory)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: settled(app))
-        assert "✗ 3 fail ! 2 warn ✓ 5 pass – 1 skip" in screen_text(app)
+        assert "✗ 3 fail ! 2 warn ✓ 6 pass – 1 skip" in screen_text(app)
         await pilot.press("r")
         await wait_for(pilot, lambda: len(made) == 2)
         await pilot.pause()
         text = screen_text(app)
-        assert "✗ 0 fail ! 0 warn ✓ 0 pass – 0 skip ⠋ 11 pending" in text
+        assert "✗ 0 fail ! 0 warn ✓ 0 pass – 0 skip ⠋ 12 pending" in text
         assert "happening here" not in text and "not happening" not in text and "review" not in text
         rows = app.diagnosis_screen.query_one(FindingList).rows
         assert all(row.pending for row in rows.values())
         made[1].allowed = 2
         await wait_for(pilot, lambda: settled(app))
-        assert "✗ 3 fail ! 2 warn ✓ 5 pass – 1 skip" in screen_text(app)
+        assert "✗ 3 fail ! 2 warn ✓ 6 pass – 1 skip" in screen_text(app)
         await pilot.press("q")

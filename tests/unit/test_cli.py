@@ -24,6 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
         (["--timeout", "0"], "--timeout"),
         (["--hold", "-1"], "--hold"),
         (["--root", "/tmp"], "--root goes with --nginx-conf"),
+        (["--client-version", "5"], "--client-version takes 2, 3 or 4"),
+        (["--client-version", "two"], "--client-version"),
     ],
 )
 def test_refused_arguments(args: list[str], needle: str) -> None:

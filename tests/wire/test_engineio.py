@@ -165,3 +165,24 @@ def test_arbitrary_input_raises_only_protocol_error(data: bytes | str, version: 
 def test_deeply_nested_json_is_protocol_error() -> None:
     with pytest.raises(ProtocolError):
         parse_open("0" + "[" * 100000)
+
+
+def test_payload_version_tells_engineio_3_from_4() -> None:
+    from wsdoctor.wire.engineio import payload_version
+
+    v3 = '97:0{"sid":"x","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000}2:40'
+    assert payload_version(v3) == 3 and payload_version(v3.encode()) == 3
+    assert payload_version(b"\x00\x09\xff0{}") == 3  # the v3 XHR2 binary payload
+    for v4 in (NODE_OPEN, "40", '42["a"]\x1e2', "6", ""):
+        assert payload_version(v4) == 4, v4
+    assert payload_version("12345678901:0{") == 4  # no length is that long: not a v3 header
+
+
+def test_version_refusal_in_node_and_python_words() -> None:
+    from wsdoctor.wire.engineio import PY_UNSUPPORTED, version_refusal
+
+    assert version_refusal(400, b'{"code":5,"message":"Unsupported protocol version"}')
+    assert version_refusal(400, b"Unsupported protocol version")  # an upgrade refused: the bare message
+    assert version_refusal(400, f'"{PY_UNSUPPORTED}"'.encode())
+    assert not version_refusal(400, b'{"code":1,"message":"Session ID unknown"}')
+    assert not version_refusal(200, b"Unsupported protocol version")

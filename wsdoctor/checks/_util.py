@@ -7,6 +7,7 @@ check itself (its name starts with ``_``; ``checks.run_all`` only runs the ids o
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Callable
@@ -15,23 +16,32 @@ from typing import TYPE_CHECKING
 
 from wsdoctor.checks._args import statement_errors
 from wsdoctor.facts import (
+    BACKEND_ANSWERS,
+    ENGINEIO_NODE,
+    ENGINEIO_PY,
+    EXPRESS,
     NGINX,
     NO_CONFIG,
     NO_URL,
     NOBODY,
+    NODE_WS,
     OFFLINE,
+    PY_WEBSOCKETS,
     CommandResult,
     ConnectProbe,
     Exchange,
     Fact,
     Facts,
     Handshake,
+    HoldProbe,
     LogEvent,
+    WebSocketProbe,
 )
 from wsdoctor.logkinds import KINDS
 from wsdoctor.nginx.patch import Patch
 from wsdoctor.report import Evidence, Finding, Fix, Status, corrected_lead, redact
 from wsdoctor.routes import corrected_request, proxied, route_for
+from wsdoctor.wire.engineio import NODE_ERRORS, PY_UNSUPPORTED
 
 if TYPE_CHECKING:
     from wsdoctor.nginx.model import Config, Directive
@@ -506,11 +516,15 @@ def log_evidence(events: list[LogEvent], limit: int = 4) -> list[Evidence]:
 
 
 def proxy_handshake(facts: Facts) -> Handshake | None:
-    return facts.handshakes.get("proxy")
+    """The handshake through the proxy in the version the server speaks (the client's own when the server
+    refused it and the other version answered: that mismatch is `protocol`'s; the rest judges the route)."""
+    hs = facts.handshakes.get("proxy")
+    return None if hs is None else hs.spoken or hs
 
 
 def backend_handshakes(facts: Facts) -> dict[str, Handshake]:
-    return {k: v for k, v in facts.handshakes.items() if k != "proxy"}
+    """Each backend's handshake, in the version it speaks (see proxy_handshake)."""
+    return {k: v.spoken or v for k, v in facts.handshakes.items() if k != "proxy"}
 
 
 def ping_interval(facts: Facts) -> tuple[float, str]:
@@ -526,21 +540,283 @@ def ping_interval(facts: Facts) -> tuple[float, str]:
     return DEFAULT_PING_MS / 1000, "assumed: the Socket.IO default, no handshake measured"
 
 
+# --- who answered, and what the answer means ----------------------------------------
+#
+# Decided from the answer itself before any check concludes: behind nginx every answer carries
+# `Server: nginx`, so the body tells (docs/servers.md has each server's words).
+
+_WHO = {
+    NGINX: "nginx itself",
+    ENGINEIO_PY: "the python-engineio backend",
+    ENGINEIO_NODE: "the Node engine.io backend",
+    NODE_WS: "the backend's WebSocket layer (Node `ws`)",
+    PY_WEBSOCKETS: "the backend's WebSocket layer (python `websockets`)",
+    EXPRESS: "the backend's Node app (Express)",
+    NOBODY: "nobody",
+}
+
+
+@dataclass
+class DropCause:
+    """Why a held tunnel closed early, as the probes right after the drop show it."""
+
+    clause: str  # continues "the tunnel closed after N s — not nginx's proxy_read_timeout: …"
+    fix: str
+    evidence: list[Evidence]
+
+
+def drop_cause(facts: Facts, hold: HoldProbe | None) -> DropCause | None:
+    """Why a held tunnel closed early, when what was asked right after the drop says it; else None.
+
+    A new connection to the proxy is refused: nginx itself went away. A backend that answered its handshake
+    at the start refuses (or does not answer) right after the drop: the tunnel died with it.
+    """
+    if hold is None or not hold.closed:
+        return None
+    after = hold.after
+    c = facts.client
+    if after is not None and "refused" in (after.error or "").lower():
+        at = c.netloc if c is not None else after.url
+        return DropCause(
+            f"nginx is no longer running there: right after the drop a new connection to {at} was refused, so "
+            "the proxy itself went away (stopped, killed or crashed), not a timeout",
+            "Start nginx again on the proxy host (`nginx -t`, then `systemctl start nginx`) and find in its error "
+            "log and the system log (`journalctl -u nginx`, the OOM killer) why it stopped.",
+            [Evidence("probe", f"TCP connect to {after.url} right after the drop", after.error or "")],
+        )
+    gone = []
+    for base, again in hold.backends_after.items():
+        first = facts.handshakes.get(base)
+        if first is None or first.spoken is None:
+            continue  # it was not answering at the start either: upstream says so
+        if again.spoken is None and again.exchange.status is None:
+            gone.append((base.split("://", 1)[-1], again))
+    if not gone:
+        return None
+    names = ", ".join(n for n, _ in gone)
+    evidence = [probe_ev(h.exchange) for _, h in gone[:2]]
+    if len(gone) == 1:
+        name, again = gone[0]
+        return DropCause(
+            f"the backend {name}, which answered its handshake at the start of the run, gets "
+            f"{no_answer_reason(again.exchange)} right after the drop: the tunnel went down with that backend "
+            "(nginx closes a client's tunnel when its backend goes away)",
+            f"Find why the backend on {name} stopped (its own log, pm2/systemd restarts) and start it again; "
+            "clients reconnect to another backend, losing their session state.",
+            evidence,
+        )
+    return DropCause(
+        f"the backends {names}, which answered at the start of the run, no longer answer right after the "
+        "drop: the tunnel went down with its backend",
+        f"Find why the backends on {names} stopped (their logs, pm2/systemd restarts) and start them again.",
+        evidence,
+    )
+
+
 def who(ex: Exchange) -> str:
     """Who answered, in words."""
     if ex.status is None:
         return "nobody"
-    return {
-        NGINX: "nginx itself",
-        "python-engineio": "the python-engineio backend",
-        "node-engine.io": "the Node engine.io backend",
-        NOBODY: "nobody",
-    }.get(ex.answered_by, "a server that is neither nginx nor Engine.IO")
+    if answer_means(ex) == PLAIN_WEBSOCKET:
+        lib = "Node `ws`" if ex.answered_by == NODE_WS else "python `websockets`"
+        return f"a plain WebSocket server behind nginx ({lib})"
+    return _WHO.get(ex.answered_by, "a server behind nginx that is not Engine.IO (not nginx's own page)")
+
+
+def by_backend(ex: Exchange) -> bool:
+    """Something behind nginx wrote this answer (nginx only relayed it)."""
+    return ex.status is not None and ex.answered_by in BACKEND_ANSWERS
+
+
+# What an answer means, when its words say it (answer_means): one tag each.
+OPEN = "open"  # an Engine.IO open packet: a session
+UNKNOWN_SESSION = "unknown-session"  # Node code 1 / python "Invalid session": no such session on that backend
+UNKNOWN_TRANSPORT = "unknown-transport"
+POST_WITHOUT_SID = "post-without-sid"
+NO_UPGRADE_HEADERS = (
+    "no-upgrade-headers"  # transport=websocket arrived without Upgrade (the proxy dropped it)
+)
+REFUSED_REQUEST = "refused-request"  # Node code 4: the app's allowRequest said no
+VERSION = "version"  # the EIO version asked for is not spoken (Node code 5, python's sentence)
+ORIGIN = "origin"  # python: "<origin> is not an accepted origin."
+KEYLESS_UPGRADE = (
+    "keyless-upgrade"  # a WebSocket upgrade without Sec-WebSocket-Key (a plain request sent as one)
+)
+PLAIN_WEBSOCKET = "plain-websocket"  # 426 Upgrade Required: a WebSocket server that speaks nothing else
+APP_NOT_FOUND = "app-not-found"  # the backend app's 404 (Express "Cannot GET", python "Not Found")
+NGINX_PAGE = "nginx-page"  # nginx's own error page
+
+_NODE_CODES = {
+    0: UNKNOWN_TRANSPORT,
+    1: UNKNOWN_SESSION,
+    2: POST_WITHOUT_SID,
+    3: NO_UPGRADE_HEADERS,
+    4: REFUSED_REQUEST,
+    5: VERSION,
+}
+_PY_STRINGS = (
+    ("Invalid session", UNKNOWN_SESSION),
+    ("Invalid transport", UNKNOWN_TRANSPORT),
+    ("Invalid websocket upgrade", NO_UPGRADE_HEADERS),
+    (PY_UNSUPPORTED, VERSION),
+    ("is not an accepted origin", ORIGIN),
+)
+_KEYLESS = ("Missing or invalid Sec-WebSocket-Key header", "missing Sec-WebSocket-Key header")
+
+
+def answer_means(ex: Exchange) -> str:
+    """What an answer says, as one of the tags above ("" when its words say nothing we know)."""
+    if ex.status is None:
+        return ""
+    text = ex.body[:2048].decode("utf-8", "replace").strip()
+    if ex.answered_by == NGINX:
+        return NGINX_PAGE
+    if ex.status == 200 and ex.answered_by in (ENGINEIO_NODE, ENGINEIO_PY) and text[:1].isdigit():
+        return OPEN if ":0{" in text[:12] or text.startswith("0{") else ""
+    if ex.status == 426 and ex.answered_by in (NODE_WS, PY_WEBSOCKETS):
+        return PLAIN_WEBSOCKET
+    if any(k in text for k in _KEYLESS) or (ex.answered_by == NODE_WS and text == "Bad Request"):
+        return KEYLESS_UPGRADE
+    if ex.answered_by == EXPRESS or (ex.answered_by == ENGINEIO_PY and ex.status == 404):
+        return APP_NOT_FOUND
+    if ex.answered_by == ENGINEIO_NODE:
+        if text.startswith("{"):
+            try:
+                code = json.loads(text).get("code")
+            except (ValueError, AttributeError, RecursionError):
+                code = None
+            return _NODE_CODES.get(code, "") if isinstance(code, int) else ""
+        for code, message in NODE_ERRORS.items():  # an upgrade refused: the bare message
+            if text == message:
+                return _NODE_CODES[code]
+        return ""
+    if ex.answered_by == ENGINEIO_PY:
+        for needle, tag in _PY_STRINGS:
+            if needle in text:
+                return tag
+    return ""
+
+
+# --- what a server speaks -------------------------------------------------------------
+
+EIO4 = "eio4"  # Engine.IO 4: Socket.IO 3/4
+EIO3 = "eio3"  # Engine.IO 3: Socket.IO 2
+PLAIN_WS = "plain-websocket"  # a WebSocket server that speaks no Engine.IO
+PLAIN_HTTP = "http"  # an HTTP server that answers the handshake with something else than Engine.IO
+
+SPEECH_WORDS = {
+    EIO4: "Engine.IO 4 (Socket.IO 3/4)",
+    EIO3: "Engine.IO 3 (Socket.IO 2)",
+    PLAIN_WS: "a plain WebSocket server, not Socket.IO",
+    PLAIN_HTTP: "plain HTTP, not Engine.IO",
+}
+
+
+@dataclass
+class Speech:
+    """What one place (the proxy, a backend) answers in, and the exchange that shows it."""
+
+    where: str
+    kind: str = ""  # EIO4, EIO3, PLAIN_WS, PLAIN_HTTP; "" when its answers do not tell
+    shown_by: Exchange | None = None
+    # The client's own version (EIO=4, or 3 for socket.io-client 2.x): True answered, False refused as a
+    # version it does not speak, None when its answer does not tell.
+    client_ok: bool | None = None
+    refusal: Exchange | None = None  # the answer refusing the client's version
+
+
+def handshake_speech(hs: Handshake) -> Speech:
+    """What a polling handshake (and its retry in the other version) shows the server speaks."""
+    sp = Speech(hs.where)
+    spoken = hs.spoken
+    if hs.ok:
+        sp.client_ok = True
+    elif answer_means(hs.exchange) == VERSION:
+        sp.client_ok, sp.refusal = False, hs.exchange
+    if spoken is not None:
+        sp.kind = EIO3 if spoken.server_eio == 3 else EIO4
+        sp.shown_by = spoken.exchange
+        return sp
+    ex = hs.exchange
+    means = answer_means(ex)
+    if means == PLAIN_WEBSOCKET:
+        sp.kind, sp.shown_by = PLAIN_WS, ex
+    elif means == VERSION:
+        sp.kind, sp.shown_by = EIO4 if hs.eio == 3 else EIO3, ex  # it refuses this one: it speaks the other
+    elif ex.status is not None and 200 <= ex.status < 300 and by_backend(ex):
+        sp.kind, sp.shown_by = PLAIN_HTTP, ex
+    return sp
+
+
+def websocket_speech(ws: WebSocketProbe) -> Speech:
+    """What a direct WebSocket shows: an Engine.IO open packet (Socket.IO 2 leaves out maxPayload when asked
+    EIO=4), or a 101 whose first frame is no Engine.IO packet at all (a plain WebSocket server)."""
+    sp = Speech(ws.where)
+    if ws.ok and ws.open_packet is not None:
+        eio3 = ws.eio == 3 or "maxPayload" not in ws.open_packet
+        sp.kind, sp.shown_by = (EIO3 if eio3 else EIO4), ws.exchange
+        sp.client_ok = True
+    elif ws.foreign_frame is not None:
+        sp.kind, sp.shown_by = PLAIN_WS, ws.exchange
+    return sp
+
+
+def proxy_speech(facts: Facts) -> Speech | None:
+    """What the endpoint through the proxy speaks: the polling handshake, else the direct WebSocket."""
+    hs = facts.handshakes.get("proxy")
+    sp = handshake_speech(hs) if hs is not None else None
+    if (sp is None or not sp.kind) and facts.websocket is not None:
+        ws = websocket_speech(facts.websocket)
+        if ws.kind:
+            if sp is not None:
+                ws.client_ok = sp.client_ok if sp.client_ok is False else ws.client_ok
+                ws.refusal = sp.refusal
+            return ws
+    return sp
+
+
+def backend_speeches(facts: Facts) -> dict[str, Speech]:
+    """What each backend speaks (at the path nginx sends, or where its Engine.IO was found)."""
+    out = {}
+    for base, hs in facts.handshakes.items():
+        if base == "proxy":
+            continue
+        sp = handshake_speech(hs)
+        if not sp.kind:
+            found = next((p for p in facts.path_probes.values() if p.where == base), None)
+            if found is not None:
+                sp = handshake_speech(found)
+        out[base] = sp
+    return out
+
+
+def not_socketio(facts: Facts) -> str | None:
+    """The skip reason of the checks that only make sense for Socket.IO when the endpoint (through the proxy,
+    else every backend) is a plain WebSocket or HTTP server; None otherwise."""
+    sp = proxy_speech(facts)
+    kinds = {sp.kind} if sp is not None and sp.kind else {s.kind for s in backend_speeches(facts).values()}
+    kinds.discard("")
+    if len(kinds) == 1 and (kind := kinds.pop()) in (PLAIN_WS, PLAIN_HTTP):
+        what = "a plain WebSocket server" if kind == PLAIN_WS else "a plain HTTP server"
+        return f"the endpoint is {what}, not Socket.IO (see protocol)"
+    return None
+
+
+def backend_words(ex: Exchange) -> str:
+    """The answer's own words that prove who wrote it, quoted: the evidence that rules nginx in or out."""
+    text = body_text(ex, 160)
+    if ex.answered_by == NGINX:
+        return "nginx's own error page (`<center>nginx…</center>`)"
+    return f"`{text[:100]}`" if text else "an empty body (nginx's own answers are its HTML page)"
 
 
 def body_text(ex: Exchange, limit: int = 120) -> str:
-    text = ex.body[:limit].decode("utf-8", "replace").strip()
+    text = ex.body[: max(limit, 400)].decode("utf-8", "replace").strip()
     text = re.sub(r"\s+", " ", text)
+    pre = re.search(r"(?i)<pre>(.*?)</pre>", text)
+    if pre:  # Express's error page: the message is in <pre>
+        return pre.group(1).strip()[:limit]
+    text = text[:limit]
     if "<title>" in text.lower():
         m = re.search(r"(?i)<title>(.*?)</title>", text)
         if m:

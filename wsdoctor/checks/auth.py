@@ -83,6 +83,9 @@ def _live(facts: Facts, place: Place) -> _Seen:
 
 def _combine(facts: Facts, place: Place, tok: _Token, seen: _Seen) -> Verdict:
     cp, logs, jwt, jwt_problem = seen.connect, seen.logs, tok.jwt, tok.problem
+    not_sio = u.not_socketio(facts)
+    if not_sio and (cp is None or not (cp.ok or cp.refused_message is not None)):
+        return skip(f"no Socket.IO CONNECT to send: {not_sio}")
     if cp is None:
         return _unsent(facts, tok, logs)
     token = facts.target.token
@@ -254,7 +257,11 @@ def _what_was_sent(cp: ConnectProbe, token: str | None) -> str:
     if not token or not (cp.sent_token or cp.sent_auth_header):
         return "without a token"
     parts = []
-    if cp.sent_token:
+    if cp.sent_token and cp.protocol == 4:
+        parts.append(
+            "the token in the query, as socket.io-client 2.x sends it (Socket.IO 2 has no CONNECT auth)"
+        )
+    elif cp.sent_token:
         parts.append("the token in the CONNECT auth payload")
     if cp.sent_auth_header:
         parts.append("as an Authorization header")

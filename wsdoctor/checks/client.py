@@ -49,7 +49,7 @@ def _config(facts: Facts, place: Place) -> Verdict | None:
     upstream = (
         f"{wanted.upstream_target}{wanted.upstream_uri}" if wanted.upstream_uri else wanted.upstream_target
     )
-    code = client_code(c.origin(), wanted_path, "/", c.transports, _has_token(facts))
+    code = client_code(c.origin(), wanted_path, "/", c.transports, _has_token(facts), c.client_version)
     return Verdict(
         Status.FAIL,
         f"The client joins namespace {c.namespace} instead of requesting {wanted_path}",
@@ -105,7 +105,9 @@ def _combine(facts: Facts, place: Place, trap: Verdict | None, cp: ConnectProbe 
             u.connect_ev(cp, facts.target.secrets(), 6),
             Fix(
                 summary=f"Connect to the default namespace and put the prefix in `path` (requests {fixed_path}).",
-                code=client_code(c.origin(), fixed_path, "/", c.transports, _has_token(facts)),
+                code=client_code(
+                    c.origin(), fixed_path, "/", c.transports, _has_token(facts), c.client_version
+                ),
             ),
         )
 
@@ -118,7 +120,12 @@ def _combine(facts: Facts, place: Place, trap: Verdict | None, cp: ConnectProbe 
             fix=Fix(
                 summary="Drop the trailing slash from the namespace.",
                 code=client_code(
-                    c.origin(), c.path, c.namespace.rstrip("/"), c.transports, _has_token(facts)
+                    c.origin(),
+                    c.path,
+                    c.namespace.rstrip("/"),
+                    c.transports,
+                    _has_token(facts),
+                    c.client_version,
                 ),
             ),
         )
@@ -136,7 +143,12 @@ def _combine(facts: Facts, place: Place, trap: Verdict | None, cp: ConnectProbe 
             fix=Fix(
                 summary="If the prefix is a proxy route, pass it as `path` and connect to the default namespace.",
                 code=client_code(
-                    c.origin(), c.namespace.rstrip("/") + c.path, "/", c.transports, _has_token(facts)
+                    c.origin(),
+                    c.namespace.rstrip("/") + c.path,
+                    "/",
+                    c.transports,
+                    _has_token(facts),
+                    c.client_version,
                 ),
             ),
         )

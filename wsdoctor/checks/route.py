@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from wsdoctor.checks import _util as u
 from wsdoctor.checks._flow import Flow, Verdict, skip
 from wsdoctor.checks._util import Place
-from wsdoctor.facts import ENGINEIO_NODE, ENGINEIO_PY, NGINX, NO_CONFIG, Fact, Facts, Handshake
+from wsdoctor.facts import NGINX, NO_CONFIG, Exchange, Fact, Facts, Handshake
 from wsdoctor.nginx import effective
 from wsdoctor.nginx.routing import parse_proxy_pass
 from wsdoctor.report import Evidence, Fix, Status
@@ -47,8 +47,6 @@ READS = (
     "if",
     "set",
 )
-
-_BACKENDS = (ENGINEIO_PY, ENGINEIO_NODE)
 
 
 def _where(facts: Facts) -> Place:
@@ -265,7 +263,7 @@ def _no_location(facts: Facts, r: Route, srv_ev: list[Evidence]) -> Verdict:
                 Fix(
                     summary=f"Fix the client, not nginx (see `client`): with `path: '{new_path.rstrip('/')}'` it "
                     f"requests {new_path}, which {u.loc_name(target)} proxies.",
-                    code=client_code(c.origin(), new_path, "/", c.transports, has_token),
+                    code=client_code(c.origin(), new_path, "/", c.transports, has_token, c.client_version),
                 ),
                 "404",
             )
@@ -308,8 +306,7 @@ def _add_location_fix(facts: Facts, r: Route) -> Fix:
 
     def edit(p):
         if locs and locs[0].file == server.file:
-            ind = p.child_indent(server)
-            p.insert_before(locs[0].file, locs[0].line, [ind + line for line in body] + [""])
+            p.insert_in_block(server, body, before=locs[0])  # placed by the statement tree, any layout
         else:
             p.insert_in_block(server, body, at_end=True)
 
@@ -457,7 +454,8 @@ def _agree(facts: Facts, v: Verdict, hs: Handshake) -> Verdict:
     got = u.status_line(ex)
     if hs.ok:
         if v.predicts == "proxied":
-            summary = v.then(f"the handshake through the proxy was answered by {u.who(ex)}.")
+            eio3 = " in Engine.IO 3 (a Socket.IO 2 server, see protocol)" if hs.server_eio == 3 else ""
+            summary = v.then(f"the handshake through the proxy was answered by {u.who(ex)}{eio3}.")
             return Verdict(v.status, v.title, summary, ev, v.fix)
         return Verdict(
             Status.WARN,
@@ -473,6 +471,21 @@ def _agree(facts: Facts, v: Verdict, hs: Handshake) -> Verdict:
             return Verdict(v.status, v.title, summary, ev, v.fix)
         return _no_answer(facts, hs, v.evidence, v)
     if ex.status in (502, 503, 504):
+        wrong = _wrong_path_backend(facts) if v.predicts == "proxied" else None
+        if wrong is not None:
+            # The backends answer, but not Engine.IO at the URI nginx sends: the path is what is wrong; nginx's
+            # 5xx comes from it taking them out after failed requests (see upstream).
+            found = _backend_refused(facts, v, wrong, [*v.evidence, u.probe_ev(wrong.exchange), _hs_ev(hs)])
+            return Verdict(
+                found.status,
+                found.title,
+                found.then(
+                    f"through the proxy nginx answered {got}: it had taken the backends out after failed "
+                    "requests (see upstream)."
+                ),
+                found.evidence,
+                found.fix,
+            )
         summary = v.then(
             f"live, nginx answered {ex.status}: the route is right but the backends fail, see upstream."
         )
@@ -481,16 +494,54 @@ def _agree(facts: Facts, v: Verdict, hs: Handshake) -> Verdict:
         agree = (v.predicts == "404" and ex.status == 404) or (v.predicts == "301" and ex.status == 301)
         tail = f"live, {u.who(ex)} answered {got}" + (", as predicted." if agree else ".")
         return Verdict(v.status, v.title, v.then(tail), ev, v.fix)
-    # The config says proxied, the proxy did not hand out a session.
-    if ex.answered_by in _BACKENDS or (ex.answered_by != NGINX and ex.status == 404):
-        return _backend_refused(facts, v, hs, ev)
+    # The config says proxied and the proxy handed out no session: who wrote the answer decides.
+    if ex.answered_by != NGINX:
+        explained = _backend_explains(facts, v, ex)
+        return explained if explained is not None else _backend_refused(facts, v, hs, ev)
     return Verdict(
         Status.FAIL,
         "Config and live proxy disagree",
-        f"The config sends {facts.client.request_line()} to upstream, but nginx itself answered {got}: the config "
-        "given is probably not the one nginx runs (reload it, or analyse the running one with --ssh).",
+        f"The config sends {facts.client.request_line()} to upstream, but nginx itself answered {got} — "
+        f"{u.backend_words(ex)}, which no backend writes: the config given is probably not the one nginx runs "
+        "(reload it, or analyse the running one with --ssh).",
         ev,
         v.fix,
+    )
+
+
+def _backend_explains(facts: Facts, v: Verdict, ex: Exchange) -> Verdict | None:
+    """A backend's answer that another check explains: the route itself is right (it reached the backend)."""
+    means = u.answer_means(ex)
+    said = f"{u.who(ex)} answered {u.status_line(ex)}"
+    if means == u.KEYLESS_UPGRADE:
+        clause = (
+            f"live, the handshake reached the backend and {said}: it refuses a WebSocket upgrade without a key, "
+            "so nginx sends this plain polling request upstream as an upgrade (see upgrade)."
+        )
+    elif means == u.PLAIN_WEBSOCKET:
+        clause = f"live, {said}: the route reaches the backends, which are not Socket.IO (see protocol)."
+    elif means == u.VERSION:
+        clause = f"live, {said}: it does not speak the client's Engine.IO version (see protocol)."
+    elif means == u.ORIGIN:
+        clause = f"live, {said}: it refuses the request's Origin (see cors)."
+    else:
+        return None
+    return Verdict(v.status, v.title, v.then(clause), [*v.evidence, u.probe_ev(ex)], v.fix)
+
+
+def _wrong_path_backend(facts: Facts) -> Handshake | None:
+    """A backend that answers HTTP at the URI nginx sends but not Engine.IO (its app's 404) while none hands out
+    a session there: the backends are up and the path is wrong."""
+    backends = u.backend_handshakes(facts)
+    if not backends or any(h.ok for h in backends.values()):
+        return None
+    return next(
+        (
+            h
+            for h in backends.values()
+            if u.answer_means(h.exchange) == u.APP_NOT_FOUND and u.by_backend(h.exchange)
+        ),
+        None,
     )
 
 
@@ -506,6 +557,12 @@ def _backend_refused(facts: Facts, v: Verdict, hs: Handshake, ev: list[Evidence]
             "does not serve Socket.IO at that path, so proxy_pass must map the location to the backend's path."
         )
         title = f"The backend answers 404 to {up.split('?')[0]}"
+    elif 200 <= ex.status < 300:
+        summary = (
+            f"nginx forwards the request to {r.upstream_target}{up} and {u.who(ex)} answers {u.status_line(ex)}, "
+            "which is no Engine.IO handshake: something else than Socket.IO serves that path (see protocol)."
+        )
+        title = f"The backend at {up.split('?')[0]} does not answer Engine.IO"
     else:
         summary = (
             f"nginx forwards the request to {r.upstream_target}{up} and {u.who(ex)} refuses it with "

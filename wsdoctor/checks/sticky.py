@@ -76,6 +76,9 @@ def _live(facts: Facts, place: Place) -> _Seen:
 
 def _combine(facts: Facts, place: Place, said: Verdict | None, seen: _Seen) -> Verdict:
     live = seen.probe
+    not_sio = u.not_socketio(facts)
+    if not_sio:
+        return skip(f"no Socket.IO polling session to keep: {not_sio}")
     if said is None:
         return _live_only(facts, live, place.why or "") if live is not None else skip(place.why or "")
     assert facts.client is not None
@@ -100,6 +103,20 @@ def _combine(facts: Facts, place: Place, said: Verdict | None, seen: _Seen) -> V
         return Verdict(status, title, said.summary, evidence, fix)
 
     ev = evidence + [u.probe_ev(ex) for ex in live.refused[:2]]
+    lost = [ex for ex in live.refused if u.answer_means(ex) == u.UNKNOWN_SESSION]
+    if live.refused and not lost:
+        # Refused, but not as a session another backend does not know (nginx's 502, a timeout): not affinity.
+        first = live.refused[0]
+        return Verdict(
+            status,
+            title,
+            said.then(
+                f"live, {len(live.refused)} of {live.requests} polling requests of one session failed with "
+                f"{u.status_line(first)} from {u.who(first)}, which is no unknown-session refusal (see upstream)."
+            ),
+            ev,
+            fix,
+        )
     if live.refused:
         refused = (
             f"live: {len(live.refused)} of {live.requests} polling requests of one session were refused with "
@@ -117,11 +134,20 @@ def _combine(facts: Facts, place: Place, said: Verdict | None, seen: _Seen) -> V
             )
         if status is Status.FAIL:
             return Verdict(Status.FAIL, title, said.then(f"{refused}, as predicted."), ev, fix)
+        failing = [k for k, h in u.backend_handshakes(facts).items() if not h.ok]
+        why = (
+            f"a server of the upstream fails ({', '.join(k.split('://', 1)[-1] for k in failing)}, see upstream): "
+            "when nginx takes it out or back, the hash moves its clients, or nginx is behind another balancer"
+            if failing
+            else "nginx is probably behind another balancer or runs another config"
+        )
         return Verdict(
             Status.FAIL,
             "Config and live proxy disagree: sessions are not sticky",
             said.then(
-                f"{refused}: nginx is probably behind another balancer or runs another config.", ", but "
+                f"{refused} — the words of a backend that did not create the session, so the requests did reach "
+                f"different backends: {why}.",
+                ", but ",
             ),
             ev,
             fix,

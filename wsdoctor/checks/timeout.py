@@ -129,13 +129,17 @@ class _Seen:
     hold: HoldProbe | None
     drops: list[LogEvent]
     evidence: list[Evidence]
+    cause: u.DropCause | None = None  # why the held tunnel closed early, and what to do, when seen
 
 
 def _live(facts: Facts, place: Place) -> _Seen:
     hold = None if place.corrected else facts.hold  # the held tunnel used the client's request, not this one
     drops = u.logs_for(facts, ID, _DROPS)
     evidence = ([_hold_ev(hold)] if hold is not None else []) + (u.log_evidence(drops) if drops else [])
-    return _Seen(hold, drops, evidence)
+    cause = u.drop_cause(facts, hold)
+    if cause is not None:
+        evidence += cause.evidence
+    return _Seen(hold, drops, evidence, cause)
 
 
 # --- the verdict ----------------------------------------------------------------------------------------
@@ -181,7 +185,9 @@ def _combine(facts: Facts, place: Place, said: _Said | None, seen: _Seen) -> Ver
             evidence,
             fix
             or Fix(
-                summary="Find what closes the tunnel: a load balancer in front of nginx with a shorter idle "
+                summary=seen.cause.fix
+                if seen.cause is not None
+                else "Find what closes the tunnel: a load balancer in front of nginx with a shorter idle "
                 "timeout (raise it above pingInterval), or the server itself (its logs at the drop time)."
             ),
         )
@@ -217,7 +223,9 @@ def _live_clauses(said: _Said, seen: _Seen) -> tuple[str | None, str | None]:
                 f"a tunnel held through the proxy closed after {hold.held_for:.1f} s, {_close_text(hold)}"
                 + (f", matching {said.read_text}" if near else "")
             )
-            if not near:
+            if not near and seen.cause is not None:
+                live_fail += f" — not nginx's {said.read_text}: {seen.cause.clause}"
+            elif not near:
                 live_fail += (
                     f" — not nginx's {said.read_text}: look at a load balancer in front (cloud LBs idle out at "
                     "30–60 s) or at the server"

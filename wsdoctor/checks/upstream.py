@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from wsdoctor.checks import _util as u
 from wsdoctor.checks._flow import Flow, Verdict, skip
 from wsdoctor.checks._util import Place
-from wsdoctor.facts import OFFLINE, CommandResult, Fact, Facts, Handshake, LogEvent
+from wsdoctor.facts import EXPRESS, OFFLINE, CommandResult, Fact, Facts, Handshake, LogEvent
 from wsdoctor.nginx import effective
 from wsdoctor.report import Evidence, Fix, Status
 from wsdoctor.routes import proxied
@@ -98,6 +98,13 @@ def _combine(facts: Facts, place: Place, said: Verdict | None, seen: _Seen) -> V
     dead = {k: h for k, h in backends.items() if not h.ok and _unreachable(h)}
     wrong_path = {k: h for k, h in backends.items() if not h.ok and not _unreachable(h)}
     alive = {k: h for k, h in backends.items() if h.ok}
+    not_sio = u.not_socketio(facts)
+    if not_sio and not dead and proxy is None:
+        n = len(wrong_path)
+        return skip(
+            f"{_all(n)} of {(r.upstream_name if r is not None else None) or 'the upstream'} "
+            f"answer{'s' if n == 1 else ''}, but {not_sio}"
+        )
     evidence: list[Evidence] = [u.probe_ev(h.exchange) for h in dead.values()]
     if proxy is not None:
         evidence.append(u.probe_ev(proxy.exchange))
@@ -110,6 +117,25 @@ def _combine(facts: Facts, place: Place, said: Verdict | None, seen: _Seen) -> V
 
     if dead:
         return _down(facts, r, dead, len(backends), alive, upstream_name, evidence + cfg_ev)
+    if proxy is not None and wrong_path and not alive:
+        h0 = next(iter(wrong_path.values()))
+        n = len(wrong_path)
+        return Verdict(
+            Status.PASS,
+            TITLE,
+            f"{_all(n)} of {upstream_name} {'is' if n == 1 else 'are'} up, but answer "
+            f"{u.status_line(h0.exchange)} at {_probe_path(wrong_path)}, the path nginx sends (see route); through "
+            f"the proxy nginx answered {u.status_line(proxy.exchange)} because it took them out after failed "
+            "requests there (max_fails 1, fail_timeout 10 s by default"
+            + (
+                "; Node drops a WebSocket upgrade at a path it does not serve after 1 s without a byte, which "
+                "nginx counts as a failure)."
+                if h0.exchange.answered_by == EXPRESS
+                else ")."
+            ),
+            [u.probe_ev(h0.exchange), u.probe_ev(proxy.exchange), *u.log_evidence(logs), *cfg_ev],
+            lead=False,
+        )
     if proxy is not None:
         return Verdict(
             Status.FAIL,
@@ -158,6 +184,22 @@ def _combine(facts: Facts, place: Place, said: Verdict | None, seen: _Seen) -> V
             Fix(summary="Look for backend restarts or crashes at the times logged (pm2 logs / journalctl)."),
             lead=False,
         )
+    slow = {k: h for k, h in alive.items() if h.exchange.elapsed >= _slow_after(facts)}
+    if slow:
+        names = ", ".join(f"{_short(k)} ({h.exchange.elapsed:.1f} s)" for k, h in slow.items())
+        return Verdict(
+            Status.WARN,
+            f"Slow backend{'s' if len(slow) > 1 else ''}: {', '.join(_short(k) for k in slow)}",
+            f"{len(slow)} of {len(backends)} servers of {upstream_name} answer the Engine.IO handshake, but slowly: "
+            f"{names}, where a handshake takes milliseconds: the process is overloaded or blocked (a busy event "
+            "loop delays every client's pings and polls too).",
+            [u.probe_ev(h.exchange) for h in slow.values()] + cfg_ev,
+            Fix(
+                summary="Look at the slow backend's CPU and event-loop lag (`top -p PID`, its own metrics) and what "
+                "it was doing at this time in its logs."
+            ),
+            lead=False,
+        )
     ping = next((h.ping_interval for h in alive.values() if h.ping_interval), None)
     uri = _probe_path(alive)
     return Verdict(
@@ -194,40 +236,138 @@ def _down(
     upstream_name: str,
     evidence: list[Evidence],
 ) -> Verdict:
-    """Backends that give no handshake: which, why, and what the others' failover saves."""
+    """Backends that give no handshake: which, what exactly happened (refused, hung, reset, …), what to do."""
     order = [_short(x) for x in (r.upstream_servers if r is not None else [])]
     dead = dict(
         sorted(dead.items(), key=lambda kv: order.index(_short(kv[0])) if _short(kv[0]) in order else 99)
     )
-    names = ", ".join(_short(k) for k in dead)
-    reasons_by = {_short(k): _why(h, _not_listening(facts, _short(k))) for k, h in dead.items()}
-    if len(set(reasons_by.values())) == 1:
-        reasons = f"{names}: {next(iter(reasons_by.values()))}"
+    failures = {_short(k): _failure(facts, _short(k), h) for k, h in dead.items()}
+    names = ", ".join(failures)
+    texts = {k: f.text for k, f in failures.items()}
+    if len(set(texts.values())) == 1:
+        reasons = f"{names}: {next(iter(texts.values()))}"
     else:
-        reasons = "; ".join(f"{k}: {w}" for k, w in reasons_by.items())
+        reasons = "; ".join(f"{k}: {w}" for k, w in texts.items())
+    kinds = {f.kind for f in failures.values()}
+    n = len(dead)
     if alive:
         summary = (
-            f"{len(dead)} of {probed} servers of {upstream_name} "
-            f"{'fails' if len(dead) == 1 else 'fail'} the Engine.IO handshake, {reasons}. "
-            + _failover_text(facts, r, len(dead))
+            f"{n} of {probed} servers of {upstream_name} {'fails' if n == 1 else 'fail'} the Engine.IO handshake, "
+            f"{reasons}. " + _failover_text(facts, r, n, hung=kinds == {"hung"})
         )
     else:
         summary = (
-            f"No server of {upstream_name} answers the Engine.IO handshake, {reasons}: nginx answers 502."
+            f"No server of {upstream_name} answers the Engine.IO handshake, {reasons}: nginx answers "
+            + ("504 once proxy_read_timeout runs out." if kinds == {"hung"} else "502.")
         )
+    title_word = {
+        "refused": "down",
+        "hung": "not answering (hung)",
+        "reset": "resetting connections",
+        "unreachable": "unreachable",
+    }.get(next(iter(kinds)) if len(kinds) == 1 else "", "failing")
+    plural = "s" if n > 1 else ""
     return Verdict(
         Status.FAIL,
-        f"Backend{'s' if len(dead) > 1 else ''} down: {names}",
+        f"Backend{plural} {title_word}: {names}",
         summary,
         evidence,
         Fix(
-            summary=f"Start the backend process{'es' if len(dead) > 1 else ''} on {names} (e.g. `pm2 restart …` / "
-            "`systemctl start …`) or take "
-            + ("them" if len(dead) > 1 else "it")
-            + f" out of the upstream; check {'their' if len(dead) > 1 else 'its'} own logs for the crash."
+            summary=" ".join(
+                dict.fromkeys(
+                    _FIXES[f.kind].format(it="them" if n > 1 else "it", names=names)
+                    for f in failures.values()
+                )
+            )
         ),
         lead=False,
     )
+
+
+@dataclass
+class _Failure:
+    kind: str  # "refused", "hung", "reset", "unreachable", "gateway", "other"
+    text: str  # what happened, in words that agree with the evidence shown
+
+
+_FIXES = {
+    "refused": "Start the backend process on {names} (e.g. `pm2 restart …` / `systemctl start …`) or take {it} "
+    "out of the upstream; its own log says why it stopped.",
+    "hung": "The process on {names} is stuck, not gone: look at its state (`ps -o pid,stat,pcpu,cmd -p PID`: T = stopped, "
+    "resume it with `kill -CONT PID`; R at 100 % CPU = a busy loop; S = blocked on something) and its log, then "
+    "restart it if it does not recover.",
+    "reset": "Something accepts the connection and drops it: look at the backend's log for errors at this time, "
+    "and at any firewall or local proxy in between.",
+    "unreachable": "Check the route from the proxy host to the backend (address, firewall, the host itself).",
+    "gateway": "Something between nginx and the backend answers for it: find what listens on that address.",
+    "other": "Check the backend process and its log.",
+}
+
+
+def _failure(facts: Facts, server: str, h: Handshake) -> _Failure:
+    """What exactly happened to a backend's handshake, worded so that it agrees with `ss` when it ran."""
+    ex = h.exchange
+    listening = _listening(facts, server)
+    if ex.status is not None:
+        return _Failure("gateway", h.error or u.status_line(ex))
+    err = (ex.error or h.error or "no answer").strip()
+    low = err.lower()
+    if _not_listening(facts, server):
+        return _Failure("refused", "nothing listens on that port, says `ss -ltnp` on the proxy host")
+    if "refused" in low:
+        if listening is not None:
+            return _Failure(
+                "refused",
+                "connection refused, though `ss -ltnp` showed the port listening when it ran: the process "
+                "stopped in between (or restarts in a loop)",
+            )
+        return _Failure("refused", "connection refused, nothing listens there")
+    if ("timed out" in low or "timeout" in low) and ex.stage in ("request", "response", "body"):
+        text = f"it accepts the connection but did not answer within {_timeout(facts):g} s (hung)"
+        if listening is not None and listening > 0:
+            text += (
+                f"; `ss -ltnp` shows its port listening with {u.plural(listening, 'connection')} waiting in the "
+                "accept queue: the process is not accepting (stopped or blocked)"
+            )
+        elif listening is not None:
+            text += "; `ss -ltnp` shows its port listening"
+        return _Failure("hung", text)
+    if "timed out" in low or "timeout" in low:
+        return _Failure(
+            "unreachable",
+            f"the TCP connection was not answered within {_timeout(facts):g} s (a firewall drops it, or the host is "
+            "down)",
+        )
+    if "reset" in low or "closed the connection without answering" in low:
+        return _Failure("reset", "it accepts the connection and closes it without an answer (reset)")
+    if "could not connect" in low or "cannot reach" in low or "connect failed" in low:
+        return _Failure("unreachable", "the proxy host cannot connect to it (down or unreachable from there)")
+    if "resolve" in low or "name or service" in low:
+        return _Failure("unreachable", "the name does not resolve")
+    return _Failure("other", u.short_error(err, 120).rstrip("."))
+
+
+def _timeout(facts: Facts) -> float:
+    return float(getattr(facts.target, "timeout", None) or 5.0)
+
+
+def _slow_after(facts: Facts) -> float:
+    """A handshake this slow (seconds) is worth a warning: loopback and LAN answer in milliseconds."""
+    return max(1.0, 0.4 * _timeout(facts))
+
+
+def _listening(facts: Facts, server: str) -> int | None:
+    """The accept-queue length (Recv-Q) of SERVER's listening socket in `ss -ltnp`, None when `ss` did not
+    show it listening (or did not run)."""
+    port = server.rsplit(":", 1)[-1]
+    ss = next((cr for name, cr in facts.commands.items() if name.split()[:1] == ["ss"]), None)
+    if ss is None or not port.isdigit():
+        return None
+    for line in ss.stdout.splitlines():
+        fields = line.split()
+        if len(fields) >= 4 and fields[0] == "LISTEN" and fields[3].rsplit(":", 1)[-1] == port:
+            return int(fields[1]) if fields[1].isdigit() else 0
+    return None
 
 
 # --- helpers --------------------------------------------------------------------------------------------
@@ -253,32 +393,12 @@ def _not_listening(facts: Facts, server: str) -> bool:
     return bool(m and re.search(rf"(?<![\d.]){port}(?!\d)", m.group(1)))
 
 
-def _why(h: Handshake, not_listening: bool = False) -> str:
-    """Why a backend gave no handshake, short: the probe's error names the address already (the summary too)."""
-    if not_listening:
-        return "nothing listens on that port, says `ss -ltnp` on the proxy host"
-    ex = h.exchange
-    if ex.status is not None:
-        return h.error or u.status_line(ex)
-    err = (ex.error or h.error or "no answer").strip()
-    low = err.lower()
-    if "refused" in low:
-        return "connection refused, nothing listens there"
-    if "timed out" in low or "timeout" in low:
-        return "no answer, the connection timed out"
-    if "could not connect" in low or "cannot reach" in low or "connect failed" in low:
-        return "the proxy host cannot connect, the backend is down or unreachable from there"
-    if "resolve" in low or "name or service" in low:
-        return "the name does not resolve"
-    return u.short_error(err, 120).rstrip(".")
-
-
 def _all(n: int, word: str = "server") -> str:
     """The subject of a count: "All 3 servers", "The only server"."""
     return f"All {n} {word}s" if n != 1 else f"The only {word}"
 
 
-def _failover_text(facts: Facts, r: Route | None, n_dead: int) -> str:
+def _failover_text(facts: Facts, r: Route | None, n_dead: int, hung: bool = False) -> str:
     """What one dead backend among live ones costs, as nginx really behaves.
 
     nginx fails over (``proxy_next_upstream error timeout``, the default), so new requests still reach a live
@@ -307,6 +427,12 @@ def _failover_text(facts: Facts, r: Route | None, n_dead: int) -> str:
         f"nginx fails over to the others, proxy_next_upstream {' '.join(values)}{where}, so clients still "
         f"connect; but the polling sessions and WebSocket tunnels on {on} are lost"
     )
+    if hung:
+        text = (
+            f"nginx fails over to the others once a request to {it} times out (proxy_read_timeout), "
+            f"proxy_next_upstream {' '.join(values)}{where}, so clients connect late; the polling sessions and "
+            f"WebSocket tunnels on {on} are stuck"
+        )
     if method in ("ip_hash", "hash"):
         text += (
             f", and {method} re-maps the clients of {on} to other servers: they reconnect and lose any "

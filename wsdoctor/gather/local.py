@@ -32,7 +32,9 @@ def set_client(target: Target, facts: Facts) -> None:
     if not target.url:
         return
     try:
-        facts.client = client_request(target.url, target.path, target.transports, target.raw)
+        facts.client = client_request(
+            target.url, target.path, target.transports, target.raw, client_version=target.client_version
+        )
     except ValueError as e:
         raise InputError(str(e)) from None
 

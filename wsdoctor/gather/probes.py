@@ -100,12 +100,31 @@ def probe_gatherers(
     else:
         polling_url, ws_url = c.url_for("polling"), c.url_for("websocket")
         uses_polling, uses_ws = "polling" in c.transports, "websocket" in c.transports
+        # The Engine.IO version the server answers the proxy handshake in: the CONNECT and the held tunnel
+        # speak it (Socket.IO 2 has no CONNECT payload and wants client pings). The polling probes find it
+        # out from their own handshakes and wait for nobody.
+        spoken = asyncio.Event()
+        spoken_eio: list[int] = []
 
         async def handshake() -> None:
-            facts.handshakes["proxy"] = await probes.handshake(polling_url, ctx=ctx, where="proxy")
+            try:
+                hs = await probes.handshake(polling_url, ctx=ctx, where="proxy")
+                facts.handshakes["proxy"] = hs
+            finally:
+                answered = facts.handshakes.get("proxy")
+                found = answered.spoken if answered is not None else None
+                spoken_eio.append(found.server_eio or ctx.eio if found is not None else ctx.eio)
+                spoken.set()
+
+        async def eio() -> int:
+            try:
+                await asyncio.wait_for(spoken.wait(), ctx.timeout + 1.0)
+            except TimeoutError:
+                return ctx.eio
+            return spoken_eio[0]
 
         async def websocket() -> None:
-            facts.websocket = await probes.websocket(ws_url, ctx=ctx, where="proxy")
+            facts.websocket = await probes.websocket(ws_url, ctx=ctx, where="proxy", eio=await eio())
 
         async def upgrade() -> None:
             facts.upgrade = await probes.upgrade(polling_url, ctx=ctx, where="proxy")
@@ -115,18 +134,20 @@ def probe_gatherers(
         connect_transport = "websocket" if uses_ws else "polling"
 
         async def connect() -> None:
+            speak = await eio()
             probe = await probes.connect(
                 c.url_for(connect_transport),
                 ctx=ctx,
                 where="proxy",
                 namespace=c.namespace,
                 transport=connect_transport,
+                eio=speak,
             )
             if connect_transport == "websocket" and uses_polling and _no_tunnel(probe):
                 # The client would fall back to polling (the upgrade is upgrade's finding): the token still
                 # deserves a verdict, so send the CONNECT the way the client then would.
                 probe = await probes.connect(
-                    polling_url, ctx=ctx, where="proxy", namespace=c.namespace, transport="polling"
+                    polling_url, ctx=ctx, where="proxy", namespace=c.namespace, transport="polling", eio=speak
                 )
             if not probe.ok and probe.refused_message is None and not probe.packets:
                 # The runbook's namespace trap: the client's own request misses the proxied location. The
@@ -148,9 +169,15 @@ def probe_gatherers(
 
         async def hold() -> None:
             assert target.hold is not None
-            facts.hold = await probes.hold(
-                ws_url, seconds=target.hold, ctx=ctx, where="proxy", namespace=c.namespace
+            held = await probes.hold(
+                ws_url, seconds=target.hold, ctx=ctx, where="proxy", namespace=c.namespace, eio=await eio()
             )
+            if held.closed:
+                # Closed early: each backend asked again at once, so that a backend that died under the
+                # tunnel is named (its handshake at the start said it was up).
+                await backends_done.wait()
+                held.backends_after = await _backends_again(facts, ctx, session if target.ssh else None)
+            facts.hold = held
 
         async def tls() -> None:
             facts.tls = await probes.tls(c.host, c.port, ctx=ctx, server_hostname=target.server_name)
@@ -257,6 +284,27 @@ async def _backend_handshakes(
     await asyncio.gather(*(one(b) for b in bases))
 
 
+async def _backends_again(facts: Facts, ctx: ProbeContext, via: RemoteSession | None) -> dict[str, Handshake]:
+    """Every backend that answered its handshake at the start, asked again (the same path, the same way)."""
+    bases = [b for b, hs in facts.handshakes.items() if b != "proxy" and hs.exchange.status is not None]
+
+    async def one(base: str) -> tuple[str, Handshake]:
+        hs = facts.handshakes[base]
+        bctx = dataclasses.replace(ctx, host_header=None, server_hostname=None)
+        u = urlsplit(hs.exchange.url)
+        if via is not None:
+            port = u.port or (443 if u.scheme == "https" else 80)
+            try:
+                bctx.connect_to = await via.call(via.forward, u.hostname or "", port)
+            except Exception as e:  # noqa: BLE001 - the proxy host cannot reach it now: that is the answer
+                msg = str(e).rstrip(".")
+                return base, Handshake(where=base, exchange=Exchange("GET", base, error=msg, stage="connect"))
+        path = u.path + (f"?{u.query}" if u.query else "")
+        return base, await probes.handshake(base, path, ctx=bctx, where=base, eio=hs.eio)
+
+    return dict(await asyncio.gather(*(one(b) for b in bases)))
+
+
 async def _connect_corrected(
     facts: Facts, ctx: ProbeContext, config_ready: asyncio.Event, transport: str, uses_polling: bool
 ) -> ConnectProbe | None:
@@ -287,11 +335,12 @@ async def _connect_at_a_backend(
     """The CONNECT sent straight to a backend whose Engine.IO answered (at the path nginx sends, or where
     it really lives), through the proxy host with --ssh; None when there is none or it gives no session."""
     await backends_done.wait()
-    found = [(base, hs) for base, hs in facts.handshakes.items() if base != "proxy" and hs.ok]
-    found += [(hs.where, hs) for hs in facts.path_probes.values() if hs.ok]
+    found = [(base, hs) for base, hs in facts.handshakes.items() if base != "proxy" and hs.spoken is not None]
+    found += [(hs.where, hs) for hs in facts.path_probes.values() if hs.spoken is not None]
     if not found:
         return None
     base, hs = found[0]
+    hs = hs.spoken or hs
     bctx = dataclasses.replace(ctx, host_header=None, server_hostname=None)
     if session is not None and session.target.ssh:
         u = urlsplit(base)
@@ -301,7 +350,9 @@ async def _connect_at_a_backend(
         except Exception:  # noqa: BLE001 - it answered a moment ago; without a tunnel there is no verdict
             return None
     path = urlsplit(hs.exchange.url).path
-    probe = await probes.connect(base, path, ctx=bctx, where=base, namespace=namespace, transport="websocket")
+    probe = await probes.connect(
+        base, path, ctx=bctx, where=base, namespace=namespace, transport="websocket", eio=hs.server_eio
+    )
     return probe if probe.ok or probe.refused_message is not None or probe.packets else None
 
 
@@ -333,6 +384,6 @@ async def _find_engine_path(facts: Facts, base: str, tried: str, ctx: ProbeConte
     cands = [c for c in engine_path_candidates(*known) if c != tried.split("?", 1)[0]][:8]
     results = await asyncio.gather(*(probes.handshake(base, c, ctx=ctx, where=base) for c in cands))
     for cand, hs in zip(cands, results, strict=True):
-        if hs.ok:
+        if hs.spoken is not None:
             facts.path_probes[base + cand] = hs
             return

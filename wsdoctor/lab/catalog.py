@@ -166,6 +166,25 @@ _ALL = (
         symptom="none a client sees with these backends: Node and uvicorn both accept the HTTP/1.0 upgrade "
         "(101); polling and websocket connect",
     ),
+    Scenario(
+        "healthy-hash",
+        broken="nothing: the healthy idiom with `hash $remote_addr consistent` instead of ip_hash",
+        symptom="none: polling sessions stay on one backend and upgrade to websocket",
+    ),
+    Scenario(
+        "healthy-websocket-only",
+        broken="nothing for these clients: a round-robin upstream, and clients on transports: ['websocket'] "
+        "(a session is one connection: nothing to pin)",
+        symptom="none: websocket-only clients connect and stay connected (a polling client would fail here)",
+        transports=("websocket",),
+    ),
+    Scenario(
+        "healthy-fast-ping",
+        broken="nothing: proxy_read_timeout is only 8s, but the backends ping every 2 s",
+        symptom="none: every tunnel and every long-poll carries a ping before nginx's read timeout",
+        ping_interval=2.0,
+        ping_timeout=2.0,
+    ),
 )
 
 #: Every scenario by name, in a stable teaching order (a dict: ``list(SCENARIOS)`` gives the names).

@@ -40,7 +40,7 @@ HOST = "127.0.0.1"
 TEMPLATE_DIR = Path(__file__).resolve().parent / "scenarios"
 INSTALL_HINT = "run `apt-get install nginx openssh-server` (or `./run setup` as root) and try again"
 #: What the backends run when ``Lab.up`` is not told (``--backends``).
-DEFAULT_BACKENDS = "python"
+DEFAULT_BACKENDS = "node"
 NODE_DIR = Path(__file__).resolve().parent / "node"
 NODE_BACKEND = NODE_DIR / "backend.js"
 # The npm packages each Node server kind loads (installed into NODE_DIR/node_modules by `./run setup`).

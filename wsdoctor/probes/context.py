@@ -16,6 +16,8 @@ import ssl
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from wsdoctor.wire.client import eio_of
+
 if TYPE_CHECKING:
     from wsdoctor.target import Target
 
@@ -41,6 +43,9 @@ class ProbeContext:
     server_hostname: str | None = None  # TLS SNI override
     connect_to: tuple[str, int] | None = None  # dial this address instead of the URL's host:port
     body_cap: int = BODY_CAP
+    client_version: int = (
+        4  # socket.io-client's major version the probes start as (2: EIO=3, token in the query)
+    )
     _ssl: ssl.SSLContext | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
@@ -51,7 +56,13 @@ class ProbeContext:
             insecure=target.insecure,
             token=target.token,
             auth_header=target.auth_header,
+            client_version=target.client_version,
         )
+
+    @property
+    def eio(self) -> int:
+        """The Engine.IO version the client asks for first (a probe then speaks what the server answers in)."""
+        return eio_of(self.client_version)
 
     @property
     def ssl_context(self) -> ssl.SSLContext:

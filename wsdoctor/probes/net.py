@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 import ssl
 import time
@@ -24,9 +25,19 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import httpcore
 import httpx
 
-from wsdoctor.facts import ENGINEIO_NODE, ENGINEIO_PY, NGINX, NOBODY, OTHER, Exchange
+from wsdoctor.facts import (
+    ENGINEIO_NODE,
+    ENGINEIO_PY,
+    EXPRESS,
+    NGINX,
+    NOBODY,
+    NODE_WS,
+    OTHER,
+    PY_WEBSOCKETS,
+    Exchange,
+)
 from wsdoctor.probes.context import HEAD_CAP, USER_AGENT, ProbeContext
-from wsdoctor.wire.engineio import ProtocolError, decode_payload, parse_open, python_key_order
+from wsdoctor.wire.engineio import NODE_ERRORS, ProtocolError, decode_payload, parse_open, python_key_order
 
 _PRE_ANSWER = ("dns", "connect", "tls", "request")
 
@@ -203,10 +214,12 @@ def engine_url(
     eio: int = 4,
     sid: str | None = None,
     timestamp: bool = False,
+    extra: list[tuple[str, str]] | None = None,
 ) -> str:
     """The Engine.IO request URL: URL is a base (scheme://host:port) with PATH, or a full request URL.
 
-    The query keeps any parameters the caller gave and sets EIO, transport and (for an open session) sid;
+    The query keeps any parameters the caller gave, adds EXTRA (a 2.x client's ``query: {token}``) and sets
+    EIO, transport and (for an open session) sid;
     ws/wss schemes become http/https (the upgrade is an HTTP request).
     """
     u = urlsplit(url)
@@ -223,6 +236,7 @@ def engine_url(
         for k, v in parse_qsl(query, keep_blank_values=True)
         if k not in ("EIO", "transport", "sid", "t")
     ]
+    pairs += list(extra or [])  # the client's own `query` option goes before EIO, as engine.io-client puts it
     pairs += [("EIO", str(eio)), ("transport", transport)]
     if sid:
         pairs.append(("sid", sid))
@@ -260,6 +274,14 @@ def base_headers(ctx: ProbeContext, extra: list[tuple[str, str]] | None = None) 
 _SECRET_HEADERS = ("authorization", "cookie", "proxy-authorization")
 
 
+def mask_secrets(text: str, secrets: list[str]) -> str:
+    """TEXT with every secret (a token in a 2.x client's query) replaced by ***, as evidence shows it."""
+    for s in secrets:
+        if s and len(s) >= 4:
+            text = text.replace(s, "***")
+    return text
+
+
 def redact_headers(headers: list[tuple[str, str]], secrets: list[str]) -> list[tuple[str, str]]:
     """Headers as evidence: Authorization/Cookie values and any secret value replaced by ***."""
     out = []
@@ -287,33 +309,55 @@ _PY_SERVERS = (
     "aiohttp",
     "tornado",
 )
+# nginx's own pages end in `<hr><center>nginx/1.22.1</center>` (`nginx` alone with server_tokens off).
+_NGINX_PAGE = re.compile(r"<center>\s*(?:nginx|openresty)\b", re.I)
+# Node's `ws` refusing a bad WebSocket handshake (ws 8 names the header; ws 7, under Socket.IO 2, says only
+# "Bad Request"), and a plain `ws` server's answer to any plain HTTP request.
+_NODE_WS_REFUSALS = (
+    "Missing or invalid Sec-WebSocket-Key header",
+    "Missing or invalid Sec-WebSocket-Version header",
+    "Invalid Upgrade header",
+    "Invalid Sec-WebSocket-Protocol header",
+    "Invalid Sec-WebSocket-Extensions header",
+    "Invalid or unacceptable Sec-WebSocket-Extensions header",
+)
+_EXPRESS_404 = re.compile(r"<pre>Cannot [A-Z]+ [^<]*</pre>")
 
 
 def classify(status: int | None, headers: list[tuple[str, str]], body: bytes) -> str:
-    """Who produced this answer: nginx itself, python-engineio, Node's engine.io, someone else, nobody.
+    """Who wrote this answer: nginx itself, a backend (named when its words are known), or nobody.
 
-    nginx replaces a proxied answer's Server header with its own, so ``Server: nginx`` alone proves
-    nothing: the body decides. nginx's own pages are HTML naming nginx; python-engineio's errors are JSON
-    strings (``"Invalid session …"``) and its POST answer is ``OK``; Node's errors are
-    ``{"code":…,"message":…}`` and its POST answer is ``ok``; the open packet's key order tells them apart
-    (python writes pingTimeout first).
+    nginx replaces a proxied answer's Server header with its own, so ``Server: nginx`` proves nothing: the
+    body decides (docs/servers.md has every server's words). nginx writes its own HTML page ending in
+    ``<center>nginx…</center>``; anything else came through it: Engine.IO's errors (Node's
+    ``{"code":…,"message":…}`` JSON or its bare message on a refused upgrade, python's JSON strings), the
+    POST answers ``ok`` (Node) and ``OK`` (python), the open packet (its key order tells the two apart),
+    Node ``ws``'s handshake refusals and 426, python ``websockets``' "Failed to open a WebSocket connection",
+    Express's ``Cannot GET`` page.
     """
     if status is None:
         return NOBODY
     server = " ".join(v for k, v in headers if k.lower() == "server").lower()
+    ctype = " ".join(v for k, v in headers if k.lower() == "content-type").lower()
     text = body[:4096].decode("utf-8", "replace").strip()
-    lower = text.lower()
-    if lower.startswith(("<html", "<!doctype html", "<head", "<body")) or "<center>nginx" in lower:
-        return NGINX if ("nginx" in lower or "nginx" in server) else OTHER
+    if _NGINX_PAGE.search(text):
+        return NGINX
     who = _engineio_kind(text)
     if who:
         return who
-    ctype = " ".join(v for k, v in headers if k.lower() == "content-type").lower()
+    if any(text.startswith(m) for m in _NODE_WS_REFUSALS) or (status == 426 and text == "Upgrade Required"):
+        return NODE_WS
+    if status == 400 and text == "Bad Request" and not ctype.startswith("application/json"):
+        return NODE_WS  # ws 7 (Socket.IO 2's) refusing a handshake without a key
+    if text.startswith("Failed to open a WebSocket connection"):
+        return PY_WEBSOCKETS
+    if _EXPRESS_404.search(text):
+        return EXPRESS
     if status == 404 and text == "Not Found" and ctype.startswith("text/plain") and "charset" not in ctype:
         return ENGINEIO_PY  # python-engineio's ASGIApp/WSGIApp not_found(), byte for byte
     if any(s in server for s in _PY_SERVERS):
         return ENGINEIO_PY
-    return OTHER  # an empty or unknown body behind "Server: nginx" was not written by nginx itself
+    return OTHER  # an answer nginx did not write (its own pages name it), from a server we cannot name
 
 
 def _engineio_kind(text: str) -> str | None:
@@ -321,6 +365,8 @@ def _engineio_kind(text: str) -> str | None:
         return ENGINEIO_PY
     if text == "ok":
         return ENGINEIO_NODE
+    if text in NODE_ERRORS.values() and text != NODE_ERRORS[4]:
+        return ENGINEIO_NODE  # engine.io refusing an upgrade: the bare message, no JSON ("Forbidden" is anyone's)
     if text.startswith("{"):
         try:
             obj = json.loads(text)
@@ -441,7 +487,7 @@ async def fetch(
     hdrs = base_headers(ctx, headers)
     if content is not None:
         hdrs.append(("Content-Type", "text/plain;charset=UTF-8"))
-    ex = Exchange(method=method, url=url)
+    ex = Exchange(method=method, url=mask_secrets(url, ctx.secrets()))
     start = time.monotonic()
     tracker.begin()
     try:

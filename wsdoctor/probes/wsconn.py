@@ -32,6 +32,7 @@ from wsdoctor.probes.net import (
     classify,
     describe,
     fill_response,
+    mask_secrets,
     open_client,
     read_capped,
     redact_headers,
@@ -68,6 +69,7 @@ class WsConn:
         self.stalled = False  # the server stopped answering: close without waiting for its close frame
         self.opened_at = time.monotonic()
         self.last_received: float | None = None  # monotonic time of the last frame
+        self.head = bytearray()  # the first bytes after the 101 (what a server sent that is not WebSocket)
 
     async def send(self, text: str, *, shown: str | None = None) -> None:
         """Send a text message; SHOWN is what the transcript records instead (a masked token)."""
@@ -104,6 +106,8 @@ class WsConn:
             self._set_closed("the connection was closed without a WebSocket close frame")
             return
         self.last_received = time.monotonic()
+        if len(self.head) < 512:
+            self.head += data[: 512 - len(self.head)]
         self._proto.receive_data(data)
         for frame in self._proto.events_received():
             if frame.opcode in (Opcode.TEXT, Opcode.BINARY):
@@ -193,7 +197,7 @@ async def open_ws(
             ("Sec-WebSocket-Version", "13"),
             ("Sec-WebSocket-Key", key),
         ] + list(headers or [])
-        ex = Exchange(method="GET", url=ws_display_url(url))
+        ex = Exchange(method="GET", url=mask_secrets(ws_display_url(url), ctx.secrets()))
         conn: WsConn | None = None
         response: httpx.Response | None = None
         start = time.monotonic()

@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from wsdoctor.nginx.model import Config, Directive
 
 
-
 TAIL_LINES = 400
 DEFAULT_ERROR_LOG = "/var/log/nginx/error.log"
 DEFAULT_ACCESS_LOG = "/var/log/nginx/access.log"

@@ -37,7 +37,7 @@ class NotesBar(Static):
         text-overflow: ellipsis;
         &.-empty { display: none; }
     }
-    DiagnosisScreen.-compact NotesBar { max-height: 2; }
+    DiagnosisScreen.-compact NotesBar { max-height: 1; }
     """
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -52,11 +52,13 @@ class NotesBar(Static):
             self.screen.refresh_bindings()  # `n Notes` shows in the footer only when there are notes
 
     def lay_out(self) -> None:
-        """One line per note, as many as the screen allows (2 under 34 lines, else 3)."""
+        """One line per note, as many as the screen allows (1 under 34 lines, else 3)."""
         self.set_class(not self.notes, "-empty")
-        room = 2 if self.screen.has_class("-compact") else 3
+        room = 1 if self.screen.has_class("-compact") else 3
         lines = [f"! {n}" for n in self.notes]
-        if len(lines) > room:
+        if len(lines) > room == 1:
+            lines = [f"! {len(self.notes)} notes (n shows them all): {self.notes[0]}"]
+        elif len(lines) > room:
             lines = [*lines[: room - 1], f"! +{len(self.notes) - room + 1} more notes: n shows them all"]
         self.update(Content("\n".join(lines)))
 

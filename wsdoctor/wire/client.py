@@ -21,6 +21,15 @@ DEFAULT_PATH = "/socket.io/"
 DEFAULT_TRANSPORTS: tuple[str, ...] = ("polling", "websocket")
 KNOWN_TRANSPORTS = ("polling", "websocket", "webtransport")
 EIO_VERSION = "4"
+#: socket.io-client major versions and the Engine.IO protocol each speaks (2.x: Engine.IO 3; 3.x and 4.x: 4).
+CLIENT_VERSIONS = (2, 3, 4)
+DEFAULT_CLIENT_VERSION = 4
+
+
+def eio_of(client_version: int) -> int:
+    """The Engine.IO protocol version socket.io-client CLIENT_VERSION speaks (the ``EIO`` query value)."""
+    return 3 if client_version == 2 else 4
+
 
 _SECURE = {"https": True, "wss": True, "http": False, "ws": False}
 
@@ -38,6 +47,12 @@ class ClientRequest:
     transports: tuple[str, ...]
     raw: bool  # the URL was a raw Engine.IO request
     raw_query: str = ""  # for raw URLs: the query given (without "?"); for io() URLs: the URL's query, if any
+    client_version: int = DEFAULT_CLIENT_VERSION  # socket.io-client's major version (2, 3 or 4)
+
+    @property
+    def eio(self) -> int:
+        """The Engine.IO version the client asks for (``EIO=3`` for socket.io-client 2.x, else 4)."""
+        return eio_of(self.client_version)
 
     @property
     def secure(self) -> bool:
@@ -84,7 +99,7 @@ class ClientRequest:
             for k, v in parse_qsl(self.raw_query, keep_blank_values=True)
             if k not in ("EIO", "transport")
         ]
-        pairs += [("EIO", EIO_VERSION), ("transport", transport)]
+        pairs += [("EIO", str(self.eio)), ("transport", transport)]
         return urlencode(pairs, safe="/,:")
 
     @property
@@ -203,6 +218,7 @@ def client_request(
     path: str | None = None,
     transports: tuple[str, ...] | list[str] | str = DEFAULT_TRANSPORTS,
     raw: bool = False,
+    client_version: int = DEFAULT_CLIENT_VERSION,
 ) -> ClientRequest:
     """What ``io(url, {path, transports})`` sends; raw Engine.IO URLs (or ``raw=True``) are the request itself.
 
@@ -231,6 +247,7 @@ def client_request(
             transports=transports,
             raw=True,
             raw_query=query,
+            client_version=client_version,
         )
     return ClientRequest(
         url=url.strip(),
@@ -242,6 +259,7 @@ def client_request(
         transports=transports,
         raw=False,
         raw_query=query,
+        client_version=client_version,
     )
 
 
@@ -256,17 +274,19 @@ def client_code(
     namespace: str = "/",
     transports: tuple[str, ...] = DEFAULT_TRANSPORTS,
     auth: bool = True,
+    client_version: int = DEFAULT_CLIENT_VERSION,
 ) -> str:
     """socket.io-client code that makes exactly the given request: ``io('wss://h/ns', {path, transports})``.
 
-    ``path`` is written without the trailing slash (as users write it; engine.io-client adds it back).
+    ``path`` is written without the trailing slash (as users write it; engine.io-client adds it back). The
+    token goes in ``auth`` (socket.io-client 3/4), or in ``query`` for 2.x, which has no CONNECT payload.
     """
     url = origin.rstrip("/") + ("" if namespace in ("", "/") else namespace)
     opts: list[str] = []
     if path and normalize_path_option(path) != DEFAULT_PATH:
         opts.append(f"path: {js_string(normalize_path_option(path).rstrip('/'))}")
     if auth:
-        opts.append("auth: { token }")
+        opts.append("query: { token }" if client_version == 2 else "auth: { token }")
     if tuple(transports) != DEFAULT_TRANSPORTS:
         opts.append("transports: [" + ", ".join(js_string(t) for t in transports) + "]")
     if not opts:

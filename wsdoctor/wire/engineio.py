@@ -29,6 +29,20 @@ from typing import Any
 SEPARATOR = "\x1e"
 VERSIONS = (3, 4)
 
+#: Node engine.io's error codes (its HTTP answers are ``{"code":N,"message":…}``; an upgrade refused gets the
+#: message alone as a text body). Code 4's message is the server's own (``allowRequest``'s), "Forbidden" by
+#: default. Socket.IO 4 (engine.io 6) and Socket.IO 2 (engine.io 3) use the same table.
+NODE_ERRORS: dict[int, str] = {
+    0: "Transport unknown",
+    1: "Session ID unknown",
+    2: "Bad handshake method",
+    3: "Bad request",
+    4: "Forbidden",
+    5: "Unsupported protocol version",
+}
+#: python-engineio's answer to an EIO value it does not speak (a JSON string, 400).
+PY_UNSUPPORTED = "The client is using an unsupported version of the Socket.IO or Engine.IO protocols"
+
 
 class ProtocolError(ValueError):
     """The bytes are not valid Engine.IO / Socket.IO: the only error this codec raises."""
@@ -123,6 +137,28 @@ def decode_packet(data: str | bytes | bytearray, *, version: int = 4) -> Packet:
 
 
 # --- payloads (polling bodies) ----------------------------------------------
+
+
+def payload_version(data: str | bytes | bytearray) -> int:
+    """The Engine.IO version a polling body is written in: 3 for ``<length>:<packet>…`` (or the v3 binary
+    format), else 4. Socket.IO 2 servers answer every handshake, ``?EIO=4`` included, in the v3 format."""
+    if isinstance(data, bytes | bytearray):
+        if data[:1] in (b"\x00", b"\x01"):
+            return 3
+        head = bytes(data[:12]).decode("latin-1")
+    else:
+        head = data[:12]
+    digits = len(head) - len(head.lstrip("0123456789"))
+    return 3 if 0 < digits <= 10 and head[digits : digits + 1] == ":" else 4
+
+
+def version_refusal(status: int | None, body: bytes | str) -> bool:
+    """The answer refuses the EIO version asked for: Node's code 5 (JSON for HTTP, the bare message for an
+    upgrade) or python-engineio's sentence."""
+    if status != 400:
+        return False
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes | bytearray) else body
+    return NODE_ERRORS[5] in text[:300] or PY_UNSUPPORTED in text[:300]
 
 
 def encode_payload(packets: list[Packet] | tuple[Packet, ...], *, version: int = 4) -> str:

@@ -4,6 +4,7 @@
 //   node backend.js --server socketio4|socketio2|ws --lab-dir DIR --port N --instance ID
 //                   --secret-file FILE [--path /chat/socket.io] [--ping-interval S] [--ping-timeout S]
 //                   [--cors-origin ORIGIN ...] [--log FILE] [--host 127.0.0.1]
+//                   [--allow-eio3 yes] [--refuse-requests MESSAGE]
 //
 // socketio4: an Express app with Socket.IO 4 attached at --path. It behaves like the python backend
 // (wsdoctor/lab/backend.py): a middleware checks the HS256 JWT of the CONNECT `auth` payload ({token})
@@ -17,6 +18,9 @@
 // ws: a plain WebSocket server (the `ws` package on its own port, no Socket.IO): it greets each
 // connection with {"type":"hello","instance":ID}, answers the text "whoami" with the id and echoes
 // anything else; plain HTTP requests get ws's own 426 Upgrade Required.
+//
+// --allow-eio3 yes: Socket.IO 4 also serves socket.io-client 2.x (allowEIO3). --refuse-requests MESSAGE:
+// Socket.IO 4's allowRequest refuses every request with MESSAGE (engine.io's error code 4).
 //
 // Auth decisions go to the shared backend log (--log) in the python backend's line format.
 // The secret is read from a file, never from the command line (`ps` shows command lines).
@@ -188,6 +192,8 @@ function socketio4(opts, secret, log) {
     cors: opts.corsOrigin.length
       ? { origin: opts.corsOrigin.includes("*") ? "*" : opts.corsOrigin, credentials: true }
       : undefined,
+    allowEIO3: opts.allowEio3 === "yes",
+    allowRequest: opts.refuseRequests ? (req, callback) => callback(opts.refuseRequests, false) : undefined,
   });
   io.use((socket, next) => {
     const headers = socket.handshake.headers;
