@@ -50,9 +50,6 @@ EXPECTED: dict[str, set[str]] = {
     "http10": set(),
 }
 HEALTHY = tuple(s for s in EXPECTED if s.startswith("healthy"))
-# The upgrade check's offline half fails the literal `Upgrade websocket` (a branch of its own): until it is
-# merged here only the live attribution below is this branch's to prove.
-OFFLINE_HALF_PENDING = {"literal-upgrade"}
 
 
 def _target(lab: Lab, ssh: bool, **changes: object) -> Target:
@@ -88,16 +85,7 @@ def _scenario_params() -> list:
     out = []
     for scenario in sorted(EXPECTED):
         for kind in KINDS:
-            marks = []
-            if scenario in OFFLINE_HALF_PENDING:
-                marks.append(
-                    pytest.mark.xfail(
-                        strict=True,
-                        reason="the upgrade check's offline half for the literal Upgrade comes with the "
-                        "offline-checks branch",
-                    )
-                )
-            out.append(pytest.param(scenario, kind, marks=marks, id=f"{scenario}-{kind}"))
+            out.append(pytest.param(scenario, kind, id=f"{scenario}-{kind}"))
     return out
 
 
@@ -199,6 +187,7 @@ def _assert_evidence(scenario: str, kind: str, lab: Lab, findings: dict[str, Fin
         _assert_plain_websocket(kind, findings)
     elif scenario == "http10":
         f = findings["upgrade"]
+        assert f.status is Status.PASS, f.summary  # the backend upgrades over HTTP/1.0: the live 101 decides
         assert "101" in f.summary + _evidence(f, "probe")
         assert "not the one nginx runs" not in findings["route"].summary
 
