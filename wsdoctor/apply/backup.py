@@ -96,9 +96,7 @@ def create(host: Host, root: str, states: list[FileState], reason: str, nginx: d
     uid, gid, _home = host.identity()
     backup_id = new_id()
     directory = root.rstrip("/") + "/" + backup_id
-    host.mkdir_private(root)
-    host.mkdir_private(directory)
-    host.mkdir_private(directory + "/files")
+    host.mkdir_private(root, directory, directory + "/files")
     backup = Backup(
         id=backup_id,
         directory=directory,

@@ -55,7 +55,7 @@ trap - EXIT
 """
 
 _REMOVE = 'for f do rm -f -- "$f" || exit 1; done'
-_MKDIR = 'umask 077; mkdir -p -- "$1" && chmod 700 -- "$1"'
+_MKDIR = 'umask 077; for d do mkdir -p -- "$d" && chmod 700 -- "$d" || exit 1; done'
 _LIST = 'for d in "$1"/*/; do [ -f "$d/manifest.json" ] && printf "%s\\n" "$(basename -- "$d")"; done; true'
 _SIZE = 'if [ -f "$1" ]; then stat -c %s -- "$1"; else echo 0; fi'
 _FROM = 'tail -c +"$2" -- "$1"'
@@ -158,10 +158,11 @@ class Host:
         if result.error or result.exit_status != 0:
             raise HostError(f"could not remove {', '.join(paths)} on {self.name}: {why(result)}.")
 
-    def mkdir_private(self, path: str) -> None:
-        result = self.sh(_MKDIR, path)
+    def mkdir_private(self, *paths: str) -> None:
+        """Create PATHS (parents first) as 0700 directories."""
+        result = self.sh(_MKDIR, *paths)
         if result.error or result.exit_status != 0:
-            raise HostError(f"could not create {path} on {self.name}: {why(result)}; pass --backup-dir.")
+            raise HostError(f"could not create {paths[-1]} on {self.name}: {why(result)}; pass --backup-dir.")
 
     def subdirs_with_manifest(self, path: str) -> list[str]:
         result = self.sh(_LIST, path)
