@@ -15,6 +15,7 @@ import fnmatch
 import os
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 
 from wsdoctor.apply import backup as bk
 from wsdoctor.apply.diffs import DiffError, apply_diff, parse
@@ -42,9 +43,16 @@ class PlanRefused(Exception):
 
 
 def diagnose(target: Target, session: RemoteSession) -> dict[str, Finding]:
-    """One whole diagnosis of TARGET on SESSION's host (blocking: its own event loop)."""
+    """One whole diagnosis of TARGET on SESSION's host (blocking: its own event loop, in a thread of its own
+    when this thread already runs one)."""
     diagnosis = Diagnosis(target, session)
-    asyncio.run(diagnosis.run())
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(diagnosis.run())
+    else:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="wsdoctor-verify") as pool:
+            pool.submit(asyncio.run, diagnosis.run()).result()
     return dict(diagnosis.findings)
 
 
