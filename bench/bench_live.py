@@ -1,4 +1,4 @@
-"""Live `check` against the healthy lab: total wall ≤ 1.25× the slowest single probe (issue 4).
+"""Live `check` against the healthy lab: total wall ≤ 1.25× the slowest single probe.
 
 Everything runs concurrently, so a whole diagnosis should cost about as much as its slowest
 probe. Both are measured in this run, in-process (no interpreter start-up in either figure):
@@ -87,7 +87,7 @@ def free_port() -> int:
 
 def main() -> None:
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 7
-    print("== live check against the healthy lab (issue 4) ==")
+    print("== live check against the healthy lab ==")
     with tempfile.TemporaryDirectory() as d:
         lab = Lab.up("healthy", Path(d) / "lab")
         relay = None

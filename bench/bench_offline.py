@@ -1,4 +1,4 @@
-"""`wsdoctor check --offline` against crossplane alone (issue 3's performance bars).
+"""`wsdoctor check --offline` against crossplane alone (the offline performance bars of the README).
 
 1. A generated config of 500 servers / 11,000 locations / ~13,000 lines: whole-process
    `wsdoctor check --offline` ≤ 1.25× a whole-process `crossplane.parse` of the same file,
@@ -60,7 +60,7 @@ def big_config(directory: Path, servers: int = 500, locations: int = 11_000) -> 
 
 def main() -> None:
     repeat = int(sys.argv[1]) if len(sys.argv) > 1 else 5
-    print("== offline check (issue 3) ==")
+    print("== offline check ==")
     with tempfile.TemporaryDirectory() as d:
         conf = big_config(Path(d))
         nlines = len(conf.read_text().splitlines())

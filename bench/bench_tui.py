@@ -1,4 +1,4 @@
-"""The TUI's performance bars (DESIGN.md): first paint ≤ 0.6 s; keys answered within 100 ms while tailing
+"""The TUI's performance bars (README, benchmarks): first paint ≤ 0.6 s; keys answered within 100 ms while tailing
 10,000 log lines a second.
 
 1. First paint, whole process (interpreter start, imports, app start, first frame; then the first frame

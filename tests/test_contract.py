@@ -26,6 +26,7 @@ CORE = [
     "logtime.py",
     "target.py",
     "errors.py",
+    "logkinds.py",
 ]
 
 
@@ -126,7 +127,7 @@ def test_not_an_nginx_config_exits_2(tmp_path: Path) -> None:
 
 
 def test_json_report_has_every_check(tmp_path: Path) -> None:
-    seed = ROOT / "tests" / "nginx" / "fixtures" / "seed-nginx-T.txt"  # a copy of ../shared/fixtures'
+    seed = ROOT / "tests" / "nginx" / "fixtures" / "seed-nginx-T.txt"  # the runbook's config, as `nginx -T` printed it
     out = _wsdoctor(
         "check", "--offline", "--nginx-dump", str(seed), "--url", "wss://api.x-or.cloud/dev/aiwm/chat",
         "--transports", "websocket", "--format", "json",

@@ -19,6 +19,7 @@ from wsdoctor.diagnose import run_headless
 from wsdoctor.errors import describe
 from wsdoctor.nginx.generate import generate_command
 from wsdoctor.report import use_color
+from wsdoctor.safetext import visible
 from wsdoctor.target import Target, apply_profile
 
 COMMANDS = ("check", "generate", "setup", "apply", "lab", "demo")
@@ -29,7 +30,7 @@ wsdoctor [TARGET OPTIONS]              the TUI (with no target it opens the targ
        wsdoctor generate [SETUP OPTIONS] [--format text|json]   nginx config + client code
        wsdoctor setup [TARGET OPTIONS]        guided first-time setup (TUI wizard)
        wsdoctor apply [TARGET OPTIONS] --fix ID[,ID…] | --config FILE --into PATH | --rollback [ID] [--yes]
-       wsdoctor lab up|down|status [--scenario NAME] [--format json]
+       wsdoctor lab up|down|status [--scenario NAME] [--backends node|python] [--format json]
        wsdoctor demo                          the TUI on a local lab, nothing else needed"""
 
 EPILOG = """\
@@ -120,6 +121,12 @@ def _parser_lab() -> argparse.ArgumentParser:
     )
     p.add_argument("action", choices=("up", "down", "status"))
     p.add_argument("--scenario", help="healthy, seed, no-rewrite, backend-down, … (default: healthy)")
+    p.add_argument(
+        "--backends",
+        choices=("node", "python"),
+        default="node",
+        help="up: Node socket.io 4 or python-socketio backends (default: node)",
+    )
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--dir", help="state directory (default $WSDOCTOR_LAB_DIR or ~/.local/state/wsdoctor/lab)")
     return p
@@ -215,6 +222,12 @@ def target_from_args(ns: argparse.Namespace) -> Target:
         "ssh", "ssh_config", "identity", "known_hosts", "accept_host_key", "hold", "server_name", "ca_file",
     ):  # fmt: skip
         value = getattr(ns, key, None)
+        if isinstance(value, str) and not value.strip():
+            # A script's unset variable (`--url "$URL"`) must not turn into a run that checks nothing.
+            raise UsageError(
+                f"--{key.replace('_', '-')} was given an empty value (an unset variable in a script?); "
+                "give a value or leave the option out"
+            )
         if value is not None:
             setattr(t, key, value)
     if ns.transports:
@@ -303,7 +316,7 @@ def cmd_lab(argv: Sequence[str]) -> int:
     ns = _parser_lab().parse_args(argv)
     from wsdoctor.lab.cli import lab_command
 
-    return lab_command(ns.action, ns.scenario, ns.format, ns.dir)
+    return lab_command(ns.action, ns.scenario, ns.format, ns.dir, backends=ns.backends)
 
 
 def cmd_demo(argv: Sequence[str]) -> int:
@@ -390,5 +403,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(message: str) -> int:
-    print(f"wsdoctor: {message}", file=sys.stderr)
+    # The message may quote what the user gave (a path, a URL): shown escaped, never driving the terminal.
+    print(f"wsdoctor: {visible(message, keep_newlines=False)}", file=sys.stderr)
     return 2

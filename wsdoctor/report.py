@@ -1,7 +1,7 @@
 """Findings and their renderings (text, JSON, Markdown), with secrets redacted.
 
 A Finding is the unit the whole product speaks in: the CLI prints them, the TUI
-renders them, the JSON contract (DESIGN.md, ``version`` 1) serialises them.
+renders them, the JSON contract (``version`` 1, ``docs/report.schema.json``) serialises them.
 Nothing here imports Textual.
 """
 
@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from wsdoctor import __version__
+from wsdoctor.safetext import json_safe, visible_obj
 
 
 class Status(StrEnum):
@@ -55,6 +56,11 @@ class Fix:
         return out
 
 
+def corrected_lead(path: str) -> str:
+    """The words that open the summary of a finding judged for the corrected request PATH, not the client's."""
+    return f"For the corrected request {path}… (see client): "
+
+
 @dataclass
 class Finding:
     id: str
@@ -63,6 +69,17 @@ class Finding:
     summary: str
     evidence: list[Evidence] = field(default_factory=list)
     fix: Fix | None = None
+    # The corrected request path the finding was judged for (the client's own request misses the location it
+    # means); the summary then opens with corrected_lead(path). Not in the JSON: the summary says it.
+    corrected: str | None = None
+
+    @property
+    def lead(self) -> str:
+        """The corrected-request lead the summary opens with, or "" (a row shows a marker instead)."""
+        if self.corrected is None:
+            return ""
+        lead = corrected_lead(self.corrected)
+        return lead if self.summary.startswith(lead) else ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -100,11 +117,13 @@ def exit_code(findings: Iterable[Finding]) -> int:
 
 # --- redaction -------------------------------------------------------------
 
-_BEARER = re.compile(r"(?i)(authorization\s*[:=]\s*)(bearer\s+)?[^\s\"',}]+")
+_BEARER = re.compile(r"(?i)(authorization\s*[:=]\s*)((?:bearer|basic|digest|token|negotiate)\s+)?[^\s\"',}]+")
 _COOKIE = re.compile(r"(?i)((?:set-)?cookie\s*[:=]\s*)[^\r\n\"]+")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
 _TOKEN_FIELD = re.compile(r"(?i)(\"(?:token|access_token|password|secret)\"\s*:\s*\")[^\"]*(\")")
 _TOKEN_ARG = re.compile(r"(?i)([?&](?:token|access_token)=)[^&\s\"]+")
+# user:password@ in any URL (wss://alice:S3cr3t@host/…): the user stays, the password goes.
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s/?#@:\"']*:)[^\s/?#@\"']*@")
 
 
 def redact(text: str, secrets: Sequence[str] = ()) -> str:
@@ -117,6 +136,7 @@ def redact(text: str, secrets: Sequence[str] = ()) -> str:
     text = _TOKEN_FIELD.sub(lambda m: m.group(1) + "***" + m.group(2), text)
     text = _TOKEN_ARG.sub(lambda m: m.group(1) + "***", text)
     text = _JWT.sub("***", text)
+    text = _URL_PASSWORD.sub(lambda m: m.group(1) + "***@", text)
     return text
 
 
@@ -158,7 +178,7 @@ class Report:
         return _redact_obj(data, self.secrets)
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+        return json_safe(json.dumps(self.to_dict(), indent=2, ensure_ascii=False)) + "\n"
 
     def exit_code(self) -> int:
         return exit_code(self.findings)
@@ -169,7 +189,7 @@ class Report:
         """Grouped by the runbook's five issues; --brief (verbose=False) is one line per check."""
         if color is None:
             color = False
-        data = self.to_dict()
+        data = visible_obj(self.to_dict())  # text from outside never drives the terminal
         by_id = {f["id"]: f for f in data["findings"]}
         out: list[str] = []
         t = data["target"]
@@ -215,14 +235,14 @@ class Report:
     # -- markdown ----------------------------------------------------------
 
     def to_markdown(self) -> str:
-        data = self.to_dict()
+        data = visible_obj(self.to_dict())
         by_id = {f["id"]: f for f in data["findings"]}
         icon = {"pass": "✅", "warn": "⚠️", "fail": "❌", "skip": "⏭️"}
         t = data["target"]
         out = [f"## wsdoctor report — {t.get('url') or t.get('nginx') or 'offline'}", ""]
         for key in ("request", "namespace", "location", "upstream_uri", "nginx_version", "ssh"):
             if t.get(key):
-                out.append(f"- **{key.replace('_', ' ')}**: `{t[key]}`")
+                out.append(f"- **{key.replace('_', ' ')}**: {_md_code(str(t[key]))}")
         for note in t.get("notes", []):
             out.append(f"- **note**: {note}")
         s = data["summary"]
@@ -241,18 +261,34 @@ class Report:
                     continue
                 out += ["", f"### {icon[f['status']]} {cid}: {f['title']}", "", f["summary"], ""]
                 for ev in f["evidence"]:
-                    out += [f"*{ev['kind']}* `{ev['where']}`", "", "```", ev["text"], "```", ""]
+                    out += [f"*{ev['kind']}* {_md_code(ev['where'])}", "", *_md_block(ev["text"]), ""]
                 fix = f.get("fix")
                 if fix:
                     out += [f"**Fix:** {fix['summary']}", ""]
                     if fix.get("code"):
-                        out += ["```js", fix["code"], "```", ""]
+                        out += [*_md_block(fix["code"], "js"), ""]
                     if fix.get("diff"):
-                        out += ["```diff", fix["diff"].rstrip("\n"), "```", ""]
+                        out += [*_md_block(fix["diff"].rstrip("\n"), "diff"), ""]
         return "\n".join(out) + "\n"
 
 
 TEXT_EVIDENCE_LINES = 40
+
+
+def _md_block(text: str, lang: str = "") -> list[str]:
+    """TEXT as a fenced block whose fence is longer than any run of backticks inside it (a config line
+    cannot close the block and inject Markdown)."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [fence + lang, text, fence]
+
+
+def _md_code(text: str) -> str:
+    """TEXT as inline code that its own backticks cannot end."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    ticks = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{ticks}{pad}{text}{pad}{ticks}"
 
 
 def _clip(lines: list[str], cap: int) -> list[str]:

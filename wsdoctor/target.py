@@ -6,10 +6,12 @@ a check that needs a missing one says ``skip`` with the reason.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 
 @dataclass
@@ -41,7 +43,13 @@ class Target:
     profile: str | None = None
 
     def secrets(self) -> list[str]:
-        return [s for s in (self.token,) if s]
+        """The literal secrets of this target, removed from every output: the token, and a password in the
+        URL's user info (``wss://alice:S3cr3t@host``)."""
+        password = None
+        if self.url:
+            with contextlib.suppress(ValueError):
+                password = urlsplit(self.url).password
+        return [s for s in (self.token, password) if s]
 
     def resolve_token(self) -> None:
         """Read the token from --token-env when no literal token was given."""

@@ -32,10 +32,10 @@ def wording_problem(text: str) -> str | None:
 def _house_wording(monkeypatch: pytest.MonkeyPatch) -> None:
     real = _util.finding
 
-    def checked(cid, status, title, summary, evidence=None, fix=None):
+    def checked(cid, status, title, summary, evidence=None, fix=None, corrected=None):
         for label, text in (("title", title), ("summary", summary), ("fix", fix.summary if fix else "")):
             why = wording_problem(text)
             assert why is None, f"{cid} {label}: {why}: {text}"
-        return real(cid, status, title, summary, evidence, fix)
+        return real(cid, status, title, summary, evidence, fix, corrected)
 
     monkeypatch.setattr(_util, "finding", checked)

@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from wsdoctor.lab import Lab
+from wsdoctor.lab.lab import DEFAULT_BACKENDS, NODE_DIR, node_binary
 
 TIMEOUT = 5.0
 
@@ -97,3 +99,69 @@ async def wait_for_text(path: str | Path, needle: str, timeout: float = 5.0) -> 
             return text
         await asyncio.sleep(0.05)
     raise AssertionError(f"{needle!r} did not appear in {path} within {timeout} s; it holds:\n{text[-3000:]}")
+
+
+# --- the real socket.io-client (Node), run as wsdoctor/lab/node/client.js ----------------------------
+
+CLIENT_JS = NODE_DIR / "client.js"
+KINDS = ("node", "python")  # --backends
+
+
+def node_or_skip() -> str:
+    """The node binary; the test is skipped (with what to run) only when Node is not installed at all."""
+    node = node_binary()
+    if node is None:
+        pytest.skip("Node.js is not installed: `./run setup` installs Debian's nodejs and npm")
+    return node
+
+
+def lab_of(lab_factory: Any, scenario: str, kind: str, **options: Any) -> Lab:
+    """The session's shared lab of SCENARIO with KIND backends (the default kind shares the key that
+    other test packages use, so the same lab serves them all)."""
+    if kind == "node":
+        node_or_skip()
+    if kind != DEFAULT_BACKENDS:
+        options["backends"] = kind
+    return lab_factory(scenario, **options)
+
+
+async def socketio_client(
+    lab: Lab,
+    *,
+    transports: str = "polling,websocket",
+    url: str | None = None,
+    path: str | None = "",
+    token: str | None = None,
+    token_in: str | None = None,
+    client: str = "4",
+    acks: tuple[str, ...] = (),
+    hold: float = 0.0,
+    timeout: float = 5.0,
+) -> dict[str, Any]:
+    """Run the real socket.io-client once against LAB: what it experienced, as client.js reports it.
+
+    URL defaults to the lab's public URL and PATH ("" = the lab's path; None = the client's default
+    /socket.io/), TOKEN to the lab's token.
+    """
+    node = node_or_skip()
+    argv = [node, str(CLIENT_JS), "--url", url or lab.url, "--ca", lab.ca_file]
+    argv += ["--token", token if token is not None else lab.token, "--transports", transports]
+    if path is not None:
+        argv += ["--path", path or lab.path]
+    if token_in:
+        argv += ["--token-in", token_in]
+    argv += ["--client", client, "--timeout", str(timeout), "--hold", str(hold)]
+    for name in acks:
+        argv += ["--ack", name]
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout + hold + 20)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise AssertionError(f"client.js did not finish: {argv}") from None
+    lines = out.decode().strip().splitlines()
+    assert proc.returncode == 0 and len(lines) == 1, (proc.returncode, out, err[-2000:])
+    return json.loads(lines[0])

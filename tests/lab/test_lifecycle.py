@@ -178,6 +178,11 @@ def test_cli_up_status_down_json(lab_factory, tmp_path: Path, capsys: pytest.Cap
     lab_factory.remember(Lab.load(directory))
     try:
         assert set(up) >= ISSUE_KEYS and up["scenario"] == "bad-auth"
+        # The command line's default backends are Node socket.io 4 (the runbook's); recorded for later.
+        assert (up["backends_kind"], up["server"]) == ("node", "socketio4")
+        assert up["status"]["backends_kind"] == "node"
+        assert json.loads((Path(directory) / "state.json").read_text())["backends_kind"] == "node"
+        assert all("node" in procs.cmdline(up["pids"][f"backend-{i}"]) for i in range(3))
         assert up["token"] != up["valid_token"] and up["status"]["state"] == "up"
         assert all(procs.alive(pid) for pid in up["pids"].values())  # outlived the command
         assert lab_command("status", None, "json", directory) == 0
@@ -187,6 +192,7 @@ def test_cli_up_status_down_json(lab_factory, tmp_path: Path, capsys: pytest.Cap
         text = capsys.readouterr().out
         assert up["token"] in text and up["check_command"] in text and up["ca_file"] in text
         assert f"-p {up['ssh']['port']}" in text and "this token is refused on purpose" in text
+        assert "Node socket.io 4." in text and "(--backends node)" in text
     finally:
         down = _wsdoctor("lab", "down", "--dir", directory, "--format", "json")
     assert down.returncode == 0, down.stderr
@@ -283,3 +289,34 @@ def test_templates_document_their_failure_and_render_completely() -> None:
         assert "error_log <error_log> info;" in conf and "pid <pid_file>;" in conf
         assert "listen 127.0.0.1:1 ssl" in "".join(files.values())  # loopback only, TLS
         assert "upstream" in "".join(files.values()) and "location /dev/aiwm/ {" in "".join(files.values())
+
+
+def test_backends_kinds_and_their_errors(
+    lab_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Lab.up's default kind, the python CLI choice, and a clear sentence for a bad or missing kind."""
+    default = lab_factory("healthy")
+    assert lab_module.DEFAULT_BACKENDS == "python"  # the Python API's default until the probes know Node
+    assert (default.info()["backends_kind"], default.info()["server"]) == ("python", "python-socketio")
+    assert default.status()["backends_kind"] == "python"
+    directory = str(tmp_path / "py")
+    assert lab_command("up", "http10", "json", directory, backends="python") == 0
+    lab = Lab.load(directory)
+    lab_factory.remember(lab)
+    try:
+        up = json.loads(capsys.readouterr().out)
+        assert (up["backends_kind"], up["scenario"]) == ("python", "http10")
+        assert "wsdoctor.lab.backend" in procs.cmdline(up["pids"]["backend-0"])
+    finally:
+        lab.down()
+    with pytest.raises(LabError, match=r"unknown backends 'java'; choose one of: node, python"):
+        Lab.up("healthy", tmp_path / "java", backends="java")
+    monkeypatch.setattr(lab_module, "node_binary", lambda: None)
+    assert lab_command("up", "healthy", "text", str(tmp_path / "nonode"), backends="node") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Node.js is not installed" in err and "./run setup" in err
+    assert not (tmp_path / "nonode").exists()
+    monkeypatch.undo()  # Node is back; its packages are not
+    monkeypatch.setattr(lab_module, "NODE_DIR", tmp_path / "empty")
+    with pytest.raises(LabError, match=r"Node packages are not installed \(missing: socket.io, express\)"):
+        Lab.up("healthy", tmp_path / "nomodules", backends="node")

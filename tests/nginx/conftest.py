@@ -12,7 +12,7 @@ from tests.nginx.realnginx import NGINX, EchoServer, RealNginx, free_port
 from wsdoctor.nginx.load import load_dump, load_file
 from wsdoctor.nginx.model import Config
 
-# Copies of ../shared/fixtures (the runbook's config as `nginx -T` output and as a tree), so a fresh clone
+# The runbook's config as `nginx -T` output and as a tree, kept in the repository so a fresh clone
 # anywhere runs these tests.
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SEED_DUMP = FIXTURES / "seed-nginx-T.txt"

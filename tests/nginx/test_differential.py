@@ -2,7 +2,7 @@
 
 A real nginx (``/usr/sbin/nginx``, private prefix, loopback) is loaded with configurations in which every
 location tells who it is (``add_header X-Loc …``) and proxies to an echo backend that reports the URI and
-headers it received (or answers ``return 200 "<id>"``). For a hand-written corpus (KNOWLEDGE.md's proxy_pass
+headers it received (or answers ``return 200 "<id>"``). For a hand-written corpus (docs/nginx.md's proxy_pass
 table, the automatic 301, ``=``, ``^~``, regex order, nesting, ``%XX``, ``..``, ``//``, header inheritance,
 rewrites, server selection) and for hypothesis-generated location sets × request paths, the engine's
 chosen location, 301, upstream URI and forwarded Host/Upgrade/Connection must be exactly nginx's.
@@ -103,7 +103,7 @@ class Case:
 
 
 CORPUS = [
-    # KNOWLEDGE.md §2 "URI sent upstream", row by row.
+    # docs/nginx.md#the-uri-sent-upstream, row by row.
     Case(
         "k1",
         "location /dev/aiwm/chat/ { add_header X-Loc K1 always; proxy_pass http://echo_up/chat/; }",

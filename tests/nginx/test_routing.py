@@ -1,4 +1,4 @@
-"""Routing: KNOWLEDGE.md's worked table, the runbook's seed, and the algorithm's corners (offline)."""
+"""Routing: the worked proxy_pass table of docs/nginx.md, the runbook's seed, and the algorithm's corners (offline)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def _conf(tmp_path: Path, body: str, name: str = "nginx.conf") -> Config:
 
 @pytest.mark.parametrize(
     ("location", "proxy_pass", "uri", "upstream"),
-    [  # KNOWLEDGE.md §2, row by row
+    [  # docs/nginx.md#the-uri-sent-upstream, row by row
         ("/dev/aiwm/chat/", "http://up/chat/", REQ, "/chat/socket.io/?EIO=4&transport=websocket"),
         ("/dev/aiwm/chat", "http://up/chat", REQ, "/chat/socket.io/?EIO=4&transport=websocket"),
         ("/dev/aiwm/chat", "http://up/chat", "/dev/aiwm/chatroom", "/chatroom"),

@@ -5,7 +5,7 @@ The incident is the runbook's service (`wss://api.x-or.cloud/dev/aiwm/chat`, ngi
 someone's "cleanup" of the upstream (``ip_hash`` gone): the client joins the wrong
 namespace at the wrong path (404), polling sessions bounce between backends, the
 7-day timeouts hide dead peers, the certificate is close to expiry. The texts follow
-what the real checks and probes produce (KNOWLEDGE.md), written by hand so the
+what the real checks and probes produce (docs/nginx.md, docs/socketio.md), written by hand so the
 screens and screenshots are reproducible.
 
 ``RecordedDiagnosis`` is the real ``Diagnosis`` with its evaluation replaced by the

@@ -307,10 +307,13 @@ def test_a_row_shortens_the_corrected_request_lead_and_keeps_the_verdict():
         "No location proxies it to the backend."
     )
     assert sentence.startswith("For the corrected request /dev/aiwm/chat/socket.io/… (see client): ")
-    assert row_summary(sentence) == CORRECTED_MARK + "no location proxies it to the backend."
-    assert row_summary("For the record, all fine.") == "For the record, all fine."
+    finding = Finding(
+        id="route", title="Route", status=Status.FAIL, summary=sentence, corrected="/dev/aiwm/chat/socket.io/"
+    )
+    assert row_summary(finding) == CORRECTED_MARK + "no location proxies it to the backend."
+    plain = Finding(id="route", title="Route", status=Status.PASS, summary="For the record, all fine.")
+    assert row_summary(plain) == "For the record, all fine."
     row = FindingRow("route")
-    finding = Finding(id="route", title="Route", status=Status.FAIL, summary=sentence)
     row.set_state(finding, pending=False)
     assert row.state.summary == CORRECTED_MARK + "no location proxies it to the backend."
     assert row.finding is finding and row.finding.summary == sentence  # the detail screen reads the whole one

@@ -17,6 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from wsdoctor.nginx.patch import Patch
+from wsdoctor.nginx.version import at_least
+
 if TYPE_CHECKING:
     from wsdoctor.nginx.model import Config, Directive
 
@@ -157,12 +160,6 @@ def parse_msec(text: str) -> int | None:
     return total if total <= _MSEC_MAX else None
 
 
-def _at_least(version: str | None, x: tuple[int, int, int]) -> bool | None:
-    from wsdoctor.nginx.version import at_least
-
-    return at_least(version, x)
-
-
 def _spec(d: Directive) -> Spec | None:
     parent = d.parent
     pname = parent.name if parent is not None else ""
@@ -190,7 +187,7 @@ def _keepalive(d: Directive, version: str | None) -> str | None:
     n = len(d.args)
     if n == 1:
         return None
-    local_ok = _at_least(version, (1, 29, 7))
+    local_ok = at_least(version, (1, 29, 7))
     if n == 2 and d.args[1] == "local":
         if local_ok is False:
             return (
@@ -213,7 +210,7 @@ def _value_problem(d: Directive, spec: Spec, version: str | None) -> str | None:
         return f'"{d.name}" directive invalid value'
     if d.name == "proxy_http_version":
         allowed = ["1.0", "1.1"]
-        if _at_least(version, (1, 29, 4)) is not False:
+        if at_least(version, (1, 29, 4)) is not False:
             allowed.append("2")
         if v not in allowed:
             return f'invalid value "{v}" in "proxy_http_version" directive, it must be {" or ".join(allowed)}'
@@ -264,12 +261,10 @@ def _swallowed(config: Config, d: Directive) -> tuple[str, int] | None:
     known = set(SPECS) | set(UPSTREAM_SPECS) | {"server"}
     if not any(a in known for a in d.args):
         return None
-    from wsdoctor.nginx.patch import Patch
-
-    try:
-        first, _col, last, _end = Patch(config).statement_span(d)
-    except (ValueError, KeyError, IndexError):
+    span = statement_lines(config, d)
+    if span is None:
         return None
+    first, last = span
     lines = config.lines(d.file)
     for ln in range(first + 1, min(last, len(lines)) + 1):
         head = lines[ln - 1].split(None, 1)
@@ -279,17 +274,27 @@ def _swallowed(config: Config, d: Directive) -> tuple[str, int] | None:
     return None
 
 
+def statement_lines(config: Config, d: Directive) -> tuple[int, int] | None:
+    """The first and last line of D's statement in its file (a glued statement spans several), or None when
+    its text is not where the parser saw it."""
+    try:
+        first, _col, last, _end = Patch(config).statement_span(d)
+    except (ValueError, KeyError, IndexError):
+        return None
+    return first, last
+
+
 def statement_errors(config: Config, version: str | None = None) -> list[tuple[Directive, str, str]]:
     """Every directive of CONFIG that ``nginx -t`` rejects, as (directive, message, severity).
 
     Severity is "fail" for what nginx refuses and "warn" for what it accepts but almost certainly is a missing
     ``;`` (``server_name a.example.com`` glued to ``listen 443 ssl;`` gives three server names, one of them
-    ``listen``). Cached on the config per version: every check asks.
+    ``listen``). Kept on the config per version: every check asks.
     """
-    key = f"statement_errors:{version}"
-    cached = config._cache.get(key)
-    if cached is not None:
-        return cached  # type: ignore[return-value]
+    return config.memo(("statement_errors", version), lambda: _statement_errors(config, version))
+
+
+def _statement_errors(config: Config, version: str | None) -> list[tuple[Directive, str, str]]:
     out: list[tuple[Directive, str, str]] = []
     seen_single: dict[tuple[int, str], Directive] = {}
     for d in config.walk():
@@ -335,5 +340,4 @@ def statement_errors(config: Config, version: str | None = None) -> list[tuple[D
                 )
             else:
                 out.append((d, f'"{d.name}" directive is duplicate', "fail"))
-    config._cache[key] = out
     return out

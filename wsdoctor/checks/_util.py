@@ -1,17 +1,19 @@
-"""What every check needs: the skip reasons, evidence builders, the route, and small wording helpers.
+"""What every check needs: the skip reasons, the place judged, evidence builders, fix diffs, small wording.
 
-Kept in one place so that eleven checks say the same thing the same way: the same skip sentence for a missing
-config, the same ``file:line`` evidence with the exact lines, the same probe transcript. Not a check itself
-(its name starts with ``_``; ``checks.run_all`` only runs the ids of ``report.CHECK_IDS``).
+Kept in one place so that every check says the same thing the same way: the same skip sentence for a missing
+config, the same ``file:line`` evidence with the exact lines, the same probe transcript, the same diff. Not a
+check itself (its name starts with ``_``; ``checks.run_all`` only runs the ids of ``report.CHECK_IDS``).
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from wsdoctor.checks._args import statement_errors
 from wsdoctor.facts import (
     NGINX,
     NO_CONFIG,
@@ -19,12 +21,16 @@ from wsdoctor.facts import (
     NOBODY,
     OFFLINE,
     CommandResult,
+    ConnectProbe,
     Exchange,
+    Fact,
     Facts,
     Handshake,
     LogEvent,
 )
-from wsdoctor.report import Evidence, Finding, Fix, Status, redact
+from wsdoctor.logkinds import KINDS
+from wsdoctor.nginx.patch import Patch
+from wsdoctor.report import Evidence, Finding, Fix, Status, corrected_lead, redact
 from wsdoctor.routes import corrected_request, proxied, route_for
 
 if TYPE_CHECKING:
@@ -42,28 +48,23 @@ def config_missing(facts: Facts) -> str | None:
     """Why there is no config (a skip reason), or None when there is one."""
     if facts.config is not None:
         return None
-    return facts.unavailable.get("config") or NO_CONFIG
+    return facts.unavailable.get(Fact.CONFIG) or NO_CONFIG
 
 
 def client_missing(facts: Facts) -> str | None:
-    if facts.client is not None:
-        return None
-    return facts.unavailable.get("client") or NO_URL
+    """Why there is no client request (a skip reason), or None when there is one."""
+    return None if facts.client is not None else NO_URL
 
 
 def offline(facts: Facts) -> bool:
     return bool(getattr(facts.target, "offline", False))
 
 
-def fact_reason(facts: Facts, name: str, default: str) -> str:
+def fact_reason(facts: Facts, name: Fact, default: str) -> str:
     """The recorded reason fact NAME is unavailable, else DEFAULT."""
     if offline(facts):
         return facts.unavailable.get(name) or OFFLINE
     return facts.unavailable.get(name) or default
-
-
-def skip(cid: str, title: str, reason: str, evidence: list[Evidence] | None = None) -> Finding:
-    return finding(cid, Status.SKIP, title, reason, evidence)
 
 
 def finding(
@@ -73,6 +74,7 @@ def finding(
     summary: str,
     evidence: list[Evidence] | None = None,
     fix: Fix | None = None,
+    corrected: str | None = None,
 ) -> Finding:
     """A finding with secret-looking text already removed (Authorization values, cookies, JWTs, token=…).
 
@@ -82,13 +84,18 @@ def finding(
     ev = [Evidence(e.kind, redact(e.where), redact(e.text), e.highlight) for e in evidence or []]
     if fix is not None:
         fix = Fix(summary=redact(fix.summary), diff=redact(fix.diff), code=redact(fix.code))
-    return Finding(id=cid, status=status, title=redact(title), summary=redact(summary), evidence=ev, fix=fix)
+    return Finding(
+        id=cid,
+        status=status,
+        title=redact(title),
+        summary=redact(summary),
+        evidence=ev,
+        fix=fix,
+        corrected=corrected,
+    )
 
 
-# --- the route ----------------------------------------------------------------
-
-
-route_of = route_for  # the checks' name for the client's route (see wsdoctor.routes)
+# --- the place judged -----------------------------------------------------------
 
 
 @dataclass
@@ -106,7 +113,7 @@ class Place:
     @property
     def lead(self) -> str:
         """The words that open a summary about the corrected request ("For the corrected request …: "), or ""."""
-        return f"For the corrected request {self.corrected}… (see client): " if self.corrected else ""
+        return corrected_lead(self.corrected) if self.corrected else ""
 
     def say(self, sentence: str) -> str:
         """SENTENCE, opened by the lead when there is one (its first word then lower-cased, acronyms kept)."""
@@ -133,7 +140,7 @@ def socketio_place(facts: Facts, reads: tuple[str, ...] = (), upstream: bool = F
     why = config_missing(facts) or client_missing(facts)
     if why:
         return Place(None, why)
-    r = route_of(facts)
+    r = route_for(facts)
     if r is None:
         return Place(None, NO_CONFIG)
     corrected = None
@@ -164,8 +171,6 @@ def syntax_problems(facts: Facts) -> list[tuple[Directive, str, str]]:
     """(directive, nginx's message, "fail"|"warn") for every statement `nginx -t` refuses or a missing ';' glued."""
     if facts.config is None:
         return []
-    from wsdoctor.checks._args import statement_errors
-
     return statement_errors(facts.config, facts.nginx_version)
 
 
@@ -218,6 +223,34 @@ def load_blocker(facts: Facts) -> str | None:
     )
 
 
+# --- fix diffs ---------------------------------------------------------------------------
+
+_PLACEMENT_ERRORS = (ValueError, KeyError, IndexError)  # what Patch raises when an edit cannot be placed
+
+
+def diff_of(config: Config | None, edit: Callable[[Patch], object]) -> str:
+    """The unified diff EDIT makes to CONFIG's files, or "" when it cannot be placed (no config, a statement
+    whose text is not where the parser saw it): a fix then still says what to change, without a diff."""
+    if config is None:
+        return ""
+    p = Patch(config)
+    try:
+        edit(p)
+        return p.diff()
+    except _PLACEMENT_ERRORS:
+        return ""
+
+
+def set_in_block(
+    p: Patch, block: Directive, name: str, value: str, existing: Directive | None, after=None
+) -> None:
+    """``NAME VALUE;`` in BLOCK: EXISTING replaced when it is BLOCK's own, else a new line after AFTER."""
+    if existing is not None and existing.parent is block:
+        p.replace_statement(existing, f"{name} {value};")
+    else:
+        p.insert_in_block(block, [f"{name} {value};"], after=after)
+
+
 # --- a dead endpoint ----------------------------------------------------------------
 
 DEAD = "the endpoint does not answer (see route)"
@@ -234,6 +267,13 @@ def dead_exchange(facts: Facts) -> Exchange | None:
 
 def tls_fails(facts: Facts) -> bool:
     return facts.tls is not None and not facts.tls.ok
+
+
+def unjudged(facts: Facts, why: str) -> str:
+    """The skip reason of a check that cannot judge the config (WHY): with no config at all, the dead endpoint
+    (route names it) comes first, since nothing else could speak either."""
+    dead = endpoint_down(facts)
+    return f"{dead}; {why}" if dead and facts.config is None else why
 
 
 def endpoint_down(facts: Facts) -> str | None:
@@ -294,6 +334,13 @@ def location_path(d: Directive) -> str | None:
     if d.args[0] in ("~", "~*") or d.args[0].startswith("@"):
         return None
     return d.args[0]
+
+
+def last_proxy_line(loc: Directive) -> Directive | None:
+    """LOC's last ``proxy_*`` line in its own file: where a new proxy setting goes (None: at the block's end)."""
+    return next(
+        (d for d in reversed(loc.block or []) if d.name.startswith("proxy_") and d.file == loc.file), None
+    )
 
 
 def sets_upgrade(d: Directive) -> bool:
@@ -385,12 +432,29 @@ def cmd_ev(cr: CommandResult) -> Evidence:
     return Evidence(kind="command", where=f"$ {cr.display}{host}", text=body)
 
 
+def connect_ev(cp: ConnectProbe, secrets: list[str], packets: int, transport: bool = False) -> list[Evidence]:
+    """The CONNECT's last exchange and its last PACKETS packets, secrets removed (the token travels in
+    ``40{"token":…}``); TRANSPORT names the transport in the packets' heading."""
+    out = [probe_ev(ex, secrets) for ex in cp.exchanges[-1:]]
+    if cp.packets:
+        over = f" over {cp.transport}" if transport else ""
+        text = redact("\n".join(p[:300] for p in cp.packets[-packets:]), secrets)
+        out.append(Evidence(kind="probe", where=f"CONNECT {cp.namespace}{over} ({cp.where})", text=text))
+    return out
+
+
+_NAMESPACE_REFUSALS = ("invalid namespace", "unable to connect")
+
+
+def refuses_namespace(message: object) -> bool:
+    """A CONNECT refusal (``44{"message"}``) that says the namespace is unknown, not the token."""
+    return any(s in str(message).lower() for s in _NAMESPACE_REFUSALS)
+
+
 def logs_for(facts: Facts, check_id: str, kinds: tuple[str, ...] | None = None) -> list[LogEvent]:
     return [e for e in facts.logs if e.check == check_id and (kinds is None or e.kind in kinds)]
 
 
-# Error-log kinds that explain a verdict by themselves (KNOWLEDGE.md §2), shown before anything else.
-_EXPLAINING = ("no-live-upstreams", "connect-refused", "upgraded-timeout", "socketio-404")
 _VOLATILE = re.compile(
     r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d "  # error-log time
     r"|\[\d\d/\w{3}/\d{4}:[\d:]+ [+-]\d{4}\]"  # access-log time
@@ -402,7 +466,8 @@ _VOLATILE = re.compile(
 
 def _log_rank(e: LogEvent) -> int:
     if e.source == "error":
-        return 0 if e.kind in _EXPLAINING else 1
+        kind = KINDS.get(e.kind)
+        return 0 if kind is not None and kind.explains else 1
     return 2 if e.source == "backend" else 3
 
 

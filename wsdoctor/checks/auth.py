@@ -10,63 +10,83 @@ cannot send on a WebSocket, so a server that reads only the header fails browser
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from wsdoctor.checks import _util as u
-from wsdoctor.facts import ConnectProbe, Facts
-from wsdoctor.report import Evidence, Finding, Fix, Status, redact
+from wsdoctor.checks._flow import Flow, Verdict, skip
+from wsdoctor.checks._util import Place
+from wsdoctor.facts import ConnectProbe, Fact, Facts, LogEvent
+from wsdoctor.report import Evidence, Finding, Fix, Status
+from wsdoctor.routes import corrected_request
 from wsdoctor.wire.jwt import JwtInfo, fmt_time, try_decode
 
 ID = "auth"
 TITLE = "Socket.IO CONNECT with the token"
-NEEDS = ("connect", "logs", "handshake:proxy")
+NEEDS = (Fact.CONNECT, Fact.LOGS, Fact.HANDSHAKE_PROXY)
 
-_NAMESPACE_REFUSALS = ("invalid namespace", "unable to connect")
 SOON = 300.0  # seconds: a token this close to expiry is worth a word
+_FRESH_TOKEN = "Get a fresh token (log in again / re-issue it) and retry."
 
 
 def check(facts: Facts, now: datetime | None = None) -> Finding:
-    now = now or datetime.now(UTC)
-    t = facts.target
-    token = t.token
-    jwt = try_decode(token)
-    jwt_problem = _jwt_problem(jwt, now)
-    logs = u.logs_for(facts, ID)
-    cp = facts.connect
-    header_only = _header_note(facts)
+    """The flow below, the token's exp/nbf judged at NOW (the current time unless a test pins it)."""
+    when = now or datetime.now(UTC)
+    return Flow(ID, TITLE, _where, lambda f, _p: _token(f, when), _live, _combine)(facts)
 
+
+def _where(facts: Facts) -> Place:
+    """The corrected request when the CONNECT was sent for it (the client's own request misses the proxied
+    location): through the proxy, namespace "/", at the corrected path. Otherwise a Place without one."""
+    cp, c = facts.connect, facts.client
+    if cp is None or cp.where != "proxy" or cp.namespace != "/" or c is None or c.namespace == "/":
+        return Place(None)
+    fix = corrected_request(facts)
+    if fix is None or not cp.exchanges or not urlsplit(cp.exchanges[0].url).path.startswith(fix.path):
+        return Place(None)
+    return Place(fix.route, corrected=fix.path)
+
+
+# --- "config" half: what the client sends, judged without a network -----------------------------------------
+
+
+@dataclass
+class _Token:
+    jwt: JwtInfo | None  # the token decoded, never verified (None: no token, or not a JWT)
+    problem: tuple[str, str] | None  # (title, sentence) when its claims say the server must refuse it
+    expires_in: float | None  # seconds left before exp
+    header_only: str | None  # why header auth fails browsers, when the client relies on it
+
+
+def _token(facts: Facts, now: datetime) -> _Token:
+    jwt = try_decode(facts.target.token)
+    left = jwt.exp.timestamp() - now.timestamp() if jwt is not None and jwt.exp is not None else None
+    return _Token(jwt, _jwt_problem(jwt, now), left, _header_note(facts))
+
+
+# --- live half: the CONNECT with the token, and the backend's log ---------------------------------------
+
+
+@dataclass
+class _Seen:
+    connect: ConnectProbe | None
+    logs: list[LogEvent]  # backend log lines about authentication
+
+
+def _live(facts: Facts, place: Place) -> _Seen:
+    return _Seen(facts.connect, u.logs_for(facts, ID))
+
+
+# --- the verdict ----------------------------------------------------------------------------------------
+
+
+def _combine(facts: Facts, place: Place, tok: _Token, seen: _Seen) -> Verdict:
+    cp, logs, jwt, jwt_problem = seen.connect, seen.logs, tok.jwt, tok.problem
     if cp is None:
-        if jwt_problem is not None:
-            # The token's own claims decide without any network.
-            return u.finding(
-                ID,
-                Status.FAIL,
-                jwt_problem[0],
-                jwt_problem[1] + " The server will refuse it.",
-                [_jwt_ev(jwt)] + u.log_evidence(logs),
-                Fix(summary="Get a fresh token (log in again / re-issue it) and retry."),
-            )
-        reason = u.fact_reason(
-            facts, "connect", "no Socket.IO CONNECT was sent (needs --url and no --offline)"
-        )
-        if logs:
-            return u.finding(
-                ID,
-                Status.WARN,
-                "The backend log shows authentication errors",
-                f"{u.plural(len(logs), 'backend log line')} mention{'s' if len(logs) == 1 else ''} "
-                f"authentication, the last: "
-                f"{logs[-1].text.strip()[:160]}; no CONNECT was tested: {reason}.",
-                u.log_evidence(logs),
-                Fix(
-                    summary="Check the token the client sends against what the server expects (secret, expiry)."
-                ),
-            )
-        return u.skip(ID, TITLE, reason)
-
-    say = _corrected(facts, cp).say
-    ev: list[Evidence] = _connect_ev(cp, t.secrets())
+        return _unsent(facts, tok, logs)
+    token = facts.target.token
+    ev: list[Evidence] = u.connect_ev(cp, facts.target.secrets(), 8, transport=True)
     if jwt is not None:
         ev.append(_jwt_ev(jwt))
     ev += u.log_evidence(logs)
@@ -74,53 +94,38 @@ def check(facts: Facts, now: datetime | None = None) -> Finding:
 
     if cp.ok:
         if jwt_problem is not None:
-            return u.finding(
-                ID,
+            return Verdict(
                 Status.WARN,
                 "The server accepts an "
                 + ("expired" if "expired" in jwt_problem[0] else "invalid")
                 + " token",
-                say(
-                    f"CONNECT to {cp.namespace} was accepted {sent}, although {jwt_problem[1][0].lower()}"
-                    f"{jwt_problem[1][1:].rstrip('.')}: the server does not check exp/nbf."
-                ),
+                f"CONNECT to {cp.namespace} was accepted {sent}, although {jwt_problem[1][0].lower()}"
+                f"{jwt_problem[1][1:].rstrip('.')}: the server does not check exp/nbf.",
                 ev,
                 Fix(summary="Verify exp/nbf on the server (e.g. jwt.decode checks them by default)."),
             )
-        if header_only:
-            return u.finding(
-                ID,
-                Status.WARN,
-                "Header auth works here but not in browsers",
-                say(header_only),
-                ev,
-                _header_fix(),
+        if tok.header_only:
+            return Verdict(
+                Status.WARN, "Header auth works here but not in browsers", tok.header_only, ev, _header_fix()
             )
         soon = ""
-        if jwt is not None and jwt.exp is not None:
-            left = jwt.exp.timestamp() - now.timestamp()
-            if left < SOON:
-                soon = f"; the token expires in {left:.0f} s ({fmt_time(jwt.exp)})"
+        if jwt is not None and jwt.exp is not None and tok.expires_in is not None and tok.expires_in < SOON:
+            soon = f"; the token expires in {tok.expires_in:.0f} s ({fmt_time(jwt.exp)})"
         direct = (
             f"; it went straight to the backend {cp.where}, because the request through nginx fails (see route)"
             if cp.where != "proxy"
             else ""
         )
-        return u.finding(
-            ID,
+        return Verdict(
             Status.PASS,
             TITLE,
-            say(
-                f"CONNECT to namespace {cp.namespace} over {cp.transport} was accepted {sent}{soon}{direct}."
-            ),
+            f"CONNECT to namespace {cp.namespace} over {cp.transport} was accepted {sent}{soon}{direct}.",
             ev,
         )
 
     msg = cp.refused_message
-    if msg is not None and any(s in str(msg).lower() for s in _NAMESPACE_REFUSALS) and cp.namespace != "/":
-        return u.skip(
-            ID,
-            TITLE,
+    if msg is not None and u.refuses_namespace(msg) and cp.namespace != "/":
+        return skip(
             f"the server refused namespace {cp.namespace} as unknown ({msg!r}), so the token could not be tested "
             "(see client)",
             ev,
@@ -131,7 +136,7 @@ def check(facts: Facts, now: datetime | None = None) -> Finding:
         if jwt_problem is not None:
             summary += f": {jwt_problem[1][0].lower()}{jwt_problem[1][1:]}"
             title = jwt_problem[0]
-            fix = Fix(summary="Get a fresh token (log in again / re-issue it) and retry.")
+            fix = Fix(summary=_FRESH_TOKEN)
         elif not token:
             summary += ": no token was given — pass it with --token-env VAR."
             title = "The server wants a token"
@@ -145,55 +150,65 @@ def check(facts: Facts, now: datetime | None = None) -> Finding:
                 summary="Issue the token with the secret/audience the server verifies, and make sure the client "
                 "sends it in `auth: { token }`."
             )
-        if header_only:
-            summary += " " + header_only
+        if tok.header_only:
+            summary += " " + tok.header_only
             fix = _header_fix()
-        return u.finding(ID, Status.FAIL, title, say(summary.rstrip(".") + "."), ev, fix)
+        return Verdict(Status.FAIL, title, summary.rstrip(".") + ".", ev, fix)
 
     # No ack and no refusal: the CONNECT never got an answer (transport failure).
     why = u.short_error(cp.error) or "no answer to CONNECT"
     if jwt_problem is not None:
-        return u.finding(
-            ID,
+        return Verdict(
             Status.FAIL,
             jwt_problem[0],
-            say(jwt_problem[1] + f" The CONNECT itself failed: {why}."),
+            jwt_problem[1] + f" The CONNECT itself failed: {why}.",
             ev,
-            Fix(summary="Get a fresh token (log in again / re-issue it) and retry."),
+            Fix(summary=_FRESH_TOKEN),
         )
     if logs:
-        return u.finding(
-            ID,
+        return Verdict(
             Status.WARN,
             "The backend log shows authentication errors",
-            say(
-                f"The CONNECT could not be completed, {why}, and the backend log shows "
-                f"{u.plural(len(logs), 'authentication line')}, the last: {logs[-1].text.strip()[:160]}"
-            ),
+            f"The CONNECT could not be completed, {why}, and the backend log shows "
+            f"{u.plural(len(logs), 'authentication line')}, the last: {logs[-1].text.strip()[:160]}",
             ev,
             Fix(summary="Fix the transport first (see route/upstream/upgrade), then check the token."),
         )
     dead = u.endpoint_down(facts)
     if dead:
-        return u.skip(ID, TITLE, f"the CONNECT could not be sent: {dead}", ev)
+        return skip(f"the CONNECT could not be sent: {dead}", ev)
     see = (
         "sticky"
         if ("invalid session" in why.lower() or "session id unknown" in why.lower())
         else "route/upstream/upgrade"
     )
-    return u.skip(ID, TITLE, f"the CONNECT could not be completed: {why}; see {see}", ev)
+    return skip(f"the CONNECT could not be completed: {why}; see {see}", ev)
 
 
-def _corrected(facts: Facts, cp: ConnectProbe) -> u.Place:
-    """The corrected request when CP is the CONNECT gather sent for it (the client's own request misses the
-    proxied location): through the proxy, namespace "/", at the corrected path. Otherwise a Place without one."""
-    c = facts.client
-    if cp.where != "proxy" or cp.namespace != "/" or c is None or c.namespace == "/" or not cp.exchanges:
-        return u.Place(None)
-    fix = u.corrected_request(facts)
-    if fix is None or not urlsplit(cp.exchanges[0].url).path.startswith(fix.path):
-        return u.Place(None)
-    return u.Place(fix.route, corrected=fix.path)
+def _unsent(facts: Facts, tok: _Token, logs: list[LogEvent]) -> Verdict:
+    """No CONNECT was sent: the token's own claims, or the backend's log, may still decide."""
+    if tok.problem is not None:
+        return Verdict(
+            Status.FAIL,
+            tok.problem[0],
+            tok.problem[1] + " The server will refuse it.",
+            [_jwt_ev(tok.jwt)] + u.log_evidence(logs),
+            Fix(summary=_FRESH_TOKEN),
+        )
+    reason = u.fact_reason(
+        facts, Fact.CONNECT, "no Socket.IO CONNECT was sent (needs --url and no --offline)"
+    )
+    if logs:
+        return Verdict(
+            Status.WARN,
+            "The backend log shows authentication errors",
+            f"{u.plural(len(logs), 'backend log line')} mention{'s' if len(logs) == 1 else ''} "
+            f"authentication, the last: "
+            f"{logs[-1].text.strip()[:160]}; no CONNECT was tested: {reason}.",
+            u.log_evidence(logs),
+            Fix(summary="Check the token the client sends against what the server expects (secret, expiry)."),
+        )
+    return skip(reason)
 
 
 def _jwt_problem(jwt: JwtInfo | None, now: datetime) -> tuple[str, str] | None:
@@ -264,17 +279,3 @@ def _header_fix() -> Fix:
         "python-socketio: the `auth` argument of connect).",
         code="const socket = io(URL, { auth: { token }, transports: ['websocket'] });",
     )
-
-
-def _connect_ev(cp: ConnectProbe, secrets: list[str]) -> list[Evidence]:
-    """The CONNECT exchange and its packets, with the token removed (it travels in `40{"token":…}`)."""
-    out: list[Evidence] = [u.probe_ev(ex, secrets) for ex in cp.exchanges[-1:]]
-    if cp.packets:
-        out.append(
-            Evidence(
-                kind="probe",
-                where=f"CONNECT {cp.namespace} over {cp.transport} ({cp.where})",
-                text=redact("\n".join(p[:300] for p in cp.packets[-8:]), secrets),
-            )
-        )
-    return out

@@ -4,7 +4,7 @@ Once upgraded, a WebSocket is a raw tunnel that nginx never buffers or caches, w
 runbook's "buffering breaks real-time" is only true for HTTP long-polling. There, ``proxy_buffering on`` (the
 default) holds each poll answer in nginx's buffers (and spills large ones to temp files), and ``proxy_cache``
 is outright dangerous: a cached handshake hands every client the same session id. So: cache + polling fails,
-buffering + polling warns, and with websocket-only clients both are irrelevant (said so).
+buffering + polling warns, and with websocket-only clients both are irrelevant (said so). Config only.
 """
 
 from __future__ import annotations
@@ -12,8 +12,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from wsdoctor.checks import _util as u
-from wsdoctor.facts import Facts
-from wsdoctor.report import Finding, Fix, Status
+from wsdoctor.checks._flow import Flow, Verdict, reading
+from wsdoctor.checks._util import Place
+from wsdoctor.facts import Fact, Facts
+from wsdoctor.nginx import effective
+from wsdoctor.report import Fix, Status
 
 if TYPE_CHECKING:
     from wsdoctor.nginx.model import Directive
@@ -22,36 +25,28 @@ if TYPE_CHECKING:
 
 ID = "buffering"
 TITLE = "Proxy buffering and caching"
-NEEDS = ("config",)
+NEEDS = (Fact.CONFIG,)
+READS = ("proxy_buffering", "proxy_cache")
 
 
-def check(facts: Facts) -> Finding:
-    place = u.socketio_place(facts, ("proxy_buffering", "proxy_cache"))
-    r, why = place.route, place.why
-    if why:
-        return u.skip(ID, TITLE, why)
+def _config(facts: Facts, place: Place) -> Verdict:
+    r = place.route
     assert r is not None and facts.config is not None and facts.client is not None
-    from wsdoctor.nginx import effective
-
-    config = facts.config
-    loc = r.config_block if getattr(r, "config_block", None) is not None else r.location
-    version = facts.nginx_version
-    buf = effective.scalar(loc, "proxy_buffering", version)
-    cache = effective.scalar(loc, "proxy_cache", version)
+    loc = r.config_block
+    buf = effective.scalar(loc, "proxy_buffering", facts.nginx_version)
+    cache = effective.scalar(loc, "proxy_cache", facts.nginx_version)
     buffering_on = (buf.value or ["on"])[0].lower() == "on"
     cache_zone = None if not cache.value or cache.value[0].lower() == "off" else cache.value[0]
     polling = "polling" in facts.client.transports
-    shown = [d for d in (buf.directive, cache.directive) if d is not None]
-    evidence = u.cfg_lines_ev(config, [r.location, *shown])
+    evidence = u.cfg_lines_ev(
+        facts.config, [r.location, *(d for d in (buf.directive, cache.directive) if d is not None)]
+    )
     where_buf = f"at {buf.directive.where}" if buf.directive is not None else "(nginx default)"
-    label = place.lead + u.loc_label(r.location)
-    lead = place.lead
+    label = u.loc_label(r.location)
 
     if cache_zone is not None:
-        status = Status.FAIL if polling else Status.WARN
-        return u.finding(
-            ID,
-            status,
+        return Verdict(
+            Status.FAIL if polling else Status.WARN,
             f"proxy_cache {cache_zone} is in effect for Socket.IO",
             f"{label} caches responses in zone {cache_zone}"
             + (f" at {cache.directive.where}: " if cache.directive else ": ")
@@ -62,30 +57,27 @@ def check(facts: Facts) -> Finding:
             )
             + ".",
             evidence,
-            _fix(facts, r, "proxy_cache", cache.directive, "off"),
+            _fix(facts, r, "proxy_cache", cache.directive),
         )
     if buffering_on and polling:
-        return u.finding(
-            ID,
+        return Verdict(
             Status.WARN,
             "proxy_buffering is on for long-polling",
             f"{label} buffers upstream answers, proxy_buffering on {where_buf}: upgraded WebSocket tunnels are never "
             "buffered, but the polling transport's answers pass through nginx's buffers (and temp files when large); "
             "turn it off for this location.",
             evidence,
-            _fix(facts, r, "proxy_buffering", buf.directive, "off"),
+            _fix(facts, r, "proxy_buffering", buf.directive),
         )
     if buffering_on:
-        return u.finding(
-            ID,
+        return Verdict(
             Status.PASS,
             TITLE,
-            f"{lead}proxy_buffering is on {where_buf}, which does not matter: the client uses only WebSocket, and nginx "
+            f"proxy_buffering is on {where_buf}, which does not matter: the client uses only WebSocket, and nginx "
             "never buffers an upgraded tunnel.",
             evidence,
         )
-    return u.finding(
-        ID,
+    return Verdict(
         Status.PASS,
         TITLE,
         f"{label} neither buffers, proxy_buffering off {where_buf}, nor caches"
@@ -98,21 +90,15 @@ def check(facts: Facts) -> Finding:
     )
 
 
-def _fix(facts: Facts, r: Route, name: str, existing: Directive | None, value: str) -> Fix:
-    from wsdoctor.nginx.patch import Patch
-
+def _fix(facts: Facts, r: Route, name: str, existing: Directive | None) -> Fix:
+    """``NAME off;`` in the location: its own line replaced, else a new one after its last proxy_* line."""
     loc = r.location
-    p = Patch(facts.config)
-    try:
-        if existing is not None and existing.parent is loc:
-            p.replace_statement(existing, f"{name} {value};")
-        else:
-            anchor = next(
-                (d for d in reversed(loc.block or []) if d.name.startswith("proxy_") and d.file == loc.file),
-                None,
-            )
-            p.insert_in_block(loc, [f"{name} {value};"], after=anchor)
-        diff = p.diff()
-    except (ValueError, KeyError, IndexError):
-        diff = ""
-    return Fix(summary=f"Set `{name} {value};` in {u.loc_label(loc)}.", diff=diff)
+    assert loc is not None
+    anchor = u.last_proxy_line(loc)
+    return Fix(
+        summary=f"Set `{name} off;` in {u.loc_label(loc)}.",
+        diff=u.diff_of(facts.config, lambda p: u.set_in_block(p, loc, name, "off", existing, after=anchor)),
+    )
+
+
+check = Flow(ID, TITLE, reading(READS), config=_config)

@@ -9,11 +9,17 @@ handshake through the proxy shows who answered; config and probe must agree or t
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from wsdoctor.checks import _util as u
-from wsdoctor.facts import ENGINEIO_NODE, ENGINEIO_PY, NGINX, Facts, Handshake
-from wsdoctor.report import Evidence, Finding, Fix, Status
+from wsdoctor.checks._flow import Flow, Verdict, skip
+from wsdoctor.checks._util import Place
+from wsdoctor.facts import ENGINEIO_NODE, ENGINEIO_PY, NGINX, NO_CONFIG, Fact, Facts, Handshake
+from wsdoctor.nginx.routing import parse_proxy_pass
+from wsdoctor.report import Evidence, Fix, Status
+from wsdoctor.routes import proxied, route_for
 from wsdoctor.wire.client import client_code
 
 if TYPE_CHECKING:
@@ -23,29 +29,9 @@ if TYPE_CHECKING:
 
 ID = "route"
 TITLE = "Server, location and upstream URI"
-NEEDS = ("config", "handshake:proxy", "handshake:backends", "tls")
-
-_BACKENDS = (ENGINEIO_PY, ENGINEIO_NODE)
-
-
-class _Verdict:
-    """The config half's conclusion, so the live half can agree or disagree with it."""
-
-    def __init__(
-        self,
-        status: Status,
-        title: str,
-        summary: str,
-        evidence: list[Evidence],
-        fix: Fix | None,
-        predicts: str,  # "proxied", "404", "301", "return", "refused"
-    ) -> None:
-        self.status, self.title, self.summary = status, title, summary
-        self.evidence, self.fix, self.predicts = evidence, fix, predicts
-
-
+NEEDS = (Fact.CONFIG, Fact.HANDSHAKE_PROXY, Fact.HANDSHAKE_BACKENDS, Fact.TLS)
 # What the route is built on: a refused statement among these makes route wait for `syntax`.
-_READS = (
+READS = (
     "proxy_pass",
     "location",
     "listen",
@@ -60,42 +46,46 @@ _READS = (
     "set",
 )
 
+_BACKENDS = (ENGINEIO_PY, ENGINEIO_NODE)
 
-def check(facts: Facts) -> Finding:
+
+def _where(facts: Facts) -> Place:
+    """The client's own route (not the corrected one: `client` names that), unless a fact or syntax is missing."""
     why = u.client_missing(facts)
-    if why:
-        return u.skip(ID, TITLE, why)
-    hs = u.proxy_handshake(facts)
-    if facts.config is None:
-        if hs is not None:
-            return _live_only(facts, hs, u.config_missing(facts) or u.NO_CONFIG)
-        return u.skip(ID, TITLE, u.config_missing(facts) or u.NO_CONFIG)
-    r = u.route_of(facts)
-    blocked = u.syntax_blocker(facts, r, _READS) if r is not None else None
-    v = _config_verdict(facts) if blocked is None else None
-    if v is not None and v.status is not Status.PASS:
+    if why is None and facts.config is None:
+        why = u.config_missing(facts) or NO_CONFIG
+    if why is not None:
+        return Place(None, why)
+    r = route_for(facts)
+    return Place(r, u.syntax_blocker(facts, r, READS) if r is not None else None)
+
+
+def _live(facts: Facts, place: Place) -> Handshake | None:
+    """The polling handshake through the proxy: who answered the client's request."""
+    return u.proxy_handshake(facts)
+
+
+def _combine(facts: Facts, place: Place, said: Verdict | None, hs: Handshake | None) -> Verdict:
+    if facts.client is None:
+        return skip(place.why or "")
+    blocked = place.why
+    if said is not None and said.status is not Status.PASS:
         blocked = u.load_blocker(facts)  # the missing server/location may be in what could not be read
     if blocked is not None:
-        return _live_only(facts, hs, blocked) if hs is not None else u.skip(ID, TITLE, blocked)
-    assert v is not None
-    f = (
-        u.finding(ID, v.status, v.title, v.summary, v.evidence, v.fix)
-        if hs is None
-        else _combine(facts, v, hs)
-    )
+        return _live_only(facts, hs, blocked) if hs is not None else skip(blocked)
+    assert said is not None
+    v = said if hs is None else _agree(facts, said, hs)
     logs = u.logs_for(facts, ID) + u.logs_for(facts, "client")
-    if logs and f.status is not Status.PASS:
-        f.evidence += u.log_evidence(logs)  # nginx's own `open() "…/socket.io/…" failed` / 404 lines
-    return _confirm_with_error_log(facts, f)
+    if logs and v.status is not Status.PASS:
+        v = replace(v, evidence=v.evidence + u.log_evidence(logs))  # nginx's `open() "…/socket.io/…" failed`
+    return _confirm_with_error_log(facts, v)
 
 
-def _confirm_with_error_log(facts: Facts, f: Finding) -> Finding:
+def _confirm_with_error_log(facts: Facts, v: Verdict) -> Verdict:
     """An error line's `upstream: "http://…/URI"` is the URI nginx really sent: it must match the prediction."""
-    from urllib.parse import urlsplit
-
-    r = u.route_of(facts)
-    if r is None or not r.upstream_uri or not u.proxied(r):
-        return f
+    r = route_for(facts)
+    if r is None or not r.upstream_uri or not proxied(r):
+        return v
     req_path = r.uri.split("?")[0]
     predicted = r.upstream_uri.split("?")[0]
     for ev in reversed(facts.logs):
@@ -107,35 +97,32 @@ def _confirm_with_error_log(facts: Facts, f: Finding) -> Finding:
             continue
         sent = urlsplit(ev.upstream).path or "/"
         if sent == predicted:
-            f.summary = f.summary.rstrip(".") + f"; the error log confirms nginx sent {sent} upstream."
-            return f
-        return u.finding(
-            ID,
+            return replace(v, summary=v.then(f"the error log confirms nginx sent {sent} upstream."))
+        return Verdict(
             Status.FAIL,
             "Config and error log disagree on the upstream URI",
             f"The config predicts {predicted} upstream for {req_path}, but nginx logged `upstream: "
             f'"{ev.upstream}"` ({ev.file}:{ev.line_no}): the config given is not the one nginx runs.',
-            [*f.evidence, u.log_ev(ev)],
+            [*v.evidence, u.log_ev(ev)],
             Fix(
                 summary="Analyse the running config (--ssh reads `nginx -T`), or reload nginx with this one."
             ),
         )
-    return f
+    return v
 
 
 # --- config half ----------------------------------------------------------------
 
 
-def _config_verdict(facts: Facts) -> _Verdict:
-    config, c = facts.config, facts.client
-    assert config is not None and c is not None
-    r = u.route_of(facts)
-    assert r is not None
+def _config(facts: Facts, place: Place) -> Verdict:
+    """What nginx does with the client's request, and what it predicts a probe sees."""
+    config, c, r = facts.config, facts.client, place.route
+    assert config is not None and c is not None and r is not None
     path = r.uri.split("?")[0]
     req = f"GET {r.uri}"
 
     if r.server is None:
-        return _Verdict(
+        return Verdict(
             Status.FAIL,
             f"No server listens on port {c.port}",
             f"No server block listens on port {c.port} for {c.host}: {r.server_reason}; the client's connection "
@@ -151,7 +138,7 @@ def _config_verdict(facts: Facts) -> _Verdict:
 
     loc = r.location
     if r.redirect is not None:
-        return _Verdict(
+        return Verdict(
             Status.FAIL,
             f"nginx answers {path} with a 301 redirect",
             f"{u.loc_label(loc)} ends with '/' and proxies, so nginx answers {req} with 301 to {r.redirect}; a "
@@ -165,7 +152,7 @@ def _config_verdict(facts: Facts) -> _Verdict:
         )
     if r.return_status is not None:
         ret = loc.child("return")
-        return _Verdict(
+        return Verdict(
             Status.FAIL,
             f"{u.loc_name(loc)} answers `return {r.return_status}`",
             f"{req} reaches {u.loc_label(loc)}, which answers {r.return_status} itself and never proxies to a "
@@ -177,7 +164,7 @@ def _config_verdict(facts: Facts) -> _Verdict:
             "return",
         )
     if r.proxy_pass is None:
-        return _Verdict(
+        return Verdict(
             Status.FAIL,
             f"{u.loc_name(loc)} does not proxy {path}",
             f"{req} reaches {u.loc_label(loc)}, which has no proxy_pass, so nginx looks for a file under its root "
@@ -204,7 +191,7 @@ def _config_verdict(facts: Facts) -> _Verdict:
         f"{req} goes to {u.server_label(r.server)}, then {u.loc_label(loc)} — {r.location_reason} — and "
         f"upstream as {upstream}"
     )
-    return _Verdict(
+    return Verdict(
         Status.PASS, TITLE, chain + (f"; note: {notes}" if notes else "") + ".", evidence, None, "proxied"
     )
 
@@ -221,7 +208,7 @@ def _socketio_locations(server: Directive) -> list:
     return out
 
 
-def _no_location(facts: Facts, r: Route, srv_ev: list[Evidence]) -> _Verdict:
+def _no_location(facts: Facts, r: Route, srv_ev: list[Evidence]) -> Verdict:
     config, c = facts.config, facts.client
     assert config is not None and c is not None
     path = r.uri.split("?")[0]
@@ -251,7 +238,7 @@ def _no_location(facts: Facts, r: Route, srv_ev: list[Evidence]) -> _Verdict:
                 summary.rstrip(".").replace(": the request never reaches a backend", "")
                 + f"; the Socket.IO location is {u.loc_label(target)}, so the client must request {new_path}."
             )
-            return _Verdict(
+            return Verdict(
                 Status.FAIL,
                 title,
                 summary,
@@ -263,7 +250,7 @@ def _no_location(facts: Facts, r: Route, srv_ev: list[Evidence]) -> _Verdict:
                 ),
                 "404",
             )
-    return _Verdict(Status.FAIL, title, summary, evidence, _add_location_fix(facts, r), "404")
+    return Verdict(Status.FAIL, title, summary, evidence, _add_location_fix(facts, r), "404")
 
 
 def _proxy_lines(config: Config) -> list[str]:
@@ -284,47 +271,36 @@ def _proxy_lines(config: Config) -> list[str]:
 
 def _proxy_fix(facts: Facts, loc: Directive) -> Fix:
     """The location exists but serves files: make it proxy (a second `location` of that name is an error)."""
-    from wsdoctor.nginx.patch import Patch
-
     config = facts.config
-    p = Patch(config)
-    try:
-        p.insert_in_block(loc, _proxy_lines(config))
-        diff = p.diff()
-    except (ValueError, KeyError, IndexError):
-        diff = ""
+    assert config is not None
     return Fix(
         summary=f"Make {u.loc_name(loc)} proxy to the Socket.IO backends with the WebSocket headers.",
-        diff=diff,
+        diff=u.diff_of(config, lambda p: p.insert_in_block(loc, _proxy_lines(config))),
     )
 
 
 def _add_location_fix(facts: Facts, r: Route) -> Fix:
     """A location for the engine path, proxying to the config's (only) upstream, with the WebSocket headers."""
-    from wsdoctor.nginx.patch import Patch
-
-    config, c = facts.config, facts.client
-    assert config is not None and c is not None
+    config, c, server = facts.config, facts.client, r.server
+    assert config is not None and c is not None and server is not None
     prefix = c.path
     body = [f"location {prefix} {{", *("    " + x for x in _proxy_lines(config)), "}"]
-    p = Patch(config)
-    locs = r.server.children("location")
-    try:
-        if locs and locs[0].file == r.server.file:
-            ind = p.child_indent(r.server)
+    locs = server.children("location")
+
+    def edit(p):
+        if locs and locs[0].file == server.file:
+            ind = p.child_indent(server)
             p.insert_before(locs[0].file, locs[0].line, [ind + line for line in body] + [""])
         else:
-            p.insert_in_block(r.server, body, at_end=True)
-        diff = p.diff()
-    except (ValueError, KeyError, IndexError):
-        diff = ""
+            p.insert_in_block(server, body, at_end=True)
+
     return Fix(
         summary=f"Add a location for {prefix} that proxies to the Socket.IO backends with the WebSocket headers.",
-        diff=diff,
+        diff=u.diff_of(config, edit),
     )
 
 
-def _stolen(config: Config, r: Route) -> _Verdict | None:
+def _stolen(config: Config, r: Route) -> Verdict | None:
     loc = r.location
     if not u.is_regex_location(loc):
         return None
@@ -334,17 +310,10 @@ def _stolen(config: Config, r: Route) -> _Verdict | None:
     victim = max(prefixes, key=lambda d: len(u.location_path(d) or ""))
     if victim.child("proxy_pass") is None or (u.sets_upgrade(loc) and loc.child("proxy_pass") is not None):
         return None  # the regex location is the intended Socket.IO one, or the prefix one proxies nothing
-    from wsdoctor.nginx.patch import Patch
-
-    diff = ""
-    if config is not None:
-        p = Patch(config)
-        try:
-            p.replace_statement(victim, f"location ^~ {u.location_path(victim)} {{")
-            diff = p.diff()
-        except (ValueError, KeyError, IndexError):
-            diff = ""
-    return _Verdict(
+    diff = u.diff_of(
+        config, lambda p: p.replace_statement(victim, f"location ^~ {u.location_path(victim)} {{")
+    )
+    return Verdict(
         Status.FAIL,
         f"Regex {u.loc_name(loc)} takes the request from {u.loc_name(victim)}",
         f"{r.uri.split('?')[0]} matches prefix {u.loc_label(victim)}, but nginx tries regex locations after "
@@ -358,8 +327,9 @@ def _stolen(config: Config, r: Route) -> _Verdict | None:
     )
 
 
-def _broken_uri(config: Config, r: Route) -> _Verdict | None:
-    """``/chatsocket.io/`` and ``/chat//socket.io/``: the slash mismatch of the KNOWLEDGE.md table."""
+def _broken_uri(config: Config, r: Route) -> Verdict | None:
+    """``/chatsocket.io/`` and ``/chat//socket.io/``: a location and a proxy_pass URI of which only one ends in
+    '/' glue the rest of the path to the URI or double the slash."""
     up = (r.upstream_uri or "").split("?")[0]
     if not up or r.proxy_pass is None:
         return None
@@ -369,25 +339,13 @@ def _broken_uri(config: Config, r: Route) -> _Verdict | None:
         return None
     loc, pp = r.location, r.proxy_pass
     arg = pp.args[0] if pp.args else ""
-    scheme_end = arg.find("://")
-    slash = arg.find("/", scheme_end + 3 if scheme_end >= 0 else 0)
-    if slash < 0:
+    uri_part = parse_proxy_pass(arg).uri
+    if not uri_part or not uri_part.startswith("/"):
         return None
-    base, uri_part = arg[:slash], arg[slash:]
-    new_uri = uri_part + "/" if glued else uri_part.rstrip("/") or "/"
-    fixed = base + new_uri
-    diff = ""
-    if config is not None:
-        from wsdoctor.nginx.patch import Patch
-
-        p = Patch(config)
-        try:
-            p.replace_statement(pp, f"proxy_pass {fixed};")
-            diff = p.diff()
-        except (ValueError, KeyError, IndexError):
-            diff = ""
+    fixed = _with_uri(arg, uri_part + "/" if glued else uri_part.rstrip("/") or "/")
+    diff = u.diff_of(config, lambda p: p.replace_statement(pp, f"proxy_pass {fixed};"))
     what = "glues the rest of the path to it" if glued else "doubles the slash"
-    return _Verdict(
+    return Verdict(
         Status.FAIL,
         f"proxy_pass sends {up} upstream",
         f"{u.loc_label(loc)} replaces its prefix by {uri_part!r}, which {what}: the backend receives "
@@ -405,18 +363,16 @@ def _hs_ev(hs: Handshake) -> Evidence:
     return u.probe_ev(hs.exchange)
 
 
-def _combine(facts: Facts, v: _Verdict, hs: Handshake) -> Finding:
+def _agree(facts: Facts, v: Verdict, hs: Handshake) -> Verdict:
+    """The config's prediction against the handshake through the proxy."""
     ex = hs.exchange
     ev = [*v.evidence, _hs_ev(hs)]
     got = u.status_line(ex)
     if hs.ok:
         if v.predicts == "proxied":
-            summary = (
-                v.summary.rstrip(".") + f"; the handshake through the proxy was answered by {u.who(ex)}."
-            )
-            return u.finding(ID, v.status, v.title, summary, ev, v.fix)
-        return u.finding(
-            ID,
+            summary = v.then(f"the handshake through the proxy was answered by {u.who(ex)}.")
+            return Verdict(v.status, v.title, summary, ev, v.fix)
+        return Verdict(
             Status.WARN,
             "Config and live proxy disagree",
             f"The config predicts {v.predicts} for {facts.client.request_line()} ({v.title}), but the proxy "
@@ -426,24 +382,22 @@ def _combine(facts: Facts, v: _Verdict, hs: Handshake) -> Finding:
         )
     if ex.status is None:
         if v.predicts == "refused":
-            summary = v.summary.rstrip(".") + f"; live, {u.no_answer_reason(ex)}, as predicted."
-            return u.finding(ID, v.status, v.title, summary, ev, v.fix)
+            summary = v.then(f"live, {u.no_answer_reason(ex)}, as predicted.")
+            return Verdict(v.status, v.title, summary, ev, v.fix)
         return _no_answer(facts, hs, v.evidence, v)
     if ex.status in (502, 503, 504):
-        summary = (
-            v.summary.rstrip(".")
-            + f"; live, nginx answered {ex.status}: the route is right but the backends fail, see upstream."
+        summary = v.then(
+            f"live, nginx answered {ex.status}: the route is right but the backends fail, see upstream."
         )
-        return u.finding(ID, v.status, v.title, summary, ev, v.fix)
+        return Verdict(v.status, v.title, summary, ev, v.fix)
     if v.predicts != "proxied":
         agree = (v.predicts == "404" and ex.status == 404) or (v.predicts == "301" and ex.status == 301)
-        tail = f"; live, {u.who(ex)} answered {got}" + (", as predicted." if agree else ".")
-        return u.finding(ID, v.status, v.title, v.summary.rstrip(".") + tail, ev, v.fix)
+        tail = f"live, {u.who(ex)} answered {got}" + (", as predicted." if agree else ".")
+        return Verdict(v.status, v.title, v.then(tail), ev, v.fix)
     # The config says proxied, the proxy did not hand out a session.
     if ex.answered_by in _BACKENDS or (ex.answered_by != NGINX and ex.status == 404):
         return _backend_refused(facts, v, hs, ev)
-    return u.finding(
-        ID,
+    return Verdict(
         Status.FAIL,
         "Config and live proxy disagree",
         f"The config sends {facts.client.request_line()} to upstream, but nginx itself answered {got}: the config "
@@ -453,8 +407,8 @@ def _combine(facts: Facts, v: _Verdict, hs: Handshake) -> Finding:
     )
 
 
-def _backend_refused(facts: Facts, v: _Verdict, hs: Handshake, ev: list[Evidence]) -> Finding:
-    r = u.route_of(facts)
+def _backend_refused(facts: Facts, v: Verdict, hs: Handshake, ev: list[Evidence]) -> Verdict:
+    r = route_for(facts)
     assert r is not None
     ex = hs.exchange
     up = r.upstream_uri or "?"
@@ -471,7 +425,7 @@ def _backend_refused(facts: Facts, v: _Verdict, hs: Handshake, ev: list[Evidence
             f"{u.status_line(ex)}."
         )
         title = f"The backend refuses the handshake ({ex.status})"
-    return u.finding(ID, Status.FAIL, title, summary, ev, fix)
+    return Verdict(Status.FAIL, title, summary, ev, fix)
 
 
 def _find_path_fix(r: Route) -> Fix:
@@ -493,10 +447,6 @@ def _find_path_fix(r: Route) -> Fix:
 
 def _fix_from_backends(facts: Facts, r: Route) -> Fix | None:
     """When a backend answered the handshake at some path, map the location's prefix to that path."""
-    from urllib.parse import urlsplit
-
-    from wsdoctor.nginx.patch import Patch
-
     config, c = facts.config, facts.client
     if config is None or c is None or r.location is None or r.proxy_pass is None:
         return None
@@ -514,31 +464,33 @@ def _fix_from_backends(facts: Facts, r: Route) -> Fix | None:
         if not good.endswith(rest):
             continue
         uri_part = good[: len(good) - len(rest)] or "/"
-        arg = r.proxy_pass.args[0]
-        i = arg.find("://")
-        j = arg.find("/", i + 3 if i >= 0 else 0)
-        base = arg if j < 0 else arg[:j]
-        p = Patch(config)
-        try:
-            p.replace_statement(r.proxy_pass, f"proxy_pass {base}{uri_part};")
-        except (ValueError, KeyError, IndexError):
+        new = _with_uri(r.proxy_pass.args[0], uri_part)
+        diff = u.diff_of(config, lambda p, new=new: p.replace_statement(r.proxy_pass, f"proxy_pass {new};"))
+        if not diff:
             return None
         return Fix(
-            summary=f"The backends answer at {good}: `proxy_pass {base}{uri_part};` maps {lp} to {uri_part}.",
-            diff=p.diff(),
+            summary=f"The backends answer at {good}: `proxy_pass {new};` maps {lp} to {uri_part}.", diff=diff
         )
     return None
 
 
-def _live_only(facts: Facts, hs: Handshake, reason: str) -> Finding:
+def _with_uri(arg: str, uri: str) -> str:
+    """The proxy_pass URL ARG with its URI part replaced by URI (a unix: socket's URI follows a ':')."""
+    pu = parse_proxy_pass(arg)
+    base = arg[: len(arg) - len(pu.uri)] if pu.uri is not None else arg
+    if pu.host.startswith("unix:") and not base.endswith(":"):
+        base += ":"
+    return base + uri
+
+
+def _live_only(facts: Facts, hs: Handshake, reason: str) -> Verdict:
     """The probe alone decides: REASON says why the config cannot (none given, or one nginx refuses)."""
     ex = hs.exchange
     ev = [_hs_ev(hs)]
     c = facts.client
     assert c is not None
     if hs.ok:
-        return u.finding(
-            ID,
+        return Verdict(
             Status.PASS,
             TITLE,
             f"The handshake {c.request_line()} through the proxy was answered by {u.who(ex)}; the location "
@@ -549,8 +501,7 @@ def _live_only(facts: Facts, hs: Handshake, reason: str) -> Finding:
         return _no_answer(facts, hs, [], None, reason)
     if ex.status in (404, 301, 302, 400, 403):
         own_404 = ex.status == 404 and ex.answered_by == NGINX
-        return u.finding(
-            ID,
+        return Verdict(
             Status.FAIL,
             f"The proxy answers {ex.status} to the client's request",
             f"{c.request_line()} got {u.status_line(ex)} from {u.who(ex)}"
@@ -559,8 +510,7 @@ def _live_only(facts: Facts, hs: Handshake, reason: str) -> Finding:
             ev,
             Fix(summary="Run again with --nginx-conf, --nginx-dump or --ssh to get the exact config fix."),
         )
-    return u.finding(
-        ID,
+    return Verdict(
         Status.SKIP,
         TITLE,
         f"The handshake through the proxy got {u.status_line(ex)}, see upstream/tls; {reason}.",
@@ -569,8 +519,8 @@ def _live_only(facts: Facts, hs: Handshake, reason: str) -> Finding:
 
 
 def _no_answer(
-    facts: Facts, hs: Handshake, cfg_ev: list[Evidence], v: _Verdict | None, reason: str | None = None
-) -> Finding:
+    facts: Facts, hs: Handshake, cfg_ev: list[Evidence], v: Verdict | None, reason: str | None = None
+) -> Verdict:
     """No HTTP answer at all through the proxy: the one failure that names the cause (the live checks skip).
 
     Refused or unresolvable at connect: nothing listens (nginx down, wrong host/port, a firewall). Connected but
@@ -589,9 +539,8 @@ def _no_answer(
     tail = f" No config to compare with: {reason}." if reason else ""
     if ex.stage == "tls":
         if u.tls_fails(facts):
-            return u.skip(ID, TITLE, f"the TLS handshake with {c.netloc} fails: {why}, see tls", ev)
-        return u.finding(
-            ID,
+            return skip(f"the TLS handshake with {c.netloc} fails: {why}, see tls", ev)
+        return Verdict(
             Status.FAIL,
             f"The TLS handshake with {c.netloc} fails",
             f"{c.request_line()} got no HTTP answer: the TLS handshake with {c.netloc} fails, {why}.{also}{tail}",
@@ -601,8 +550,7 @@ def _no_answer(
             ),
         )
     if ex.stage in ("request", "response", "body", "upgrade", "first-frame"):
-        return u.finding(
-            ID,
+        return Verdict(
             Status.FAIL,
             f"{c.netloc} accepts connections but never answers",
             f"{c.request_line()} got no HTTP answer from {c.netloc} ({why}): something took the connection and "
@@ -614,8 +562,7 @@ def _no_answer(
                 "timeouts; keep proxy_connect_timeout short so a dead backend fails over quickly."
             ),
         )
-    return u.finding(
-        ID,
+    return Verdict(
         Status.FAIL,
         f"Nothing answers at {c.netloc}",
         f"Nothing answers at {c.netloc} ({why}): "
@@ -634,3 +581,6 @@ def _no_answer(
             "check DNS and firewalls between the client and nginx."
         ),
     )
+
+
+check = Flow(ID, TITLE, _where, _config, _live, _combine)

@@ -2,7 +2,7 @@
 
 Sticky sessions are needed only while HTTP long-polling is in use: each poll is a new HTTP request, and a
 backend that did not create the session answers 400 "Session ID unknown" / "Invalid session". With
-``transports: ['websocket']`` a session is one connection and nothing needs pinning (KNOWLEDGE.md §1). So
+``transports: ['websocket']`` a session is one connection and nothing needs pinning. So
 this fails only when polling is in the client's transports AND the upstream has several servers AND nothing
 pins a client: round robin, ``least_conn``, ``random``, or a ``hash`` on a key that is empty for Socket.IO
 (``$cookie_io``: no cookie by default; ``$arg_sid``: none at the handshake) — an empty key falls back to round
@@ -13,15 +13,24 @@ polling session kept over several requests through the proxy shows the refusals.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from wsdoctor.checks import _util as u
-from wsdoctor.facts import ENGINEIO_NODE, ENGINEIO_PY, Facts
-from wsdoctor.report import Evidence, Finding, Fix, Status
+from wsdoctor.checks._flow import Flow, Verdict, reading, skip
+from wsdoctor.checks._util import Place
+from wsdoctor.facts import ENGINEIO_NODE, ENGINEIO_PY, Fact, Facts, LogEvent, StickyProbe
+from wsdoctor.nginx.version import at_least
+from wsdoctor.report import Evidence, Fix, Status
+
+if TYPE_CHECKING:
+    from wsdoctor.nginx.model import Config, Directive
+    from wsdoctor.nginx.routing import Route
 
 ID = "sticky"
 TITLE = "Session affinity for polling"
-NEEDS = ("config", "sticky", "handshake:proxy")
+NEEDS = (Fact.CONFIG, Fact.STICKY, Fact.HANDSHAKE_PROXY)
+READS = ("upstream", "server", "hash", "ip_hash", "least_conn", "random", "sticky", "proxy_pass")
 
 PINNING_KEYS = (
     "$remote_addr",
@@ -30,14 +39,7 @@ PINNING_KEYS = (
     "$http_x_real_ip",
     "$realip_remote_addr",
 )
-
-if TYPE_CHECKING:
-    from wsdoctor.nginx.model import Config, Directive
-    from wsdoctor.nginx.routing import Route
-
 SUGGESTED = "hash $remote_addr consistent"
-# What the verdict builds on: a refused statement among these makes sticky wait for `syntax`.
-_READS = ("upstream", "server", "hash", "ip_hash", "least_conn", "random", "sticky", "proxy_pass")
 _EMPTY_KEYS = {
     "$cookie_io": "Socket.IO sets no `io` cookie unless the server enables `cookie`",
     "$arg_sid": "the handshake request has no sid yet",
@@ -53,90 +55,102 @@ _CHANGING_KEYS = {
 }
 
 
-def check(facts: Facts) -> Finding:
-    c = facts.client
-    place = u.socketio_place(facts, _READS, upstream=True)
-    r, why = place.route, place.why
-    live = (
+# --- live half: one polling session through the proxy, and the access log's refusals ----------------------
+
+
+@dataclass
+class _Seen:
+    probe: StickyProbe | None
+    refusals: list[LogEvent]  # access-log 400s on polling requests that carry a sid
+
+
+def _live(facts: Facts, place: Place) -> _Seen:
+    probe = (
         None if place.corrected else facts.sticky
     )  # the probe used the client's request, not the corrected one
-    polling = c is None or "polling" in c.transports
-    if why:
-        if live is not None:
-            return _live_only(facts, why)
-        return u.skip(ID, TITLE, why)
-    assert r is not None and c is not None and facts.config is not None
-    verdict = _config_verdict(facts, r, polling)
-    status, title, summary, evidence, fix = verdict
-    summary = place.say(summary)
-    logs = u.logs_for(facts, ID)  # access-log 400s on polling requests that carry a sid
-    evidence = evidence + u.log_evidence(logs)
+    return _Seen(probe, u.logs_for(facts, ID))
+
+
+# --- the verdict ----------------------------------------------------------------------------------------
+
+
+def _combine(facts: Facts, place: Place, said: Verdict | None, seen: _Seen) -> Verdict:
+    live = seen.probe
+    if said is None:
+        return _live_only(facts, live, place.why or "") if live is not None else skip(place.why or "")
+    assert facts.client is not None
+    polling = "polling" in facts.client.transports
+    status, title, fix = said.status, said.title, said.fix
+    evidence = said.evidence + u.log_evidence(seen.refusals)
     if live is None:
-        if logs and status is Status.PASS and polling:
-            return u.finding(
-                ID,
+        if seen.refusals and status is Status.PASS and polling:
+            return Verdict(
                 Status.WARN,
                 "The access log shows refused polling sessions",
-                f"{summary.rstrip('.')}, but the access log has {u.plural(len(logs), 'polling request')} with a sid "
-                "answered 400: sessions did change backend (nginx behind another balancer, or a backend restart).",
+                said.then(
+                    f"the access log has {u.plural(len(seen.refusals), 'polling request')} with a sid answered 400: "
+                    "sessions did change backend (nginx behind another balancer, or a backend restart).",
+                    ", but ",
+                ),
                 evidence,
                 Fix(
                     summary="Run with the live probes (no --offline) to see whether sessions stay on one backend now."
                 ),
             )
-        return u.finding(ID, status, title, summary, evidence, fix)
+        return Verdict(status, title, said.summary, evidence, fix)
 
     ev = evidence + [u.probe_ev(ex) for ex in live.refused[:2]]
     if live.refused:
-        first = live.refused[0]
         refused = (
             f"live: {len(live.refused)} of {live.requests} polling requests of one session were refused with "
-            f"{u.status_line(first)}"
+            f"{u.status_line(live.refused[0])}"
         )
         if not polling:
-            return u.finding(
-                ID,
+            assert place.route is not None
+            return Verdict(
                 Status.WARN,
                 "Polling sessions break through this proxy",
                 f"The client uses only WebSocket, so it is not affected, but {refused}: any client on the default "
                 "transports (polling first) fails.",
                 ev,
-                fix or _fix(facts, r, "round robin"),
+                fix or _fix(facts, place.route, "round robin"),
             )
         if status is Status.FAIL:
-            return u.finding(
-                ID, Status.FAIL, title, f"{summary.rstrip('.')}; {refused}, as predicted.", ev, fix
-            )
-        return u.finding(
-            ID,
+            return Verdict(Status.FAIL, title, said.then(f"{refused}, as predicted."), ev, fix)
+        return Verdict(
             Status.FAIL,
             "Config and live proxy disagree: sessions are not sticky",
-            f"{summary.rstrip('.')}, but {refused}: nginx is probably behind another balancer or runs another config.",
+            said.then(
+                f"{refused}: nginx is probably behind another balancer or runs another config.", ", but "
+            ),
             ev,
             fix,
         )
     if live.ok and live.requests:
         ok = f"live: {live.requests} polling requests of one session were all accepted"
         if status is Status.FAIL:
-            return u.finding(
-                ID,
+            return Verdict(
                 Status.WARN,
                 "Config and live proxy disagree on stickiness",
-                f"{summary.rstrip('.')}, but {ok}: luck with few servers, or the running config differs.",
+                said.then(f"{ok}: luck with few servers, or the running config differs.", ", but "),
                 ev + [u.probe_ev(ex) for ex in live.exchanges[:1]],
                 fix,
             )
-        return u.finding(ID, status, title, f"{summary.rstrip('.')}; {ok}.", ev, fix)
+        return Verdict(status, title, said.then(f"{ok}."), ev, fix)
     if live.error:
         dead = u.endpoint_down(facts)
         failed = f"live, {dead}" if dead else f"the live probe failed: {u.short_error(live.error)}"
-        return u.finding(ID, status, title, f"{summary.rstrip('.')}; {failed}.", ev, fix)
-    return u.finding(ID, status, title, summary, ev, fix)
+        return Verdict(status, title, said.then(f"{failed}."), ev, fix)
+    return Verdict(status, title, said.summary, ev, fix)
 
 
-def _config_verdict(facts: Facts, r: Route, polling: bool):
-    config = facts.config
-    c = facts.client
+# --- config half: the balancing method against the transports and the servers ---------------------------
+
+
+def _config(facts: Facts, place: Place) -> Verdict:
+    r, config, c = place.route, facts.config, facts.client
+    assert r is not None and config is not None and c is not None
+    polling = "polling" in c.transports
     up = r.upstream
     servers = r.upstream_servers
     if up is not None:  # servers marked down or backup take no share of the sessions
@@ -150,7 +164,7 @@ def _config_verdict(facts: Facts, r: Route, polling: bool):
         ev = u.cfg_lines_ev(config, [r.proxy_pass])
     name = r.upstream_name or r.upstream_target
     if not polling:
-        return (
+        return Verdict(
             Status.PASS,
             TITLE,
             f"The client uses only the websocket transport ({', '.join(c.transports)}): a session is one connection, "
@@ -159,7 +173,7 @@ def _config_verdict(facts: Facts, r: Route, polling: bool):
             None,
         )
     if up is not None and not servers:
-        return (
+        return Verdict(
             Status.PASS,
             TITLE,
             f"upstream {name} has no usable server (see upstream): nothing to pin.",
@@ -167,7 +181,7 @@ def _config_verdict(facts: Facts, r: Route, polling: bool):
             None,
         )
     if up is None or len(servers) <= 1:
-        return (
+        return Verdict(
             Status.PASS,
             TITLE,
             f"{name} is a single server ({', '.join(servers) or 'one address'}): every request of a session reaches it.",
@@ -177,7 +191,7 @@ def _config_verdict(facts: Facts, r: Route, polling: bool):
     bal = _balancers(up)
     n = len(servers)
     if not bal:
-        return (
+        return Verdict(
             Status.FAIL,
             f"Round robin over {n} servers breaks polling sessions",
             f"upstream {name} ({up.where}) spreads requests round robin over {n} servers, and the client polls "
@@ -191,7 +205,7 @@ def _config_verdict(facts: Facts, r: Route, polling: bool):
     if method == "ip_hash":
         behind = _behind_proxy(config)
         if behind:
-            return (
+            return Verdict(
                 Status.WARN,
                 "ip_hash behind another proxy pins everyone to one backend",
                 f"upstream {name} uses ip_hash ({d.where}), but nginx sits behind another proxy ({behind[0]}) "
@@ -200,7 +214,7 @@ def _config_verdict(facts: Facts, r: Route, polling: bool):
                 ev + u.cfg_lines_ev(config, behind[1]),
                 _realip_fix(facts, behind),
             )
-        return (
+        return Verdict(
             Status.PASS,
             TITLE,
             f"upstream {name} pins clients with ip_hash ({d.where}; first three IPv4 octets): a polling session "
@@ -212,7 +226,7 @@ def _config_verdict(facts: Facts, r: Route, polling: bool):
         key = d.args[0] if d.args else ""
         bad = _bad_key(key)
         if bad:
-            return (
+            return Verdict(
                 Status.FAIL,
                 f"hash {key} does not pin Socket.IO sessions",
                 f"upstream {name} hashes on {key} ({d.where}), but {bad[1]}; "
@@ -225,7 +239,7 @@ def _config_verdict(facts: Facts, r: Route, polling: bool):
                 ev,
                 _fix(facts, r, f"hash {key}", d),
             )
-        return (
+        return Verdict(
             Status.PASS,
             TITLE,
             f"upstream {name} pins clients with `hash {' '.join(d.args)}` ({d.where}) over {n} servers.",
@@ -233,14 +247,12 @@ def _config_verdict(facts: Facts, r: Route, polling: bool):
             None,
         )
     if method == "sticky":
-        from wsdoctor.nginx.version import at_least
-
         v = facts.nginx_version
         ok = at_least(v, (1, 29, 6)) if v else None
         extra = "" if ok else "; open-source nginx has `sticky` only from 1.29.6, older needs NGINX Plus"
-        return (Status.PASS, TITLE, f"upstream {name} uses `sticky` ({d.where}){extra}.", ev, None)
+        return Verdict(Status.PASS, TITLE, f"upstream {name} uses `sticky` ({d.where}){extra}.", ev)
     # least_conn, random, least_time: load balancing, not affinity.
-    return (
+    return Verdict(
         Status.FAIL,
         f"{method} over {n} servers breaks polling sessions",
         f"upstream {name} balances with {method} ({d.where}), which does not pin a client, and the client polls: "
@@ -331,62 +343,40 @@ def _behind_proxy(config: Config) -> tuple[str, list] | None:
 
 
 def _fix(facts: Facts, r: Route, what: str, existing: Directive | None = None) -> Fix:
-    from wsdoctor.nginx.patch import Patch
-
     up = r.upstream
-    p = Patch(facts.config)
-    try:
+    assert up is not None
+
+    def edit(p):
         if existing is not None:
             p.replace_statement(existing, f"{SUGGESTED};")
         else:
             p.insert_in_block(up, [f"{SUGGESTED};"])
-        diff = p.diff()
-    except (ValueError, KeyError, IndexError):
-        diff = ""
+
     return Fix(
         summary=(f"Add `{SUGGESTED}` to" if existing is None else f"Replace {what} by `{SUGGESTED}` in")
         + f" upstream {r.upstream_name} (or make the client use "
         "transports: ['websocket'], which needs no affinity).",
-        diff=diff,
+        diff=u.diff_of(facts.config, edit),
     )
 
 
-def _realip_fix(facts: Facts, behind) -> Fix:
-    from wsdoctor.nginx.patch import Patch
-
+def _realip_fix(facts: Facts, behind: tuple[str, list]) -> Fix:
     config = facts.config
-    http = config.http()
-    p = Patch(config)
-    diff = ""
-    if http is not None:
-        try:
-            p.insert_in_block(
-                http,
-                [
-                    "set_real_ip_from 10.0.0.0/8;  # wsdoctor: the address range of the proxy in front of nginx",
-                    "real_ip_header X-Forwarded-For;",
-                ]
-                if behind[0] != "real_ip_header is set"
-                else [
-                    "set_real_ip_from 10.0.0.0/8;  # wsdoctor: the address range of the proxy in front of nginx"
-                ],
-            )
-            diff = p.diff()
-        except (ValueError, KeyError, IndexError):
-            diff = ""
+    http = config.http() if config is not None else None
+    lines = ["set_real_ip_from 10.0.0.0/8;  # wsdoctor: the address range of the proxy in front of nginx"]
+    if behind[0] != "real_ip_header is set":
+        lines.append("real_ip_header X-Forwarded-For;")
     return Fix(
         summary="Tell nginx the real client address (set_real_ip_from the front proxy's range + real_ip_header), "
         "so ip_hash pins real clients; adjust the address range.",
-        diff=diff,
+        diff=u.diff_of(config, lambda p: p.insert_in_block(http, lines)) if http is not None else "",
     )
 
 
-def _live_only(facts: Facts, why: str) -> Finding:
-    live = facts.sticky
-    assert live is not None
+def _live_only(facts: Facts, live: StickyProbe, why: str) -> Verdict:
+    """The config cannot be judged (WHY): the polling session through the proxy alone speaks."""
     if live.refused:
-        return u.finding(
-            ID,
+        return Verdict(
             Status.FAIL,
             "Polling sessions are refused through the proxy",
             f"{len(live.refused)} of {live.requests} polling requests of one session were refused with "
@@ -398,15 +388,14 @@ def _live_only(facts: Facts, why: str) -> Finding:
             ),
         )
     if live.ok and live.requests:
-        return u.finding(
-            ID,
+        return Verdict(
             Status.PASS,
             TITLE,
             f"{live.requests} polling requests of one session were all accepted; the config cannot be judged: {why}.",
         )
-    dead = u.endpoint_down(facts)
-    if dead:
-        return u.skip(ID, TITLE, f"{dead}; {why}" if facts.config is None else why)
-    return u.skip(
-        ID, TITLE, f"{why}; the sticky probe did not finish: {u.short_error(live.error) or 'no requests'}"
-    )
+    if u.endpoint_down(facts):
+        return skip(u.unjudged(facts, why))
+    return skip(f"{why}; the sticky probe did not finish: {u.short_error(live.error) or 'no requests'}")
+
+
+check = Flow(ID, TITLE, reading(READS, upstream=True), _config, _live, _combine)

@@ -13,11 +13,15 @@ takes any number of names) is a warning. The other checks do not judge a directi
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from wsdoctor.checks import _util as u
-from wsdoctor.facts import Facts
-from wsdoctor.report import Evidence, Finding, Fix, Status
+from wsdoctor.checks._args import statement_lines
+from wsdoctor.checks._flow import Flow, Verdict, skip
+from wsdoctor.checks._util import Place
+from wsdoctor.facts import NO_CONFIG, CommandResult, Fact, Facts
+from wsdoctor.report import Evidence, Fix, Status
 
 if TYPE_CHECKING:
     from wsdoctor.nginx.model import Config, Directive
@@ -25,49 +29,76 @@ if TYPE_CHECKING:
 
 ID = "syntax"
 TITLE = "Configuration accepted by nginx"
-NEEDS = ("config", "commands", "version")
+NEEDS = (Fact.CONFIG, Fact.COMMANDS, Fact.VERSION)
 
 MAX_SHOWN = 8
+NGINX_T = "nginx -t"
 
 
-def check(facts: Facts) -> Finding:
+def _where(facts: Facts) -> Place:
+    if facts.config is None and NGINX_T not in facts.commands:
+        return Place(None, u.config_missing(facts) or NO_CONFIG)
+    return Place(None)
+
+
+# --- config half: what the loader and the argument table refuse -----------------------------------------
+
+
+@dataclass
+class _Said:
+    problems: list[str] = field(default_factory=list)  # "file:line: what nginx says", refused
+    warnings: list[str] = field(default_factory=list)  # accepted, but not as meant (a glued statement)
+    evidence: list[Evidence] = field(default_factory=list)
+
+
+def _config(facts: Facts, place: Place) -> _Said:
     config = facts.config
-    test = facts.commands.get("nginx -t")
-    if config is None and test is None:
-        return u.skip(ID, TITLE, u.config_missing(facts) or u.NO_CONFIG)
-
-    evidence: list[Evidence] = []
-    problems: list[str] = []
-    warnings: list[str] = []
-    if config is not None:
-        for e in config.errors:
-            problems.append(f"{e.where}: {e.message}")
-            if len(evidence) < MAX_SHOWN:
-                text = config.excerpt(e.file, e.line, 1, 1) if e.line else ""
-                evidence.append(
-                    Evidence(
-                        kind="config",
-                        where=e.where,
-                        text=(text + "\n" if text else "") + e.message,
-                        highlight=(e.line,) if e.line else (),
-                    )
+    said = _Said()
+    if config is None:
+        return said
+    for e in config.errors:
+        said.problems.append(f"{e.where}: {e.message}")
+        if len(said.evidence) < MAX_SHOWN:
+            text = config.excerpt(e.file, e.line, 1, 1) if e.line else ""
+            said.evidence.append(
+                Evidence(
+                    kind="config",
+                    where=e.where,
+                    text=(text + "\n" if text else "") + e.message,
+                    highlight=(e.line,) if e.line else (),
                 )
-        for d, why, severity in u.syntax_problems(facts):
-            (problems if severity == "fail" else warnings).append(f"{d.where}: {why}")
-            if len(evidence) < MAX_SHOWN:
-                evidence.append(
-                    Evidence(
-                        kind="config",
-                        where=d.where,
-                        text=config.excerpt(d.file, d.line, 1, _span(config, d)) + "\n" + why,
-                        highlight=(d.line,),
-                    )
+            )
+    for d, why, severity in u.syntax_problems(facts):
+        (said.problems if severity == "fail" else said.warnings).append(f"{d.where}: {why}")
+        if len(said.evidence) < MAX_SHOWN:
+            said.evidence.append(
+                Evidence(
+                    kind="config",
+                    where=d.where,
+                    text=config.excerpt(d.file, d.line, 1, _span(config, d)) + "\n" + why,
+                    highlight=(d.line,),
                 )
+            )
+    return said
 
+
+# --- live half: `nginx -t` where nginx runs ---------------------------------------------------------------
+
+
+def _live(facts: Facts, place: Place) -> CommandResult | None:
+    return facts.commands.get(NGINX_T)
+
+
+# --- the verdict ----------------------------------------------------------------------------------------
+
+
+def _combine(facts: Facts, place: Place, said: _Said | None, test: CommandResult | None) -> Verdict:
+    if said is None:
+        return skip(place.why or "")
+    config, problems, warnings = facts.config, said.problems, said.warnings
+    evidence = said.evidence + ([u.cmd_ev(test)] if test is not None else [])
     test_failed = test is not None and test.error is None and test.exit_status not in (0, None)
     test_ok = test is not None and test.error is None and test.exit_status == 0
-    if test is not None:
-        evidence.append(u.cmd_ev(test))
 
     if problems or test_failed:
         first = problems[0] if problems else _first_emerg(test.stderr if test else "")
@@ -80,8 +111,7 @@ def check(facts: Facts) -> Finding:
         elif test_failed:
             summary = f"`nginx -t` fails: {first}"
         elif test_ok and problems:
-            return u.finding(
-                ID,
+            return Verdict(
                 Status.WARN,
                 "The analysed config has errors that nginx -t does not",
                 f"{first}, but `nginx -t` on the proxy succeeds: the config analysed differs from the running one, "
@@ -90,8 +120,7 @@ def check(facts: Facts) -> Finding:
                 Fix(summary="Analyse the running config with --ssh (it reads `nginx -T`)."),
             )
         semi = _semicolon_fix(facts) if problems else None
-        return u.finding(
-            ID,
+        return Verdict(
             Status.FAIL,
             f"nginx would refuse {first.split(': ', 1)[0]}" if problems else "`nginx -t` fails",
             summary + ".",
@@ -103,8 +132,8 @@ def check(facts: Facts) -> Finding:
             ),
         )
     if warnings:
-        return u.finding(
-            ID,
+        semi = _semicolon_fix(facts)
+        return Verdict(
             Status.WARN,
             "A missing ';' joins two statements",
             f"{warnings[0]}; nginx accepts it, but not as meant"
@@ -112,7 +141,7 @@ def check(facts: Facts) -> Finding:
             + ".",
             evidence,
             Fix(
-                summary=(semi[0] if (semi := _semicolon_fix(facts)) else "End the statement with ';'.")
+                summary=(semi[0] if semi else "End the statement with ';'.")
                 + " Then run `nginx -t` and reload.",
                 diff=semi[1] if semi else "",
             ),
@@ -124,10 +153,11 @@ def check(facts: Facts) -> Finding:
     )
     summary = f"{where} parsed without errors"
     if test_ok:
+        assert test is not None
         summary += f"; `nginx -t` succeeds{' on ' + test.host if test.host not in ('', 'local') else ''}"
     elif test is not None and test.error:
         summary += f"; `nginx -t` could not run: {test.error}"
-    return u.finding(ID, Status.PASS, TITLE, summary + ".", evidence if test_ok else [])
+    return Verdict(Status.PASS, TITLE, summary + ".", evidence if test_ok else [])
 
 
 def _first_emerg(stderr: str) -> str:
@@ -142,28 +172,27 @@ _MISSING = re.compile(r'a missing ";" at the end of line (\d+)')
 
 def _semicolon_fix(facts: Facts) -> tuple[str, str] | None:
     """(summary, diff) ending every statement a missing ';' glued to the next, or None when none did."""
-    from wsdoctor.nginx.patch import Patch
-
     config = facts.config
     if config is None:
         return None
-    p = Patch(config)
-    done: list[str] = []
+    ends: list[tuple[str, int, str]] = []  # (file, line, the line ended with ';')
     for d, why, _severity in u.syntax_problems(facts):
         m = _MISSING.search(why)
-        if m is None:
+        lines = config.lines(d.file)
+        if m is None or not 0 < int(m.group(1)) <= len(lines):
             continue
         line = int(m.group(1))
-        text = p.line_text(d.file, line)
-        code, comment = _split_comment(text)
-        try:
-            p.replace_line(d.file, line, [code.rstrip() + ";" + (" " + comment if comment else "")])
-        except (ValueError, KeyError, IndexError):
-            continue
-        done.append(f"{d.file}:{line}")
-    if not done:
+        code, comment = _split_comment(lines[line - 1].rstrip("\r"))
+        ends.append((d.file, line, code.rstrip() + ";" + (" " + comment if comment else "")))
+    if not ends:
         return None
-    return f"End the statement at {', '.join(done)} with ';'.", p.diff()
+
+    def edit(p):
+        for file, line, text in ends:
+            p.replace_line(file, line, [text])
+
+    done = ", ".join(f"{file}:{line}" for file, line, _text in ends)
+    return f"End the statement at {done} with ';'.", u.diff_of(config, edit)
 
 
 def _split_comment(text: str) -> tuple[str, str]:
@@ -187,10 +216,8 @@ def _split_comment(text: str) -> tuple[str, str]:
 
 def _span(config: Config, d: Directive) -> int:
     """Lines after D's first that its statement covers (a glued statement is shown whole), at least 1."""
-    from wsdoctor.nginx.patch import Patch
+    span = statement_lines(config, d)
+    return 1 if span is None else max(1, span[1] - span[0])
 
-    try:
-        first, _c, last, _e = Patch(config).statement_span(d)
-    except (ValueError, KeyError, IndexError):
-        return 1
-    return max(1, last - first)
+
+check = Flow(ID, TITLE, _where, _config, _live, _combine)

@@ -11,37 +11,142 @@ connection`` lines are the drops.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from wsdoctor.checks import _util as u
-from wsdoctor.facts import Facts, HoldProbe
-from wsdoctor.report import Evidence, Finding, Fix, Status
+from wsdoctor.checks._flow import Flow, Problem, Verdict, problems_text, reading, skip, worst
+from wsdoctor.checks._util import Place
+from wsdoctor.facts import Fact, Facts, HoldProbe, LogEvent
+from wsdoctor.nginx import effective
+from wsdoctor.nginx.effective import Setting, parse_duration
+from wsdoctor.report import Evidence, Fix, Status
 
 if TYPE_CHECKING:
-    from wsdoctor.nginx.effective import Setting
+    from wsdoctor.nginx.model import Directive
     from wsdoctor.nginx.routing import Route
 
 
 ID = "timeout"
 TITLE = "Proxy timeouts vs pingInterval"
-NEEDS = ("config", "handshake:proxy", "handshake:backends", "hold", "logs")
+NEEDS = (Fact.CONFIG, Fact.HANDSHAKE_PROXY, Fact.HANDSHAKE_BACKENDS, Fact.HOLD, Fact.LOGS)
+READS = ("proxy_read_timeout", "proxy_send_timeout", "proxy_connect_timeout")
 
 CONNECT_MAX = 75.0  # nginx: "cannot usually exceed 75 seconds"
 CONNECT_SUGGESTED = "5s"
 LONG_READ = 3600.0  # above this a read timeout only keeps dead peers' sockets around
 MARGIN = 5.0  # seconds of slack a ping needs over the network
+# Idle tunnels closed by nginx's timer; "recv() failed … while proxying upgraded connection" is a peer reset.
+_DROPS = ("upgraded-timeout", "101-idle-timeout")
 
 
-def check(facts: Facts) -> Finding:
-    place = u.socketio_place(facts, ("proxy_read_timeout", "proxy_send_timeout", "proxy_connect_timeout"))
-    r, why = place.route, place.why
+# --- config half: the effective timeouts against the server's ping -------------------------------------
+
+
+@dataclass
+class _Said:
+    route: Route
+    read: Setting
+    read_s: float | None
+    read_text: str
+    ping: float
+    ping_text: str
+    problems: list[Problem]  # each with its edit: (directive name, existing directive or None, new value)
+    notes: list[str]
+    evidence: list[Evidence]
+
+    def read_edit(self) -> tuple[str, Directive | None, str]:
+        return ("proxy_read_timeout", self.read.directive, u.nginx_duration(max(60.0, 2 * self.ping)))
+
+
+def _config(facts: Facts, place: Place) -> _Said:
+    r = place.route
+    assert r is not None and facts.config is not None
+    loc = r.config_block
+    ping, ping_src = u.ping_interval(facts)
+    read = effective.scalar(loc, "proxy_read_timeout", facts.nginx_version)
+    connect = effective.scalar(loc, "proxy_connect_timeout", facts.nginx_version)
+    read_s, connect_s = _seconds(read), _seconds(connect)
+    evidence = u.cfg_lines_ev(
+        facts.config, [r.location, *(s.directive for s in (read, connect) if s.directive)]
+    )
+    said = _Said(
+        r,
+        read,
+        read_s,
+        _setting_text("proxy_read_timeout", read, read_s),
+        ping,
+        f"pingInterval {u.human_seconds(ping)} ({ping_src})",
+        [],
+        [],
+        evidence,
+    )
+    read_text, ping_text = said.read_text, said.ping_text
+    if read_s is not None and read_s <= ping:
+        said.problems.append(
+            Problem(
+                Status.FAIL,
+                f"proxy_read_timeout {u.human_seconds(read_s)} is shorter than the server's ping",
+                f"nginx closes a tunnel after {read_text} without traffic, but the server only pings every "
+                f"{ping_text}: idle clients are dropped every {u.human_seconds(read_s)}.",
+                said.read_edit(),
+            )
+        )
+    elif read_s is not None and read_s < ping + MARGIN:
+        said.problems.append(
+            Problem(
+                Status.WARN,
+                f"proxy_read_timeout {u.human_seconds(read_s)} leaves little room over the ping",
+                f"{read_text} is only {read_s - ping:.1f} s longer than {ping_text}: a ping delayed by the network "
+                "drops the tunnel.",
+                said.read_edit(),
+            )
+        )
+    if connect_s is not None and connect_s > CONNECT_MAX:
+        said.problems.append(
+            Problem(
+                Status.WARN,
+                f"proxy_connect_timeout {u.human_seconds(connect_s)} is absurd",
+                f"{_setting_text('proxy_connect_timeout', connect, connect_s)}: nginx documents it 'cannot usually "
+                "exceed 75 seconds', and a huge value only delays failover to the next server when a backend is down; "
+                f"keep it at a few seconds.",
+                ("proxy_connect_timeout", connect.directive, CONNECT_SUGGESTED),
+            )
+        )
+    if read_s is not None and read_s >= LONG_READ:
+        said.notes.append(
+            f"a read timeout of {u.human_seconds(read_s)} is harmless but keeps dead peers' sockets that long; "
+            "Socket.IO's ping/pong already detects them"
+        )
+    return said
+
+
+# --- live half: a held tunnel and the error log's drops ---------------------------------------------------
+
+
+@dataclass
+class _Seen:
+    hold: HoldProbe | None
+    drops: list[LogEvent]
+    evidence: list[Evidence]
+
+
+def _live(facts: Facts, place: Place) -> _Seen:
     hold = None if place.corrected else facts.hold  # the held tunnel used the client's request, not this one
-    # Idle tunnels closed by nginx's timer; "recv() failed … while proxying upgraded connection" is a peer reset.
-    logs = u.logs_for(facts, ID, ("upgraded-timeout", "101-idle-timeout"))
-    if why:
+    drops = u.logs_for(facts, ID, _DROPS)
+    evidence = ([_hold_ev(hold)] if hold is not None else []) + (u.log_evidence(drops) if drops else [])
+    return _Seen(hold, drops, evidence)
+
+
+# --- the verdict ----------------------------------------------------------------------------------------
+
+
+def _combine(facts: Facts, place: Place, said: _Said | None, seen: _Seen) -> Verdict:
+    hold = seen.hold
+    if said is None:
+        why = place.why or ""
         if hold is not None and hold.closed:
-            return u.finding(
-                ID,
+            return Verdict(
                 Status.FAIL,
                 f"The tunnel dropped after {hold.held_for:.1f} s",
                 f"A WebSocket held open through the proxy closed after {hold.held_for:.1f} s, "
@@ -49,116 +154,31 @@ def check(facts: Facts) -> Finding:
                 [_hold_ev(hold)],
                 Fix(summary="Give the nginx config (--nginx-conf/--ssh) to see which timeout closed it."),
             )
-        dead = u.endpoint_down(facts)
-        return u.skip(ID, TITLE, f"{dead}; {why}" if dead and facts.config is None else why)
-    assert r is not None and facts.config is not None
-    from wsdoctor.nginx import effective
+        return skip(u.unjudged(facts, why))
 
-    config = facts.config
-    loc = r.config_block if getattr(r, "config_block", None) is not None else r.location
-    version = facts.nginx_version
-    ping, ping_src = u.ping_interval(facts)
-    read = effective.scalar(loc, "proxy_read_timeout", version)
-    connect = effective.scalar(loc, "proxy_connect_timeout", version)
-    read_s = _seconds(read)
-    connect_s = _seconds(connect)
-    evidence = u.cfg_lines_ev(config, [r.location, *(s.directive for s in (read, connect) if s.directive)])
-    ping_text = f"pingInterval {u.human_seconds(ping)} ({ping_src})"
-    read_text = _setting_text("proxy_read_timeout", read, read_s)
-
-    problems: list[tuple[Status, str, str]] = []  # (status, title, sentence)
-    edits: list[tuple[str, object, str]] = []  # (directive name, existing directive or None, new value)
-
-    if read_s is not None and read_s <= ping:
-        problems.append(
-            (
-                Status.FAIL,
-                f"proxy_read_timeout {u.human_seconds(read_s)} is shorter than the server's ping",
-                f"nginx closes a tunnel after {read_text} without traffic, but the server only pings every "
-                f"{ping_text}: idle clients are dropped every {u.human_seconds(read_s)}.",
-            )
-        )
-        edits.append(("proxy_read_timeout", read.directive, u.nginx_duration(max(60.0, 2 * ping))))
-    elif read_s is not None and read_s < ping + MARGIN:
-        problems.append(
-            (
-                Status.WARN,
-                f"proxy_read_timeout {u.human_seconds(read_s)} leaves little room over the ping",
-                f"{read_text} is only {read_s - ping:.1f} s longer than {ping_text}: a ping delayed by the network "
-                "drops the tunnel.",
-            )
-        )
-        edits.append(("proxy_read_timeout", read.directive, u.nginx_duration(max(60.0, 2 * ping))))
-
-    if connect_s is not None and connect_s > CONNECT_MAX:
-        problems.append(
-            (
-                Status.WARN,
-                f"proxy_connect_timeout {u.human_seconds(connect_s)} is absurd",
-                f"{_setting_text('proxy_connect_timeout', connect, connect_s)}: nginx documents it 'cannot usually "
-                "exceed 75 seconds', and a huge value only delays failover to the next server when a backend is down; "
-                f"keep it at a few seconds.",
-            )
-        )
-        edits.append(("proxy_connect_timeout", connect.directive, CONNECT_SUGGESTED))
-
-    # Live: a held tunnel and the error log.
-    live_ev: list[Evidence] = []
-    live_fail: str | None = None
-    live_ok: str | None = None
-    if hold is not None:
-        live_ev.append(_hold_ev(hold))
-        if hold.closed:
-            near = read_s is not None and abs(hold.held_for - read_s) <= max(1.5, 0.2 * read_s)
-            live_fail = (
-                f"a tunnel held through the proxy closed after {hold.held_for:.1f} s, {_close_text(hold)}"
-                + (f", matching {read_text}" if near else "")
-            )
-            if not near:
-                live_fail += (
-                    f" — not nginx's {read_text}: look at a load balancer in front (cloud LBs idle out at "
-                    "30–60 s) or at the server"
-                )
-        elif hold.error is None and hold.held_for > 0:
-            live_ok = f"a tunnel held {hold.held_for:.0f} s stayed open ({hold.pings} pings answered)"
-    if logs:
-        live_ev += u.log_evidence(logs)
-        if live_fail is None:
-            live_fail = (
-                f"the error log shows {u.plural(len(logs), 'tunnel')} closed by a timeout while proxying"
-            )
-
-    notes: list[str] = []
-    if read_s is not None and read_s >= LONG_READ:
-        notes.append(
-            f"a read timeout of {u.human_seconds(read_s)} is harmless but keeps dead peers' sockets that long; "
-            "Socket.IO's ping/pong already detects them"
-        )
-
-    fix = _fix(facts, r, edits) if edits else None
-    if live_fail and not any(p[0] is Status.FAIL for p in problems):
-        title = "The tunnel is dropped"
-        summary = place.say(
-            f"{read_text} and {ping_text} should keep the tunnel alive, but {live_fail}."
+    live_fail, live_ok = _live_clauses(said, seen)
+    problems, r = said.problems, said.route
+    evidence = said.evidence + seen.evidence
+    fix = _fix(facts, r, [p.edit for p in problems]) if problems else None
+    if live_fail and not any(p.status is Status.FAIL for p in problems):
+        summary = (
+            f"{said.read_text} and {said.ping_text} should keep the tunnel alive, but {live_fail}."
             if not problems
-            else f"{problems[0][2]} And {live_fail}."
+            else f"{problems[0].sentence} And {live_fail}."
         )
         if (
             fix is None
-            and read_s is not None
+            and said.read_s is not None
             and hold is not None
             and hold.closed
-            and read_s <= hold.held_for + 1.5
+            and said.read_s <= hold.held_for + 1.5
         ):
-            fix = _fix(
-                facts, r, [("proxy_read_timeout", read.directive, u.nginx_duration(max(60.0, 2 * ping)))]
-            )
-        return u.finding(
-            ID,
+            fix = _fix(facts, r, [said.read_edit()])
+        return Verdict(
             Status.FAIL,
-            title,
+            "The tunnel is dropped",
             summary,
-            evidence + live_ev,
+            evidence,
             fix
             or Fix(
                 summary="Find what closes the tunnel: a load balancer in front of nginx with a shorter idle "
@@ -166,30 +186,55 @@ def check(facts: Facts) -> Finding:
             ),
         )
     if problems:
-        worst = Status.FAIL if any(p[0] is Status.FAIL for p in problems) else Status.WARN
-        main = next(p for p in problems if p[0] is worst)
-        others = [p[2] for p in problems if p is not main]
-        summary = place.say(main[2]) + (f" Also: {' '.join(others)}" if others else "")
-        if not any(p[1].startswith("proxy_read_timeout") for p in problems) and read_s is not None:
-            summary += f" {read_text} outlasts {ping_text}, so pings keep idle tunnels open."
+        main = worst(problems)
+        summary = problems_text(problems)
+        if not any(p.title.startswith("proxy_read_timeout") for p in problems) and said.read_s is not None:
+            summary += f" {said.read_text} outlasts {said.ping_text}, so pings keep idle tunnels open."
         if live_fail:
             summary += f" Live: {live_fail}."
         elif live_ok:
             summary += f" Live: {live_ok}."
-        if notes:
-            summary += " Note: " + "; ".join(notes) + "."
-        return u.finding(ID, worst, main[1], summary, evidence + live_ev, fix)
-    summary = place.say(f"{read_text} is longer than {ping_text}, so pings keep idle tunnels open")
+        if said.notes:
+            summary += " Note: " + "; ".join(said.notes) + "."
+        return Verdict(main.status, main.title, summary, evidence, fix)
+    summary = f"{said.read_text} is longer than {said.ping_text}, so pings keep idle tunnels open"
     if live_ok:
         summary += f"; live: {live_ok}"
-    if notes:
-        summary += "; " + "; ".join(notes)
-    return u.finding(ID, Status.PASS, TITLE, summary + ".", evidence + live_ev)
+    if said.notes:
+        summary += "; " + "; ".join(said.notes)
+    return Verdict(Status.PASS, TITLE, summary + ".", evidence)
+
+
+def _live_clauses(said: _Said, seen: _Seen) -> tuple[str | None, str | None]:
+    """(what failed, what held) live, in words that compare a drop with the read timeout."""
+    hold = seen.hold
+    live_fail = live_ok = None
+    if hold is not None:
+        if hold.closed:
+            read_s = said.read_s
+            near = read_s is not None and abs(hold.held_for - read_s) <= max(1.5, 0.2 * read_s)
+            live_fail = (
+                f"a tunnel held through the proxy closed after {hold.held_for:.1f} s, {_close_text(hold)}"
+                + (f", matching {said.read_text}" if near else "")
+            )
+            if not near:
+                live_fail += (
+                    f" — not nginx's {said.read_text}: look at a load balancer in front (cloud LBs idle out at "
+                    "30–60 s) or at the server"
+                )
+        elif hold.error is None and hold.held_for > 0:
+            live_ok = f"a tunnel held {hold.held_for:.0f} s stayed open ({hold.pings} pings answered)"
+    if seen.drops and live_fail is None:
+        live_fail = (
+            f"the error log shows {u.plural(len(seen.drops), 'tunnel')} closed by a timeout while proxying"
+        )
+    return live_fail, live_ok
+
+
+# --- helpers --------------------------------------------------------------------------------------------
 
 
 def _seconds(setting: Setting) -> float | None:
-    from wsdoctor.nginx.effective import parse_duration
-
     if not setting.value:
         return None
     return parse_duration(setting.value[0])
@@ -223,27 +268,25 @@ def _hold_ev(hold: HoldProbe) -> Evidence:
     return Evidence(kind="probe", where=f"hold {hold.where}", text="\n".join(lines))
 
 
-def _fix(facts: Facts, r: Route, edits: list[tuple[str, object, str]]) -> Fix:
-    from wsdoctor.nginx.patch import Patch
-
-    config = facts.config
+def _fix(facts: Facts, r: Route, edits: list[tuple[str, Directive | None, str]]) -> Fix:
+    """Each edit in the location: its own line replaced, else a new one after its last proxy_*timeout line."""
     loc = r.location
-    p = Patch(config)
-    parts = []
-    try:
-        anchor = None
-        for d in loc.block or ():
-            if d.name.startswith("proxy_") and d.file == loc.file and d.name.endswith("timeout"):
-                anchor = d
-        if anchor is None:
-            anchor = r.proxy_pass if r.proxy_pass is not None and r.proxy_pass.parent is loc else None
+    assert loc is not None
+    anchor = None
+    for d in loc.block or ():
+        if d.name.startswith("proxy_") and d.file == loc.file and d.name.endswith("timeout"):
+            anchor = d
+    if anchor is None:
+        anchor = r.proxy_pass if r.proxy_pass is not None and r.proxy_pass.parent is loc else None
+
+    def edit(p):
         for name, existing, value in edits:
-            if existing is not None and existing.parent is loc:
-                p.replace_statement(existing, f"{name} {value};")
-            else:
-                p.insert_in_block(loc, [f"{name} {value};"], after=anchor)
-            parts.append(f"{name} {value}")
-        diff = p.diff()
-    except (ValueError, KeyError, IndexError):
-        diff = ""
-    return Fix(summary=f"In {u.loc_label(loc)}: " + "; ".join(parts) + ".", diff=diff)
+            u.set_in_block(p, loc, name, value, existing, after=anchor)
+
+    return Fix(
+        summary=f"In {u.loc_label(loc)}: " + "; ".join(f"{name} {value}" for name, _d, value in edits) + ".",
+        diff=u.diff_of(facts.config, edit),
+    )
+
+
+check = Flow(ID, TITLE, reading(READS), _config, _live, _combine)

@@ -10,11 +10,16 @@ proxy (and the polling→websocket upgrade) confirms or contradicts the config.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from wsdoctor.checks import _util as u
-from wsdoctor.facts import ENGINEIO_NODE, ENGINEIO_PY, Exchange, Facts
-from wsdoctor.report import Evidence, Finding, Fix, Status
+from wsdoctor.checks._flow import Flow, Live, Problem, Verdict, problems_text, reading, skip, worst
+from wsdoctor.checks._util import Place
+from wsdoctor.facts import ENGINEIO_NODE, ENGINEIO_PY, NO_CONFIG, Exchange, Fact, Facts, WebSocketProbe
+from wsdoctor.nginx import effective
+from wsdoctor.nginx.version import at_least
+from wsdoctor.report import Evidence, Fix, Status
 
 if TYPE_CHECKING:
     from wsdoctor.nginx.model import Config, Directive
@@ -23,111 +28,125 @@ if TYPE_CHECKING:
 
 ID = "upgrade"
 TITLE = "WebSocket upgrade and forwarded headers"
-NEEDS = ("config", "version", "websocket", "upgrade")
+NEEDS = (Fact.CONFIG, Fact.VERSION, Fact.WEBSOCKET, Fact.UPGRADE)
+READS = ("proxy_http_version", "proxy_set_header")
 
-_RANK = {Status.PASS: 0, Status.SKIP: 0, Status.WARN: 1, Status.FAIL: 2}
 _HEADER_LEVELS = ("location", "server", "http", "if", "limit_except")
 
 
-class _Problem:
-    def __init__(self, status: Status, title: str, sentence: str, directives: list, edit=None) -> None:
-        self.status, self.title, self.sentence, self.directives, self.edit = (
-            status,
-            title,
-            sentence,
-            directives,
-            edit,
-        )
+# --- config half: HTTP/1.1 and the Upgrade/Connection headers after inheritance --------------------------
 
 
-def check(facts: Facts) -> Finding:
-    place = u.socketio_place(facts, ("proxy_http_version", "proxy_set_header"))
-    r, why = place.route, place.why
-    ws, upg = facts.websocket, facts.upgrade
-    if place.corrected:
-        ws = upg = None  # the probes sent the client's request, not the corrected one
-    if why:
-        dead = u.endpoint_down(facts)
-        if dead and facts.config is None:
-            return u.skip(ID, TITLE, f"{dead}; {why}")
-        if ws is not None and not ws.ok and facts.config is None:
-            return _live_only(facts)
-        if ws is not None and ws.ok:
-            return u.finding(
-                ID,
-                Status.PASS,
-                TITLE,
-                f"101 Switching Protocols through the proxy; the config cannot be judged: {why}.",
-                [u.probe_ev(ws.exchange)],
-            )
-        return u.skip(ID, TITLE, why)
+@dataclass
+class _Said:
+    route: Route
+    problems: list[Problem]  # each with its edit: (kind, target) for _fix
+    notes: list[str]
+    evidence: list[Evidence]
+
+
+def _config(facts: Facts, place: Place) -> _Said:
+    r = place.route
     assert r is not None and facts.config is not None
-    problems, notes, ev_dirs = _config_problems(facts, r)
-    config = facts.config
-    evidence = u.cfg_lines_ev(config, [r.location, *ev_dirs])
-    live_ev: list[Evidence] = []
-    live_fail: str | None = None
-    live_ok: str | None = None
-    proxy_hs = None if place.corrected else u.proxy_handshake(facts)
-    dead = None if place.corrected else u.endpoint_down(facts)
+    problems, notes, shown = _config_problems(facts, r)
+    return _Said(r, problems, notes, u.cfg_lines_ev(facts.config, [r.location, *shown]))
+
+
+# --- live half: a WebSocket through the proxy, and the polling→websocket upgrade ---------------------------
+
+
+@dataclass
+class _Seen(Live):
+    dead: str | None = None  # the endpoint answers nothing (route names it)
+    websocket: WebSocketProbe | None = None
+
+
+def _live(facts: Facts, place: Place) -> _Seen:
+    if place.corrected:  # the probes sent the client's request, not the corrected one
+        return _Seen()
+    ws, upg = facts.websocket, facts.upgrade
+    proxy_hs = u.proxy_handshake(facts)
+    seen = _Seen(dead=u.endpoint_down(facts), websocket=ws)
     inconclusive = proxy_hs is not None and not proxy_hs.ok  # polling fails too: not the upgrade's fault
-    if ws is not None and not dead:
-        live_ev.append(u.probe_ev(ws.exchange))
-    if dead:
-        notes.append(f"live: {dead}")
+    if ws is not None and not seen.dead:
+        seen.evidence.append(u.probe_ev(ws.exchange))
+    if seen.dead:
+        seen.notes.append(f"live: {seen.dead}")
     elif inconclusive:
-        notes.append(
+        seen.notes.append(
             f"live: the polling handshake through the proxy fails too, {u.status_line(proxy_hs.exchange)}, "
             "so the WebSocket result says nothing about the upgrade, see route/upstream"
         )
     elif ws is not None:
         if ws.ok:
-            live_ok = "live: 101 Switching Protocols through the proxy and an Engine.IO open packet"
+            seen.ok = "live: 101 Switching Protocols through the proxy and an Engine.IO open packet"
         elif _upgrade_refused(ws.exchange):
-            live_fail = (
+            seen.fail = (
                 f"live: the WebSocket request got {u.status_line(ws.exchange)} from {u.who(ws.exchange)}"
             )
-    if upg is not None and not dead:
-        live_ev += [u.probe_ev(ex) for ex in upg.exchanges[-2:]]
+    if upg is not None and not seen.dead:
+        seen.evidence += [u.probe_ev(ex) for ex in upg.exchanges[-2:]]
         if upg.ok:
-            live_ok = (live_ok + "; " if live_ok else "live: ") + "the polling→websocket upgrade completed"
-        elif upg.error and not inconclusive and live_fail is None and (ws is None or ws.ok is False):
-            live_fail = f"live: the polling→websocket upgrade failed: {u.short_error(upg.error)}"
+            seen.ok = (seen.ok + "; " if seen.ok else "live: ") + "the polling→websocket upgrade completed"
+        elif upg.error and not inconclusive and seen.fail is None and (ws is None or ws.ok is False):
+            seen.fail = f"live: the polling→websocket upgrade failed: {u.short_error(upg.error)}"
+    return seen
 
-    worst = max((p.status for p in problems), key=lambda s: _RANK[s], default=Status.PASS)
-    fix = _fix(facts, r, problems) if problems else None
-    if worst is Status.PASS:
+
+# --- the verdict ----------------------------------------------------------------------------------------
+
+
+def _combine(facts: Facts, place: Place, said: _Said | None, seen: _Seen) -> Verdict:
+    if said is None:
+        return _unjudged(facts, place.why or "", seen.websocket)
+    r, problems = said.route, said.problems
+    evidence = said.evidence + seen.evidence
+    if not problems:
+        notes = said.notes + seen.notes
         summary = (
-            f"{place.lead}{u.loc_label(r.location)} speaks HTTP/1.1 upstream and forwards Upgrade and Connection"
+            f"{u.loc_label(r.location)} speaks HTTP/1.1 upstream and forwards Upgrade and Connection"
             + (f"; {'; '.join(notes)}" if notes else "")
         )
-        if live_fail:
-            return u.finding(
-                ID,
+        if seen.fail:
+            return Verdict(
                 Status.FAIL,
                 "Config and live proxy disagree on the upgrade",
-                summary + f", but {live_fail}: the config given is probably not the one nginx runs.",
-                evidence + live_ev,
+                summary + f", but {seen.fail}: the config given is probably not the one nginx runs.",
+                evidence,
             )
-        return u.finding(
-            ID, Status.PASS, TITLE, summary + (f"; {live_ok}." if live_ok else "."), evidence + live_ev
-        )
+        return Verdict(Status.PASS, TITLE, summary + (f"; {seen.ok}." if seen.ok else "."), evidence)
 
-    main = max(problems, key=lambda p: _RANK[p.status])
-    others = [p.sentence for p in problems if p is not main]
-    summary = place.say(main.sentence) + (f" Also: {' '.join(others)}" if others else "")
-    status = worst
-    if live_fail:
-        summary += f" {live_fail[0].upper()}{live_fail[1:]}" + (
-            ", as predicted." if worst is Status.FAIL else "."
+    main = worst(problems)
+    summary = problems_text(problems)
+    status = main.status
+    if seen.fail:
+        summary += f" {seen.fail[0].upper()}{seen.fail[1:]}" + (
+            ", as predicted." if main.status is Status.FAIL else "."
         )
         status = Status.FAIL
-    elif live_ok and worst is Status.FAIL:
-        summary += f" But {live_ok}: the config given is probably not the one nginx runs."
+    elif seen.ok and main.status is Status.FAIL:
+        summary += f" But {seen.ok}: the config given is probably not the one nginx runs."
         status = Status.WARN
-    elif dead:
-        summary += f" Live: {dead}."
-    return u.finding(ID, status, main.title, summary, evidence + live_ev, fix)
+    elif seen.dead:
+        summary += f" Live: {seen.dead}."
+    return Verdict(status, main.title, summary, evidence, _fix(facts, r, problems))
+
+
+def _unjudged(facts: Facts, why: str, ws: WebSocketProbe | None) -> Verdict:
+    """The config cannot be judged (WHY): the WebSocket probe alone speaks, when it says something."""
+    dead = u.endpoint_down(facts)
+    if dead and facts.config is None:
+        return skip(f"{dead}; {why}")
+    if ws is not None and not ws.ok and facts.config is None:
+        return _live_only(facts, ws)
+    if ws is not None and ws.ok:
+        return Verdict(
+            Status.PASS,
+            TITLE,
+            f"101 Switching Protocols through the proxy; the config cannot be judged: {why}.",
+            [u.probe_ev(ws.exchange)],
+        )
+    return skip(why)
 
 
 def _upgrade_refused(ex: Exchange) -> bool:
@@ -139,14 +158,11 @@ def _upgrade_refused(ex: Exchange) -> bool:
     return ex.status != 101
 
 
-def _config_problems(facts: Facts, r: Route) -> tuple[list[_Problem], list[str], list]:
-    from wsdoctor.nginx import effective
-    from wsdoctor.nginx.version import at_least
-
+def _config_problems(facts: Facts, r: Route) -> tuple[list[Problem], list[str], list]:
     config = facts.config
     loc = r.location
     version = facts.nginx_version
-    problems: list[_Problem] = []
+    problems: list[Problem] = []
     notes: list[str] = []
     ev: list = []
 
@@ -156,12 +172,11 @@ def _config_problems(facts: Facts, r: Route) -> tuple[list[_Problem], list[str],
     value = (hv.value or [""])[0]
     if not hv.default and value == "1.0":
         problems.append(
-            _Problem(
+            Problem(
                 Status.FAIL,
                 "proxy_http_version 1.0 makes WebSocket impossible",
                 f"{u.loc_label(loc)} talks HTTP/1.0 to the backend ({hv.directive.where}), and a WebSocket "
                 "upgrade needs HTTP/1.1.",
-                [hv.directive],
                 ("http_version", hv.directive),
             )
         )
@@ -169,24 +184,22 @@ def _config_problems(facts: Facts, r: Route) -> tuple[list[_Problem], list[str],
         new = at_least(version, (1, 29, 7)) if version else None
         if new is False:
             problems.append(
-                _Problem(
+                Problem(
                     Status.FAIL,
                     "proxy_http_version is not set: nginx speaks HTTP/1.0 upstream",
                     f"{u.loc_label(loc)} does not set proxy_http_version, and nginx {version} defaults to HTTP/1.0 "
                     "upstream (1.1 only from 1.29.7), so no WebSocket upgrade can pass.",
-                    [],
                     ("http_version", None),
                 )
             )
         elif new is None:
             problems.append(
-                _Problem(
+                Problem(
                     Status.WARN,
                     "proxy_http_version not set: depends on the nginx version",
                     f"{u.loc_label(loc)} does not set proxy_http_version: before nginx 1.29.7 that means HTTP/1.0 "
                     "upstream (WebSocket impossible), from 1.29.7 on HTTP/1.1 (works); the version is unknown "
                     "(give --nginx-version).",
-                    [],
                     ("http_version", None),
                 )
             )
@@ -204,22 +217,20 @@ def _config_problems(facts: Facts, r: Route) -> tuple[list[_Problem], list[str],
 
     if up is None:
         problems.append(
-            _Problem(
+            Problem(
                 Status.FAIL,
                 "The Upgrade header is not forwarded",
                 f"{u.loc_label(loc)} does not set `proxy_set_header Upgrade $http_upgrade`; Upgrade is hop-by-hop, "
                 "so the backend never sees the client's request to switch to WebSocket.",
-                [],
                 ("upgrade", None),
             )
         )
     elif "$http_upgrade" not in up[1] and up[1].lower() != "websocket":
         problems.append(
-            _Problem(
+            Problem(
                 Status.FAIL,
                 f"Upgrade is forwarded as {up[1]!r}",
                 f"{u.loc_label(loc)} sends `Upgrade: {up[1]}` upstream instead of the client's value ($http_upgrade).",
-                [up[2]],
                 ("upgrade", up[2]),
             )
         )
@@ -238,13 +249,12 @@ def _config_problems(facts: Facts, r: Route) -> tuple[list[_Problem], list[str],
     if lost is not None:
         level, outer, names = lost
         problems.append(
-            _Problem(
+            Problem(
                 Status.WARN,
                 f"{u.loc_name(loc)} drops the proxy headers set at {outer.name} level: {', '.join(names)}",
                 f"proxy_set_header is inherited only by levels that set none, so the headers set at "
                 f"{outer.name} level ({outer.where}) — {', '.join(names)} — never reach the backend: it sees "
                 "Host as the upstream name and nginx's address as the client.",
-                [],
                 ("lost", (level, outer, names)),
             )
         )
@@ -258,19 +268,16 @@ def _config_problems(facts: Facts, r: Route) -> tuple[list[_Problem], list[str],
 
 def _connection_problem(
     config: Config, loc: Directive, conn: tuple[str, str, Directive | None] | None, version: str | None
-) -> _Problem | None:
-    from wsdoctor.nginx import effective
-
+) -> Problem | None:
     if conn is None or conn[2] is None:
         implicit = "no Connection header" if version and _new(version) else "`Connection: close`"
         if version is None:
             implicit = "`Connection: close` (before 1.29.7) or no Connection header (from 1.29.7)"
-        return _Problem(
+        return Problem(
             Status.FAIL,
             "The Connection header is not set to upgrade",
             f"{u.loc_label(loc)} does not set `proxy_set_header Connection`, so nginx sends {implicit} upstream "
             "and the backend refuses the WebSocket upgrade.",
-            [],
             ("connection", None),
         )
     name, val, d = conn
@@ -278,12 +285,11 @@ def _connection_problem(
     if low == "upgrade" or "upgrade" in [x.strip() for x in low.split(",")]:
         return None
     if val == "":
-        return _Problem(
+        return Problem(
             Status.FAIL,
             'Connection "" removes the upgrade',
             f'{u.loc_label(loc)} sets `proxy_set_header Connection ""` ({d.where}): that is the keepalive idiom for '
             "plain HTTP, and it strips the Connection: upgrade a WebSocket handshake needs.",
-            [d],
             ("connection", d),
         )
     if val.startswith("$"):
@@ -294,35 +300,30 @@ def _connection_problem(
         if mapped is not None and mapped.lower() == "upgrade":
             return None
         if mapped is None:
-            return _Problem(
+            return Problem(
                 Status.FAIL,
                 f"Connection is set from {var}, which no map defines",
                 f"{u.loc_label(loc)} sends `Connection: {var}` ({d.where}) but no `map $http_upgrade {var}` "
                 "defines it (nginx -t: unknown variable).",
-                [d],
                 ("connection", d),
             )
-        return _Problem(
+        return Problem(
             Status.FAIL,
             f"{var} maps a WebSocket request to {mapped!r}",
             f"{u.loc_label(loc)} sends `Connection: {var}`, which is {mapped!r} for a WebSocket request, not "
             "'upgrade'.",
-            [d],
             ("connection", d),
         )
-    return _Problem(
+    return Problem(
         Status.FAIL,
         f"Connection is forwarded as {val!r}",
         f"{u.loc_label(loc)} sends `Connection: {val}` upstream ({d.where}); a WebSocket handshake needs "
         "`Connection: upgrade`.",
-        [d],
         ("connection", d),
     )
 
 
 def _new(version: str) -> bool:
-    from wsdoctor.nginx.version import at_least
-
     return bool(at_least(version, (1, 29, 7)))
 
 
@@ -343,16 +344,13 @@ def _lost_headers(loc: Directive):
     return level, outer, lost
 
 
-def _fix(facts: Facts, r: Route, problems: list[_Problem]) -> Fix:
-    from wsdoctor.nginx.patch import Patch
-
+def _fix(facts: Facts, r: Route, problems: list[Problem]) -> Fix:
+    """Every problem's edit in the location: own lines replaced, new ones after its last proxy_set_header (or
+    its proxy_pass); a first proxy_set_header there brings the inherited ones along."""
     config = facts.config
     loc = r.location
-    p = Patch(config)
-    parts: list[str] = []
-    from wsdoctor.nginx.effective import map_value
-
-    good_map = (map_value(config, "$connection_upgrade", "websocket") or "").lower() == "upgrade"
+    assert config is not None and loc is not None
+    good_map = (effective.map_value(config, "$connection_upgrade", "websocket") or "").lower() == "upgrade"
     conn_value = "$connection_upgrade" if good_map else '"upgrade"'
 
     local_headers = [d for d in loc.children("proxy_set_header") if d.file == loc.file]
@@ -361,49 +359,50 @@ def _fix(facts: Facts, r: Route, problems: list[_Problem]) -> Fix:
     )
     if anchor is not None and anchor.file != loc.file:
         anchor = None
+    parts: list[str] = []
+    replaced: list[tuple[Directive, str]] = []
     new_lines: list[str] = []
-    try:
-        for prob in problems:
-            kind, target = prob.edit
-            if kind == "http_version":
-                if target is not None:
-                    p.replace_statement(target, "proxy_http_version 1.1;")
-                else:
-                    new_lines.append("proxy_http_version 1.1;")
-                parts.append("proxy_http_version 1.1")
-            elif kind == "upgrade":
-                if target is not None and target.parent is loc:
-                    p.replace_statement(target, "proxy_set_header Upgrade $http_upgrade;")
-                else:
-                    new_lines.append("proxy_set_header Upgrade $http_upgrade;")
-                parts.append("Upgrade $http_upgrade")
-            elif kind == "connection":
-                stmt = f"proxy_set_header Connection {conn_value};"
-                if target is not None and target.parent is loc:
-                    p.replace_statement(target, stmt)
-                else:
-                    new_lines.append(stmt)
-                parts.append(f"Connection {conn_value}")
-            elif kind == "lost":
-                level, outer, names = target
-                wanted = {n.lower() for n in names}
-                for d in outer.children("proxy_set_header"):
-                    if d.args and d.args[0].lower() in wanted:
-                        new_lines.append(d.text())
-                parts.append("repeat " + ", ".join(names) + " in the location")
+    for prob in problems:
+        kind, target = prob.edit
+        if kind == "http_version":
+            if target is not None:
+                replaced.append((target, "proxy_http_version 1.1;"))
+            else:
+                new_lines.append("proxy_http_version 1.1;")
+            parts.append("proxy_http_version 1.1")
+        elif kind == "upgrade":
+            if target is not None and target.parent is loc:
+                replaced.append((target, "proxy_set_header Upgrade $http_upgrade;"))
+            else:
+                new_lines.append("proxy_set_header Upgrade $http_upgrade;")
+            parts.append("Upgrade $http_upgrade")
+        elif kind == "connection":
+            stmt = f"proxy_set_header Connection {conn_value};"
+            if target is not None and target.parent is loc:
+                replaced.append((target, stmt))
+            else:
+                new_lines.append(stmt)
+            parts.append(f"Connection {conn_value}")
+        elif kind == "lost":
+            _level, outer, names = target
+            wanted = {n.lower() for n in names}
+            for d in outer.children("proxy_set_header"):
+                if d.args and d.args[0].lower() in wanted:
+                    new_lines.append(d.text())
+            parts.append("repeat " + ", ".join(names) + " in the location")
+    # Setting a header in the location stops inheritance: the server's headers must come along too.
+    if any(x.startswith("proxy_set_header") for x in new_lines) and not loc.children("proxy_set_header"):
+        setting = {x.split()[1].lower() for x in new_lines if x.startswith("proxy_set_header")}
+        kept = [d.text() for d in _inherited(loc) if d.args and d.args[0].lower() not in setting]
+        new_lines = kept + [x for x in new_lines if x not in kept]
+
+    def edit(p):
+        for d, statement in replaced:
+            p.replace_statement(d, statement)
         if new_lines:
-            # Setting a header in the location stops inheritance: the server's headers must come along too.
-            if any(x.startswith("proxy_set_header") for x in new_lines) and not loc.children(
-                "proxy_set_header"
-            ):
-                setting = {x.split()[1].lower() for x in new_lines if x.startswith("proxy_set_header")}
-                kept = [d.text() for d in _inherited(loc) if d.args and d.args[0].lower() not in setting]
-                new_lines = kept + [x for x in new_lines if x not in kept]
             p.insert_in_block(loc, new_lines, after=anchor)
-        diff = p.diff()
-    except (ValueError, KeyError, IndexError):
-        diff = ""
-    return Fix(summary=f"In {u.loc_label(loc)}: " + "; ".join(parts) + ".", diff=diff)
+
+    return Fix(summary=f"In {u.loc_label(loc)}: " + "; ".join(parts) + ".", diff=u.diff_of(config, edit))
 
 
 def _inherited(loc: Directive) -> list:
@@ -414,15 +413,13 @@ def _inherited(loc: Directive) -> list:
     return []
 
 
-def _live_only(facts: Facts) -> Finding:
-    ws = facts.websocket
-    assert ws is not None
+def _live_only(facts: Facts, ws: WebSocketProbe) -> Verdict:
+    """No config: a refused upgrade is named from the probe alone, anything else is route's or upstream's."""
     ex = ws.exchange
-    reason = u.config_missing(facts) or u.NO_CONFIG
+    reason = u.config_missing(facts) or NO_CONFIG
     if _upgrade_refused(ex):
         by_backend = ex.answered_by in (ENGINEIO_PY, ENGINEIO_NODE)
-        return u.finding(
-            ID,
+        return Verdict(
             Status.FAIL,
             "The WebSocket upgrade is refused through the proxy",
             f"The WebSocket request got {u.status_line(ex)} from {u.who(ex)}"
@@ -438,9 +435,9 @@ def _live_only(facts: Facts) -> Finding:
                 'proxy_set_header Connection "upgrade"; give the config for the exact diff.'
             ),
         )
-    return u.skip(
-        ID,
-        TITLE,
-        f"the WebSocket request got {u.status_line(ex)}, see route/upstream; {reason}",
-        [u.probe_ev(ex)],
+    return skip(
+        f"the WebSocket request got {u.status_line(ex)}, see route/upstream; {reason}", [u.probe_ev(ex)]
     )
+
+
+check = Flow(ID, TITLE, reading(READS), _config, _live, _combine)

@@ -9,11 +9,18 @@ neither an upstream block nor a resolvable host, fails without any probe.
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from wsdoctor.checks import _util as u
-from wsdoctor.facts import Facts, Handshake
-from wsdoctor.report import Evidence, Finding, Fix, Status
+from wsdoctor.checks._flow import Flow, Verdict, skip
+from wsdoctor.checks._util import Place
+from wsdoctor.facts import OFFLINE, CommandResult, Fact, Facts, Handshake, LogEvent
+from wsdoctor.nginx import effective
+from wsdoctor.report import Evidence, Fix, Status
+from wsdoctor.routes import proxied
 
 if TYPE_CHECKING:
     from wsdoctor.nginx.routing import Route
@@ -21,47 +28,78 @@ if TYPE_CHECKING:
 
 ID = "upstream"
 TITLE = "Backends answer"
-NEEDS = ("config", "handshake:backends", "handshake:proxy", "logs", "commands")
+NEEDS = (Fact.CONFIG, Fact.HANDSHAKE_BACKENDS, Fact.HANDSHAKE_PROXY, Fact.LOGS, Fact.COMMANDS)
+READS = ("upstream", "server", "proxy_pass")
 
 
-def check(facts: Facts) -> Finding:
-    place = u.socketio_place(facts, ("upstream", "server", "proxy_pass"), upstream=True)
-    r = place.route if place.route is not None and u.proxied(place.route) else None
-    if r is not None and place.why:  # a refused statement in the upstream or proxy_pass: see syntax
-        return u.skip(ID, TITLE, place.why)
-    static = _config_decides(facts, r, place.lead)
-    if static is not None:
-        return static
+def _where(facts: Facts) -> Place:
+    """The proxied location and its upstream; without one the probes of --backend still speak."""
+    place = u.socketio_place(facts, READS, upstream=True)
+    if place.route is not None and proxied(place.route):
+        return place  # a refused statement in the upstream or proxy_pass makes it wait for syntax
+    return Place(None)
 
-    backends = u.backend_handshakes(facts)
-    logs = u.logs_for(facts, ID)
+
+# --- config half: failures the config alone proves -------------------------------------------------------
+
+
+def _config(facts: Facts, place: Place) -> Verdict | None:
+    """An upstream block without a usable server fails whatever the probes say."""
+    r = place.route
+    if r is None or r.proxy_pass is None or facts.config is None or r.upstream is None:
+        return None  # a proxy_pass to a plain host name may resolve (/etc/hosts, Docker DNS): only probes can tell
+    servers = r.upstream.children("server")
+    usable = [s for s in servers if "down" not in s.args[1:] and "backup" not in s.args[1:]]
+    if usable:
+        return None
+    what = "no server" if not servers else "only servers marked down/backup"
+    return Verdict(
+        Status.FAIL,
+        f"Upstream {r.upstream_name} has {what}",
+        f"{u.loc_label(r.location)} proxies to upstream {r.upstream_name} ({r.upstream.where}), which has "
+        f"{what}: nginx answers 502 to every request.",
+        u.cfg_lines_ev(facts.config, [r.upstream, *servers, r.proxy_pass]),
+        Fix(
+            summary=f"Give upstream {r.upstream_name} a usable server (`server HOST:PORT;`, without `down`)."
+        ),
+    )
+
+
+# --- live half: each backend's handshake, the proxy's 5xx, the error log ------------------------------------
+
+
+@dataclass
+class _Seen:
+    backends: dict[str, Handshake]
+    failures: list[LogEvent]  # the error log's upstream failures
+    proxy_5xx: Handshake | None  # the handshake through the proxy, when nginx answered 502/503/504
+
+
+def _live(facts: Facts, place: Place) -> _Seen:
     proxy = u.proxy_handshake(facts)
-    proxy_5xx = proxy is not None and proxy.exchange.status in (502, 503, 504)
-    if not backends and not logs and not proxy_5xx:
-        if u.offline(facts):
-            return u.skip(ID, TITLE, f"{u.OFFLINE}; {_servers_text(r)}".rstrip("; "))
-        why = facts.unavailable.get("handshake:backends")
-        dead = u.endpoint_down(facts)
-        if why:
-            return u.skip(ID, TITLE, f"{dead}; {why}" if dead else why)
-        if r is None and not facts.target.backends:
-            why = u.config_missing(facts) or u.client_missing(facts) or "no backend to probe (use --backend)"
-            return u.skip(ID, TITLE, f"{dead}; {why}" if dead else why)
-        return u.skip(
-            ID,
-            TITLE,
-            f"{dead}; no backend handshake was measured" if dead else "no backend handshake was measured",
-        )
+    proxy_5xx = proxy if proxy is not None and proxy.exchange.status in (502, 503, 504) else None
+    return _Seen(u.backend_handshakes(facts), u.logs_for(facts, ID), proxy_5xx)
+
+
+# --- the verdict ----------------------------------------------------------------------------------------
+
+
+def _combine(facts: Facts, place: Place, said: Verdict | None, seen: _Seen) -> Verdict:
+    r = place.route
+    if said is not None:
+        return said
+    if place.why:
+        return skip(place.why)
+    backends, logs, proxy = seen.backends, seen.failures, seen.proxy_5xx
+    if not backends and not logs and proxy is None:
+        return _unprobed(facts, r)
 
     # A backend that answers HTTP at all is up; a 404 there means nginx sends the wrong path (route's finding).
     dead = {k: h for k, h in backends.items() if not h.ok and _unreachable(h)}
     wrong_path = {k: h for k, h in backends.items() if not h.ok and not _unreachable(h)}
     alive = {k: h for k, h in backends.items() if h.ok}
-    evidence: list[Evidence] = []
-    for h in dead.values():
-        evidence.append(u.probe_ev(h.exchange))
-    if proxy_5xx:
-        assert proxy is not None
+    evidence: list[Evidence] = [u.probe_ev(h.exchange) for h in dead.values()]
+    if proxy is not None:
         evidence.append(u.probe_ev(proxy.exchange))
     evidence += u.log_evidence(logs)
     evidence += _command_ev(
@@ -71,43 +109,9 @@ def check(facts: Facts) -> Finding:
     cfg_ev = _upstream_ev(facts, r)
 
     if dead:
-        order = [_short(x) for x in (r.upstream_servers if r is not None else [])]
-        dead = dict(
-            sorted(dead.items(), key=lambda kv: order.index(_short(kv[0])) if _short(kv[0]) in order else 99)
-        )
-        names = ", ".join(_short(k) for k in dead)
-        reasons_by = {_short(k): _why(h, _not_listening(facts, _short(k))) for k, h in dead.items()}
-        if len(set(reasons_by.values())) == 1:
-            reasons = f"{names}: {next(iter(reasons_by.values()))}"
-        else:
-            reasons = "; ".join(f"{k}: {w}" for k, w in reasons_by.items())
-        if alive:
-            summary = (
-                f"{len(dead)} of {len(backends)} servers of {upstream_name} "
-                f"{'fails' if len(dead) == 1 else 'fail'} the Engine.IO handshake, {reasons}. "
-                + _failover_text(facts, r, len(dead))
-            )
-        else:
-            summary = (
-                f"No server of {upstream_name} answers the Engine.IO handshake, {reasons}: nginx answers 502."
-            )
-        return u.finding(
-            ID,
-            Status.FAIL,
-            f"Backend{'s' if len(dead) > 1 else ''} down: {names}",
-            summary,
-            evidence + cfg_ev,
-            Fix(
-                summary=f"Start the backend process{'es' if len(dead) > 1 else ''} on {names} (e.g. `pm2 restart …` / "
-                "`systemctl start …`) or take "
-                + ("them" if len(dead) > 1 else "it")
-                + f" out of the upstream; check {'their' if len(dead) > 1 else 'its'} own logs for the crash."
-            ),
-        )
-    if proxy_5xx:
-        assert proxy is not None
-        return u.finding(
-            ID,
+        return _down(facts, r, dead, len(backends), alive, upstream_name, evidence + cfg_ev)
+    if proxy is not None:
+        return Verdict(
             Status.FAIL,
             f"The proxy answers {proxy.exchange.status}",
             f"Through the proxy the handshake got {u.status_line(proxy.exchange)} although "
@@ -115,13 +119,13 @@ def check(facts: Facts) -> Finding:
             "check the addresses and firewalls, or probe them from the proxy host with --ssh.",
             evidence + cfg_ev,
             Fix(summary="Compare the upstream's server addresses with where the backends listen (ss -ltnp)."),
+            lead=False,
         )
     if wrong_path:
         h0 = next(iter(wrong_path.values()))
         path = _probe_path(wrong_path)
         up_count = len(wrong_path) + len(alive)
-        return u.finding(
-            ID,
+        return Verdict(
             Status.PASS,
             TITLE,
             f"{_all(up_count)} of {upstream_name} {'is' if up_count == 1 else 'are'} up, but {len(wrong_path)} "
@@ -129,42 +133,104 @@ def check(facts: Facts) -> Finding:
             f"{u.status_line(h0.exchange)} at {path}, the path nginx sends: no 502 here, the path is wrong "
             "(see route).",
             [u.probe_ev(h0.exchange), *cfg_ev],
+            lead=False,
         )
     if logs and not alive:
-        why = u.OFFLINE if u.offline(facts) else (facts.unavailable.get("handshake:backends") or "not probed")
-        return u.finding(
-            ID,
+        why = (
+            OFFLINE if u.offline(facts) else (facts.unavailable.get(Fact.HANDSHAKE_BACKENDS) or "not probed")
+        )
+        return Verdict(
             Status.WARN,
             "The error log shows upstream failures",
             f"The backends were not probed: {why}; the error log has {u.plural(len(logs), 'upstream failure')}, "
             f"the last: {logs[-1].text.strip()[:160]}",
             evidence + cfg_ev,
             Fix(summary="Probe the backends (drop --offline) and look for restarts at the times logged."),
+            lead=False,
         )
     if logs:
-        return u.finding(
-            ID,
+        return Verdict(
             Status.WARN,
             "Backends answer now, but the error log shows failures",
             f"{_all(len(alive), 'backend')} answer{'s' if len(alive) == 1 else ''} the handshake now, but the error "
             f"log has {u.plural(len(logs), 'upstream failure')}, the last: {logs[-1].text.strip()[:160]}",
             evidence + cfg_ev,
             Fix(summary="Look for backend restarts or crashes at the times logged (pm2 logs / journalctl)."),
+            lead=False,
         )
     ping = next((h.ping_interval for h in alive.values() if h.ping_interval), None)
     uri = _probe_path(alive)
-    return u.finding(
-        ID,
+    return Verdict(
         Status.PASS,
         TITLE,
-        place.say(
-            f"{_all(len(alive))} of {upstream_name} answer{'s' if len(alive) == 1 else ''} the Engine.IO handshake"
-            + (f" at {uri}" if uri else "")
-            + (f", pingInterval {ping / 1000:g} s" if ping else "")
-            + "."
-        ),
+        f"{_all(len(alive))} of {upstream_name} answer{'s' if len(alive) == 1 else ''} the Engine.IO handshake"
+        + (f" at {uri}" if uri else "")
+        + (f", pingInterval {ping / 1000:g} s" if ping else "")
+        + ".",
         [u.probe_ev(h.exchange) for h in list(alive.values())[:1]] + cfg_ev,
     )
+
+
+def _unprobed(facts: Facts, r: Route | None) -> Verdict:
+    """No backend handshake, no failure logged, no 5xx through the proxy: why nothing could be said."""
+    if u.offline(facts):
+        return skip(f"{OFFLINE}; {_servers_text(r)}".rstrip("; "))
+    why = facts.unavailable.get(Fact.HANDSHAKE_BACKENDS)
+    dead = u.endpoint_down(facts)
+    if why:
+        return skip(f"{dead}; {why}" if dead else why)
+    if r is None and not facts.target.backends:
+        why = u.config_missing(facts) or u.client_missing(facts) or "no backend to probe (use --backend)"
+        return skip(f"{dead}; {why}" if dead else why)
+    return skip(f"{dead}; no backend handshake was measured" if dead else "no backend handshake was measured")
+
+
+def _down(
+    facts: Facts,
+    r: Route | None,
+    dead: dict[str, Handshake],
+    probed: int,
+    alive: dict[str, Handshake],
+    upstream_name: str,
+    evidence: list[Evidence],
+) -> Verdict:
+    """Backends that give no handshake: which, why, and what the others' failover saves."""
+    order = [_short(x) for x in (r.upstream_servers if r is not None else [])]
+    dead = dict(
+        sorted(dead.items(), key=lambda kv: order.index(_short(kv[0])) if _short(kv[0]) in order else 99)
+    )
+    names = ", ".join(_short(k) for k in dead)
+    reasons_by = {_short(k): _why(h, _not_listening(facts, _short(k))) for k, h in dead.items()}
+    if len(set(reasons_by.values())) == 1:
+        reasons = f"{names}: {next(iter(reasons_by.values()))}"
+    else:
+        reasons = "; ".join(f"{k}: {w}" for k, w in reasons_by.items())
+    if alive:
+        summary = (
+            f"{len(dead)} of {probed} servers of {upstream_name} "
+            f"{'fails' if len(dead) == 1 else 'fail'} the Engine.IO handshake, {reasons}. "
+            + _failover_text(facts, r, len(dead))
+        )
+    else:
+        summary = (
+            f"No server of {upstream_name} answers the Engine.IO handshake, {reasons}: nginx answers 502."
+        )
+    return Verdict(
+        Status.FAIL,
+        f"Backend{'s' if len(dead) > 1 else ''} down: {names}",
+        summary,
+        evidence,
+        Fix(
+            summary=f"Start the backend process{'es' if len(dead) > 1 else ''} on {names} (e.g. `pm2 restart …` / "
+            "`systemctl start …`) or take "
+            + ("them" if len(dead) > 1 else "it")
+            + f" out of the upstream; check {'their' if len(dead) > 1 else 'its'} own logs for the crash."
+        ),
+        lead=False,
+    )
+
+
+# --- helpers --------------------------------------------------------------------------------------------
 
 
 def _unreachable(h: Handshake) -> bool:
@@ -179,8 +245,6 @@ def _short(key: str) -> str:
 
 def _not_listening(facts: Facts, server: str) -> bool:
     """`ss -ltnp` on the proxy host says nothing listens on SERVER's port (the gatherer's own line)."""
-    import re
-
     port = server.rsplit(":", 1)[-1]
     ss = next((cr for name, cr in facts.commands.items() if name.split()[:1] == ["ss"]), None)
     if ss is None or not port.isdigit():
@@ -221,8 +285,6 @@ def _failover_text(facts: Facts, r: Route | None, n_dead: int) -> str:
     server; what is lost is the state on the dead one: its polling sessions and WebSocket tunnels, and with
     ip_hash/hash its clients are re-mapped to other servers, where they reconnect without their in-memory state.
     """
-    from wsdoctor.nginx import effective
-
     it = "it" if n_dead == 1 else "them"
     on = "the dead backend" if n_dead == 1 else "the dead backends"
     nxt = None
@@ -262,10 +324,6 @@ def _command_ev(facts: Facts, servers: list[str]) -> list[Evidence]:
     (something listens on another address, or a process holds it without answering) or the gatherer's
     "nothing listens on port …" line does.
     """
-    import re
-
-    from wsdoctor.facts import CommandResult
-
     ports = {s.rsplit(":", 1)[-1] for s in (_short(x) for x in servers) if ":" in s}
     ports = {p for p in ports if p.isdigit()}
     out: list[Evidence] = []
@@ -291,20 +349,18 @@ def _command_ev(facts: Facts, servers: list[str]) -> list[Evidence]:
 
 
 def _probe_path(hs: dict) -> str:
-    from urllib.parse import urlsplit
-
     for h in hs.values():
         return urlsplit(h.exchange.url).path
     return ""
 
 
-def _servers_text(r: Route) -> str:
+def _servers_text(r: Route | None) -> str:
     if r is None or not r.upstream_servers:
         return ""
     return f"upstream {r.upstream_name}: {', '.join(r.upstream_servers)}"
 
 
-def _upstream_ev(facts: Facts, r: Route) -> list[Evidence]:
+def _upstream_ev(facts: Facts, r: Route | None) -> list[Evidence]:
     if facts.config is None or r is None:
         return []
     if r.upstream is not None:
@@ -314,26 +370,4 @@ def _upstream_ev(facts: Facts, r: Route) -> list[Evidence]:
     return []
 
 
-def _config_decides(facts: Facts, r: Route | None, lead: str = "") -> Finding | None:
-    """Failures the config alone proves: an upstream block without a usable server."""
-    if r is None or r.proxy_pass is None or facts.config is None:
-        return None
-    config = facts.config
-    if r.upstream is not None:
-        servers = r.upstream.children("server")
-        usable = [s for s in servers if "down" not in s.args[1:] and "backup" not in s.args[1:]]
-        if not usable:
-            what = "no server" if not servers else "only servers marked down/backup"
-            return u.finding(
-                ID,
-                Status.FAIL,
-                f"Upstream {r.upstream_name} has {what}",
-                f"{lead}{u.loc_label(r.location)} proxies to upstream {r.upstream_name} ({r.upstream.where}), which has "
-                f"{what}: nginx answers 502 to every request.",
-                u.cfg_lines_ev(config, [r.upstream, *servers, r.proxy_pass]),
-                Fix(
-                    summary=f"Give upstream {r.upstream_name} a usable server (`server HOST:PORT;`, without `down`)."
-                ),
-            )
-    # A proxy_pass to a plain host name may resolve (/etc/hosts, Docker DNS): only the probes can tell.
-    return None
+check = Flow(ID, TITLE, _where, _config, _live, _combine)

@@ -15,6 +15,18 @@ PUBLIC_PREFIX = "/dev/aiwm/chat"
 BACKEND_PATH = "/chat/socket.io"
 PUBLIC_PATH = f"{PUBLIC_PREFIX}/socket.io"
 
+#: ``--backends``: which family of processes serves the scenario (python-socketio or Node).
+BACKEND_KINDS = ("node", "python")
+
+#: The server implementations a backend process can run: id -> (backend kind, what it is).
+SERVERS: dict[str, tuple[str, str]] = {
+    "python-socketio": ("python", "python-socketio (Engine.IO 4) under uvicorn"),
+    "python-websockets": ("python", "a plain WebSocket server (python websockets), no Socket.IO"),
+    "socketio4": ("node", "Node socket.io (Engine.IO 4) on Express"),
+    "socketio2": ("node", "Node socket.io 2.x (Engine.IO 3) on Express"),
+    "ws": ("node", "a plain WebSocket server (Node ws), no Socket.IO"),
+}
+
 
 @dataclass(frozen=True)
 class Scenario:
@@ -31,10 +43,17 @@ class Scenario:
     # The broken client, when the client itself is what is wrong (seed): URL and `path` it passes to io().
     client_url_path: str | None = None  # appended to https://127.0.0.1:PORT, e.g. "/dev/aiwm/chat"
     client_path: str | None = None  # e.g. "/socket.io"
+    # What the backends run for each --backends kind (a scenario about the server itself fixes it).
+    node_server: str = "socketio4"
+    python_server: str = "python-socketio"
 
     @property
     def template(self) -> str:
         return f"{self.name}.conf"
+
+    def server(self, backends: str) -> str:
+        """The server implementation (a key of SERVERS) the backends run under ``--backends BACKENDS``."""
+        return self.node_server if backends == "node" else self.python_server
 
 
 _ALL = (
@@ -56,7 +75,8 @@ _ALL = (
         "no-rewrite",
         broken="proxy_pass has no URI part, so the backend receives /dev/aiwm/chat/socket.io/ instead of "
         "/chat/socket.io/",
-        symptom="404 Not Found from the backend (python-engineio's text/plain 'Not Found') through nginx",
+        symptom="404 Not Found from the backend through nginx (Node: Express's 'Cannot GET "
+        "/dev/aiwm/chat/socket.io/'; python: python-engineio's text/plain 'Not Found')",
     ),
     Scenario(
         "backend-down",
@@ -74,27 +94,30 @@ _ALL = (
     Scenario(
         "short-timeout",
         broken="proxy_read_timeout 3s is shorter than the backends' pingInterval (5 s)",
-        symptom="an idle websocket tunnel is closed by nginx about 3 s after the last frame; polling GETs "
-        "get 504; error log: upstream timed out while proxying upgraded connection",
+        symptom="an idle websocket tunnel is closed by nginx about 3 s after the last frame; a held polling "
+        "GET times out too and nginx retries it on another backend (400 unknown session); error log: "
+        "upstream timed out while proxying upgraded connection",
         ping_interval=5.0,
         ping_timeout=5.0,
     ),
     Scenario(
         "no-sticky",
         broken="the upstream is round robin over three backends while clients use HTTP long-polling",
-        symptom='the second polling request of a session reaches another backend: 400 "Invalid session <sid>"',
+        symptom="the second polling request of a session reaches another backend: 400 unknown session (Node "
+        '{"code":1,"message":"Session ID unknown"}, python "Invalid session <sid>")',
     ),
     Scenario(
         "bad-auth",
         broken="the token the lab hands the client expired an hour ago (signed with the right secret)",
-        symptom='the Socket.IO CONNECT is refused: 44{"message":"authentication failed"}; the backend log '
-        "says Signature has expired",
+        symptom='the Socket.IO CONNECT is refused: 44{"message":"authentication failed"} (Node adds '
+        '"data":{"reason":"token expired"}); the backend log says Signature has expired',
         token="expired",
     ),
     Scenario(
         "no-upgrade",
         broken="the Socket.IO location does not forward Upgrade/Connection",
-        symptom='the websocket request reaches the backend as plain HTTP: 400 "Invalid websocket upgrade" '
+        symptom="the websocket request reaches the backend as plain HTTP: 400 (Node "
+        '{"code":3,"message":"Bad request"}, python "Invalid websocket upgrade") '
         "instead of 101; polling still works but never upgrades",
     ),
     Scenario(
@@ -106,13 +129,52 @@ _ALL = (
     Scenario(
         "cors-duplicate",
         broken="the Socket.IO location includes the REST CORS snippet (add_header Access-Control-Allow-Origin) "
-        "while python-socketio sends its own",
+        "while the backend sends its own",
         symptom="a handshake with an Origin gets two Access-Control-Allow-Origin headers (browsers refuse it)",
+    ),
+    Scenario(
+        "version-mismatch",
+        broken="the backends run Socket.IO 2.x (Engine.IO 3) while the clients are socket.io-client 3/4",
+        symptom='a v4 client fails: polling with "server error" (the backend answers even ?EIO=4 with an '
+        'Engine.IO 3 payload), websocket only with "It seems you are trying to reach a Socket.IO server in '
+        'v2.x with a v3.x client" (token in the query; with the token only in the CONNECT auth the 2.x '
+        "auth check refuses first and the v4 client reports an empty message); a 2.x client connects",
+        node_server="socketio2",
+        python_server="socketio2",  # no python Socket.IO 2 server here: Node's under both --backends
+    ),
+    Scenario(
+        "plain-websocket",
+        broken="the backends behind the Socket.IO location are plain WebSocket servers, not Socket.IO",
+        symptom="plain HTTP (polling, REST) gets the WebSocket server's own 426 Upgrade Required; a "
+        'websocket gets 101 and a {"type":"hello"} frame instead of an Engine.IO open packet: '
+        'socket.io-client fails with "xhr poll error" (426) or "server error"',
+        node_server="ws",
+        python_server="python-websockets",
+    ),
+    Scenario(
+        "literal-upgrade",
+        broken="the Socket.IO location sends `Upgrade: websocket` and `Connection: upgrade` as constants, "
+        "so every request, polling included, reaches the backend as a WebSocket upgrade",
+        symptom="polling requests get the backend's 400 for a key-less upgrade (Node: \"Missing or invalid "
+        'Sec-WebSocket-Key header", uvicorn: "Failed to open a WebSocket connection: missing '
+        'Sec-WebSocket-Key header."): polling clients fail with "xhr poll error", websocket-only clients connect',
+    ),
+    Scenario(
+        "http10",
+        broken="the Socket.IO location has no proxy_http_version 1.1: nginx before 1.29.7 sends HTTP/1.0 "
+        "upstream, upgrades included",
+        symptom="none a client sees with these backends: Node and uvicorn both accept the HTTP/1.0 upgrade "
+        "(101); polling and websocket connect",
     ),
 )
 
 #: Every scenario by name, in a stable teaching order (a dict: ``list(SCENARIOS)`` gives the names).
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in _ALL}
+
+
+def server_label(server: str) -> str:
+    """What SERVER (a key of SERVERS) is, in words."""
+    return SERVERS[server][1]
 
 
 def get(name: str) -> Scenario:

@@ -40,7 +40,9 @@ def _text_up(info: dict[str, Any], status: dict[str, Any] | None, out: TextIO, v
     for i, (name, base) in enumerate(info["instances"].items()):
         state = procs.get(name, {}).get("status", "stopped" if i in info["stopped_backends"] else "running")
         parts.append(f"{base} ({name}, {state})")
-    w(",\n            ".join(parts) + f"\n            Socket.IO at {info['backend_path']}\n")
+    w(",\n            ".join(parts) + "\n")
+    where = "" if info["server"] in ("ws", "python-websockets") else f" at {info['backend_path']}"
+    w(f"            {info['server_description']}{where} (--backends {info['backends_kind']})\n")
     nginx_state = procs.get("nginx", {}).get("status", "running")
     w(f"  nginx:    {nginx_state}, -p {info['nginx_prefix']} -c {info['nginx_conf']}\n")
     w(f"  logs:     {info['access_log']}, {info['error_log']}, backends: {info['backend_log']}\n")
@@ -72,15 +74,20 @@ def _error(message: str) -> int:
     return 2
 
 
-def lab_command(action: str, scenario: str | None, fmt: str, directory: str | None) -> int:
-    """Run ``wsdoctor lab ACTION``; exit 0 on success, 1 when ``status`` finds a crashed process, 2 on error."""
+def lab_command(
+    action: str, scenario: str | None, fmt: str, directory: str | None, backends: str | None = None
+) -> int:
+    """Run ``wsdoctor lab ACTION``; exit 0 on success, 1 when ``status`` finds a crashed process, 2 on error.
+
+    BACKENDS (``up`` only): ``"node"`` or ``"python"``; None is ``Lab.up``'s default.
+    """
     out = sys.stdout
     try:
         if action == "up":
             name = scenario or DEFAULT_SCENARIO
             if name not in SCENARIOS:
                 return _error(f"unknown scenario {name!r}; choose one of: {', '.join(SCENARIOS)}")
-            lab = Lab.up(name, directory)
+            lab = Lab.up(name, directory, backends=backends)
             info = lab.info()
             status = lab.status()
             if fmt == "json":

@@ -1,7 +1,9 @@
-"""The lab: real nginx, three python-socketio backends and an OpenSSH sshd on loopback, one scenario.
+"""The lab: real nginx, three Socket.IO backends and an OpenSSH sshd on loopback, one scenario.
 
-``Lab.up("no-sticky")`` renders the scenario's nginx template into the lab directory, generates a CA and
-server certificate, a JWT secret and tokens, starts the backends (``python -m wsdoctor.lab.backend``),
+``Lab.up("no-sticky", backends="node")`` renders the scenario's nginx template into the lab directory,
+generates a CA and server certificate, a JWT secret and tokens, starts the backends (python-socketio:
+``python -m wsdoctor.lab.backend``; Node: ``node wsdoctor/lab/node/backend.js``, or the scenario's own
+server kind: Socket.IO 2.x, a plain WebSocket server),
 nginx (``nginx -p DIR -c FILE -g 'daemon off;'``, never the system service) and sshd, waits (bounded)
 until every port answers, and writes ``state.json``. Everything lives in that one directory, so
 ``Lab.load(dir)`` in another process (``wsdoctor lab status`` / ``down``) finds the same lab again, and
@@ -27,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from wsdoctor.lab import catalog, procs
-from wsdoctor.lab.catalog import BACKEND_PATH, PUBLIC_PATH, Scenario
+from wsdoctor.lab.catalog import BACKEND_KINDS, BACKEND_PATH, PUBLIC_PATH, SERVERS, Scenario
 
 STATE_FILE = "state.json"
 STATE_VERSION = 1
@@ -37,6 +39,16 @@ READY_TIMEOUT = 15.0  # seconds: every port must answer within this
 HOST = "127.0.0.1"
 TEMPLATE_DIR = Path(__file__).resolve().parent / "scenarios"
 INSTALL_HINT = "run `apt-get install nginx openssh-server` (or `./run setup` as root) and try again"
+#: What the backends run when ``Lab.up`` is not told (``--backends``).
+DEFAULT_BACKENDS = "python"
+NODE_DIR = Path(__file__).resolve().parent / "node"
+NODE_BACKEND = NODE_DIR / "backend.js"
+# The npm packages each Node server kind loads (installed into NODE_DIR/node_modules by `./run setup`).
+_NODE_PACKAGES = {
+    "socketio4": ("socket.io", "express"),
+    "socketio2": ("socket.io-v2", "express"),
+    "ws": ("ws",),
+}
 
 # `{name}` placeholders in templates; `${var}` (nginx syntax) and `{ …` blocks are left alone.
 _PLACEHOLDER = re.compile(r"(?<!\$)\{([a-z][a-z0-9_]*)\}")
@@ -82,6 +94,52 @@ def render(template: str, values: dict[str, str]) -> dict[str, str]:
     for i in range(1, len(parts), 2):
         files[parts[i]] = _PLACEHOLDER.sub(fill, parts[i + 1])
     return files
+
+
+def node_binary() -> str | None:
+    """The Node.js interpreter (Debian names it ``node``, older packages ``nodejs``)."""
+    return shutil.which("node") or shutil.which("nodejs")
+
+
+def node_package_version(name: str) -> str | None:
+    """The version of npm package NAME pinned in the lab's package-lock.json (aliases resolved)."""
+    try:
+        lock = json.loads((NODE_DIR / "package-lock.json").read_text())
+        return str(lock["packages"][f"node_modules/{name}"]["version"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def server_description(server: str) -> str:
+    """SERVER's words with the pinned version, e.g. "Node socket.io 4.8.4 (Engine.IO 4) on Express"."""
+    kind, words = SERVERS[server]
+    package = {"socketio4": "socket.io", "socketio2": "socket.io-v2", "ws": "ws"}.get(server)
+    if package is None:
+        return words
+    version = node_package_version(package)
+    if version is None:
+        return words
+    if server == "ws":
+        return words.replace("Node ws", f"Node ws {version}")
+    label = "socket.io 2.x" if server == "socketio2" else "socket.io"
+    return words.replace(label, f"socket.io {version}", 1)
+
+
+def _check_node(server: str) -> None:
+    """LabError with what to run when Node or the lab's npm packages are missing."""
+    if node_binary() is None:
+        raise LabError(
+            "Node.js is not installed (the lab's Node backends need it); run `apt-get install nodejs npm` "
+            "(or `./run setup` as root) and try again, or use --backends python"
+        )
+    missing = [
+        p for p in _NODE_PACKAGES[server] if not (NODE_DIR / "node_modules" / p / "package.json").exists()
+    ]
+    if missing:
+        raise LabError(
+            f"the lab's Node packages are not installed (missing: {', '.join(missing)}); run `./run setup` "
+            f"(or `npm ci` in {NODE_DIR}) and try again"
+        )
 
 
 def _package_root() -> str:
@@ -138,24 +196,34 @@ class Lab:
         ping_timeout: float | None = None,
         ssh: bool = True,
         timeout: float = READY_TIMEOUT,
+        backends: str | None = None,
     ) -> Lab:
         """Start SCENARIO in DIRECTORY (a lab already running there is stopped first) and return it.
 
         ``ping_interval``/``ping_timeout`` override the scenario's backend settings (seconds), e.g. to
-        scale a test down; ``ssh=False`` leaves sshd out.
+        scale a test down; ``ssh=False`` leaves sshd out. ``backends`` is ``"python"`` (python-socketio)
+        or ``"node"`` (Node socket.io 4); a scenario about the server itself (Socket.IO 2.x, a plain
+        WebSocket server) runs its own server kind (``info()["server"]`` says which).
         """
         try:
             sc = catalog.get(scenario)
         except ValueError as e:
             raise LabError(str(e)) from None
+        backends = backends or DEFAULT_BACKENDS
+        if backends not in BACKEND_KINDS:
+            raise LabError(f"unknown backends {backends!r}; choose one of: {', '.join(BACKEND_KINDS)}")
+        server = sc.server(backends)
+        if SERVERS[server][0] == "node":
+            _check_node(server)
         nginx = find_binary("nginx")
         if nginx is None:
             raise LabError(f"nginx is not installed; {INSTALL_HINT}")
         if ssh and not Path("/usr/sbin/sshd").exists():
             raise LabError(f"/usr/sbin/sshd is not installed; {INSTALL_HINT}")
-        missing = [
-            m for m in ("socketio", "uvicorn", "jwt", "trustme") if importlib.util.find_spec(m) is None
-        ]
+        needed = (
+            ("socketio", "uvicorn", "jwt", "trustme") if server == "python-socketio" else ("jwt", "trustme")
+        )
+        missing = [m for m in needed if importlib.util.find_spec(m) is None]
         if missing:
             raise LabError(
                 f"the lab needs the Python packages of wsdoctor's `lab` extra (missing: {', '.join(missing)}); "
@@ -175,6 +243,8 @@ class Lab:
             "ping_interval": float(ping_interval if ping_interval is not None else sc.ping_interval),
             "ping_timeout": float(ping_timeout if ping_timeout is not None else sc.ping_timeout),
             "ssh": ssh,
+            "backends": backends,
+            "server": server,
         }
         for attempt in range(3):
             try:
@@ -276,6 +346,8 @@ class Lab:
             "log_dir": str(logs),
             "ping_interval": options["ping_interval"],
             "ping_timeout": options["ping_timeout"],
+            "backends_kind": options["backends"],
+            "server": options["server"],
             "processes": {},
             "ssh": None,
         }
@@ -291,6 +363,39 @@ class Lab:
     def _backend_argv(self, i: int) -> list[str]:
         s = self.state
         public = s["public_port"]
+        server = self.server
+        common = [
+            "--lab-dir",
+            self.marker,
+            "--port",
+            str(s["backend_ports"][i]),
+            "--instance",
+            f"backend-{i}",
+        ]
+        if server == "python-websockets":
+            return [sys.executable, "-m", "wsdoctor.lab.plainws", *common, "--log", s["backend_log"]]
+        if SERVERS[server][0] == "node":
+            return [
+                node_binary() or "node",
+                str(NODE_BACKEND),
+                "--server",
+                server,
+                *common,
+                "--path",
+                BACKEND_PATH,
+                "--secret-file",
+                s["secret_file"],
+                "--ping-interval",
+                repr(s["ping_interval"]),
+                "--ping-timeout",
+                repr(s["ping_timeout"]),
+                "--cors-origin",
+                f"https://{HOST}:{public}",
+                "--cors-origin",
+                f"https://localhost:{public}",
+                "--log",
+                s["backend_log"],
+            ]
         return [
             sys.executable,
             "-m",
@@ -430,6 +535,16 @@ class Lab:
         return catalog.get(self.state["scenario"])
 
     @property
+    def backends_kind(self) -> str:
+        """``"node"`` or ``"python"``: what ``--backends`` chose (labs from before it ran python)."""
+        return str(self.state.get("backends_kind", "python"))
+
+    @property
+    def server(self) -> str:
+        """The server implementation the backends run (a key of ``catalog.SERVERS``)."""
+        return str(self.state.get("server", self.scenario.server(self.backends_kind)))
+
+    @property
     def url(self) -> str:
         return str(self.state["url"])
 
@@ -496,6 +611,9 @@ class Lab:
             ),
             "pids": self.pids(),
             # extras
+            "backends_kind": self.backends_kind,
+            "server": self.server,
+            "server_description": server_description(self.server),
             "broken": sc.broken,
             "symptom": sc.symptom,
             "client_url": client_url,
@@ -571,6 +689,8 @@ class Lab:
             overall = "up"
         return {
             "scenario": self.state["scenario"],
+            "backends_kind": self.backends_kind,
+            "server": self.server,
             "dir": self.state["dir"],
             "state": overall,
             "processes": processes,

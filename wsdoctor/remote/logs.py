@@ -25,6 +25,7 @@ from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from wsdoctor.facts import LogEvent
+from wsdoctor.logkinds import KINDS
 from wsdoctor.remote.text import sanitize
 
 if TYPE_CHECKING:
@@ -64,35 +65,22 @@ _MESSAGE = (
     # a request for the directory /socket.io/ goes to the index module, which words it differently
     r'|"[^"\n]*/socket\.io/index\.html" is not found \((?P<socketio_index_404>2: )'
 )
-# named group -> (kind, check).  socketio-404's check is refined per line (client vs route).
-_GROUPS: dict[str, tuple[str, str]] = {
-    "connect_refused": ("connect-refused", "upstream"),
-    "connect_failed": ("connect-failed", "upstream"),
-    "no_live_upstreams": ("no-live-upstreams", "upstream"),
-    "no_resolver": ("no-resolver", "upstream"),
-    "upgraded_timeout": ("upgraded-timeout", "timeout"),
-    "client_upgraded_timeout": ("upgraded-timeout", "timeout"),
-    "connect_timeout": ("connect-timeout", "upstream"),
-    "read_timeout": ("read-timeout", "timeout"),
-    "upstream_timeout": ("upstream-timeout", "upstream"),
-    "premature_close": ("premature-close", "upstream"),
-    "upgraded_closed": ("upgraded-closed", "timeout"),
-    "socketio_404": ("socketio-404", "route"),
-    "socketio_index_404": ("socketio-404", "route"),
-}
-KIND_CHECK = {kind: check for kind, check in _GROUPS.values()}
-ERROR_MEANING = {
-    "connect-refused": "the backend refused the connection: nothing listens on that port (502)",
-    "connect-failed": "nginx could not connect to the backend (502)",
-    "no-live-upstreams": "every server of the upstream is marked failed (502)",
-    "upgraded-timeout": "an idle WebSocket tunnel was closed by proxy_read_timeout / proxy_send_timeout",
-    "connect-timeout": "the backend did not accept the connection within proxy_connect_timeout (504)",
-    "read-timeout": "the backend did not answer within proxy_read_timeout (504)",
-    "upstream-timeout": "an upstream operation timed out (504)",
-    "premature-close": "the backend closed the connection before answering (502)",
-    "upgraded-closed": "a WebSocket tunnel broke (reset or write error)",
-    "no-resolver": "proxy_pass uses a variable host name and no resolver is configured (502)",
-    "socketio-404": "nginx served the Socket.IO path from files: no location proxies it (404)",
+# named group -> kind (its check and meaning: wsdoctor.logkinds).  socketio-404's check is refined per line
+# (client vs route).
+_GROUPS: dict[str, str] = {
+    "connect_refused": "connect-refused",
+    "connect_failed": "connect-failed",
+    "no_live_upstreams": "no-live-upstreams",
+    "no_resolver": "no-resolver",
+    "upgraded_timeout": "upgraded-timeout",
+    "client_upgraded_timeout": "upgraded-timeout",
+    "connect_timeout": "connect-timeout",
+    "read_timeout": "read-timeout",
+    "upstream_timeout": "upstream-timeout",
+    "premature_close": "premature-close",
+    "upgraded_closed": "upgraded-closed",
+    "socketio_404": "socketio-404",
+    "socketio_index_404": "socketio-404",
 }
 _ERROR_STR = re.compile(_HEAD + "(?:" + _MESSAGE + ")")
 _ERROR_BYTES = re.compile((_HEAD + "(?:" + _MESSAGE + ")").encode())
@@ -116,7 +104,8 @@ def grep_pattern() -> str:
 
 
 def _error_event(text: str, group: str, file: str, line_no: int | None, after: int) -> LogEvent:
-    kind, check = _GROUPS[group]
+    kind = _GROUPS[group]
+    check = KINDS[kind].check
     prefix = _ERROR_PREFIX.match(text)
     tail = text[after:]
     fields = {}
@@ -195,7 +184,7 @@ def scan_error_log(path: str, keep: int = 20, parallel: bool | None = None) -> E
                 counted, newlines = _count_region(mm, 0, size)
             for group, n in counted.items():
                 if group:
-                    kind = _GROUPS[group][0]
+                    kind = _GROUPS[group]
                     scan.counts[kind] = scan.counts.get(kind, 0) + n
             scan.lines = newlines + (0 if mm[size - 1 : size] == b"\n" else 1)
             if keep > 0 and scan.counts:
@@ -376,19 +365,20 @@ def classify_access_line(
     except ValueError:
         return None
     duration = _float(values.get("request_time"))
-    kind = check = None
+    kind = None
     if status == 404:
-        kind, check = "socketio-404", ("client" if uri.startswith("/socket.io") else "route")
+        kind = "socketio-404"
     elif status == 400 and "transport=polling" in uri and "sid=" in uri:
-        kind, check = "400-polling-sid", "sticky"
+        kind = "400-polling-sid"
     elif status == 101 and duration is not None and read_timeout and _near(duration, read_timeout):
-        kind, check = "101-idle-timeout", "timeout"
-    elif status in (502, 504):
-        kind, check = str(status), "upstream"
-    elif status in (401, 403):
-        kind, check = str(status), "auth"
-    if kind is None or check is None:
+        kind = "101-idle-timeout"
+    elif status in (502, 504, 401, 403):
+        kind = str(status)
+    if kind is None:
         return None
+    check = KINDS[kind].check
+    if kind == "socketio-404" and uri.startswith("/socket.io"):
+        check = "client"
     upstream = values.get("upstream_addr")
     return LogEvent(
         source="access",
@@ -540,7 +530,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"{scan.file}: {scan.lines} lines, {scan.matched} classified, in {scan.seconds:.3f} s")
     for kind, count in sorted(scan.counts.items(), key=lambda item: -item[1]):
-        print(f"  {count:>9}  {kind:<18} -> {KIND_CHECK[kind]:<8} {ERROR_MEANING[kind]}")
+        print(f"  {count:>9}  {kind:<18} -> {KINDS[kind].check:<8} {KINDS[kind].meaning}")
     for event in scan.events:
         print(f"  {event.file}:{event.line_no}: {event.text}")
     return 0

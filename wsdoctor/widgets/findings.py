@@ -7,7 +7,6 @@ A row renders itself at its own width, so 80 columns and 250 columns both read w
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -23,16 +22,16 @@ from textual.widgets import Static
 from wsdoctor.report import GROUPS, Finding, Status
 from wsdoctor.widgets.render import STATUS_STYLE, clean, status_badge
 
-# checks/_util.py Place.lead: "For the corrected request {path}… (see client): ".  Six checks can open with it,
-# which at 80 columns leaves no room for their verdicts; the row shows a marker instead (the detail screen,
-# the summary panel and the report keep the whole sentence).
-_CORRECTED_LEAD = re.compile(r"^For the corrected request .*?… \(see client\): ")
+# A finding judged for the corrected request opens with a lead ("For the corrected request {path}… (see
+# client): "), which at 80 columns leaves no room for the verdict; the row shows a marker instead (the detail
+# screen, the summary panel and the report keep the whole sentence).
 CORRECTED_MARK = "↪ "
 
 
-def row_summary(summary: str) -> str:
-    """SUMMARY for a one-line row: the corrected-request lead shortened to a marker, the verdict kept."""
-    return _CORRECTED_LEAD.sub(CORRECTED_MARK, summary, count=1)
+def row_summary(finding: Finding, secrets: Sequence[str] = ()) -> str:
+    """FINDING's summary for a one-line row: the corrected-request lead shortened to a marker, the verdict kept."""
+    lead = finding.lead
+    return (CORRECTED_MARK if lead else "") + clean(finding.summary[len(lead) :], secrets, multiline=False)
 
 
 @dataclass(frozen=True)
@@ -81,7 +80,7 @@ class FindingRow(Widget):
         if finding is None:
             state = RowState(None, self.state.title, "waiting for facts…")
         else:
-            summary = row_summary(clean(finding.summary, secrets, multiline=False))
+            summary = row_summary(finding, secrets)
             state = RowState(
                 None if pending else finding.status, clean(finding.title, secrets, multiline=False), summary
             )

@@ -33,6 +33,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from wsdoctor import logkinds
 from wsdoctor.facts import LogEvent
 from wsdoctor.widgets.render import clean
 
@@ -83,32 +84,11 @@ class LogLine(NamedTuple):
         )
 
 
-# How bad each classification is, whichever log reported it: the same kind gets the same symbol from the
-# error log and the access log (a socketio-404 is one failure however nginx words it).  Kinds the
-# classifiers may add tomorrow fall back to the line's own status or level.
+# How bad each classification is, whichever log reported it (wsdoctor.logkinds): the same kind gets the same
+# symbol from the error log and the access log (a socketio-404 is one failure however nginx words it).  Kinds
+# the classifiers may add tomorrow fall back to the line's own status or level.
 KIND_SEVERITY: dict[str, str] = {
-    # nginx cannot reach or hear the backend: the request fails (502/504)
-    "connect-refused": FAIL,
-    "connect-failed": FAIL,
-    "no-live-upstreams": FAIL,
-    "no-resolver": FAIL,
-    "connect-timeout": FAIL,
-    "read-timeout": FAIL,
-    "upstream-timeout": FAIL,
-    "premature-close": FAIL,
-    "502": FAIL,
-    "504": FAIL,
-    # the Socket.IO request never reaches the backend, or its session is lost between servers
-    "socketio-404": FAIL,
-    "400-polling-sid": FAIL,
-    # an established tunnel was closed (idle timeout, reset): worth a look, not a broken route
-    "upgraded-timeout": WARN,
-    "upgraded-closed": WARN,
-    "101-idle-timeout": WARN,
-    # a refusal may be the right answer to a bad token
-    "401": WARN,
-    "403": WARN,
-    "backend-auth": WARN,
+    kind: FAIL if k.severity == logkinds.FAIL else WARN for kind, k in logkinds.KINDS.items()
 }
 
 

@@ -13,6 +13,7 @@ URL: it is taken as the Engine.IO request itself.
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -150,6 +151,10 @@ def looks_raw(path: str, query: str) -> bool:
     return path.endswith("/socket.io/") or (path.endswith("/socket.io") and bool(query))
 
 
+# "javascript:alert(1)", "mailto:x": a scheme without "//" (a host:port without a scheme has digits after ":").
+_OTHER_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):(?!\d+(?:[/?#]|$))")
+
+
 def _parse(url: str) -> tuple[str, str, int, str, str]:
     text = url.strip()
     if not text:
@@ -158,6 +163,10 @@ def _parse(url: str) -> tuple[str, str, int, str, str]:
         )
     if text.startswith("//"):
         text = "https:" + text
+    elif (m := _OTHER_SCHEME.match(text)) and "://" not in text:
+        raise ValueError(
+            f"the client URL {url!r} has scheme {m.group(1)!r}; socket.io-client takes ws://, wss://, http:// or https://"
+        )
     elif "://" not in text:
         # socket.io-client outside a browser prefixes "https://" to a URL without a scheme.
         text = "https://" + text
@@ -183,6 +192,8 @@ def _parse(url: str) -> tuple[str, str, int, str, str]:
             ipaddress.IPv6Address(host.split("%")[0])
         except ValueError as e:
             raise ValueError(f"the client URL {url!r} has an invalid IPv6 address {host!r}") from e
+    if port == 0:
+        raise ValueError(f"the client URL {url!r} has port 0, which no server listens on; give the real port")
     secure = _SECURE[scheme]
     return ("https" if secure else "http"), host, port or (443 if secure else 80), u.path, u.query
 
