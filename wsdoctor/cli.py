@@ -358,7 +358,20 @@ def cmd_setup(argv: Sequence[str]) -> int:
     target = target_from_args(ns)
     from wsdoctor.app import run_setup
 
-    return run_setup(target, ns)
+    preset = {
+        "server_name": target.server_name,
+        "public_path": ns.public_path,
+        "backend_path": ns.backend_path,
+        "namespace": ns.namespace if ns.namespace != "/" else None,
+        "ping_interval": ns.ping_interval,
+        "listen": ns.listen,
+        "cert": ns.cert if ns.cert != "/etc/ssl/certs/server.pem" else None,
+        "key": ns.key if ns.key != "/etc/ssl/private/server.key" else None,
+        "into": ns.into,
+        "backends": [b.split("://", 1)[-1].rstrip("/") for b in target.backends] or None,
+        "transports": ns.transports,
+    }
+    return run_setup(target, preset, ns.backup_dir)
 
 
 def cmd_tui(argv: Sequence[str]) -> int:

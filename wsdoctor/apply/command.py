@@ -43,9 +43,9 @@ class ApplyRequest:
     backup_id: str | None = None
     yes: bool = False
     backup_dir: str | None = None
-    before: dict[str, Finding] | None = (
-        None  # a diagnosis just made by the caller (the TUI), else a fresh one
-    )
+    # A diagnosis the caller just made (the TUI's), else the apply makes a fresh one.
+    before: dict[str, Finding] | None = None
+    trial: bool = False  # --config only: write, nginx -t, put the old file back (never loaded)
 
     def validate(self) -> None:
         modes = sum(
@@ -170,7 +170,7 @@ def _execute(req: ApplyRequest, data: bytes | None, reporter: Reporter, session:
             assert data is not None and req.into is not None
             config = running_config(nginx)
             before = None
-            if target.url and req.yes:
+            if target.url and req.yes and not req.trial:
                 reporter.note("diagnosing the service as it is, to compare after the change…")
                 before = diagnose(target, session)
             plan = config_plan(
@@ -183,6 +183,7 @@ def _execute(req: ApplyRequest, data: bytes | None, reporter: Reporter, session:
                 before=before,
                 reason=_reason(req),
                 rollback_hint=hint,
+                trial=req.trial,
             )
     except (PlanRefused, HostError) as e:
         out = Outcome(

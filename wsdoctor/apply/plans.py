@@ -258,6 +258,7 @@ def config_plan(
     before: dict[str, Finding] | None,
     reason: str,
     rollback_hint: str,
+    trial: bool = False,
 ) -> Plan:
     if not into.startswith("/"):
         raise PlanRefused(f"--into takes an absolute path on the host, not {into!r}")
@@ -282,6 +283,7 @@ def config_plan(
         verify_restored=unchanged_verifier(target, session, before) if has_url and before else None,
         rollback_hint=rollback_hint,
         precheck=precheck,
+        trial=trial,
     )
 
 

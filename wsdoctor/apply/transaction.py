@@ -93,6 +93,7 @@ class Plan:
     verify_restored: Verifier | None = None  # after a restore: the old behaviour
     rollback_hint: str = ""  # the command that undoes a successful apply ("… --rollback {id} --yes")
     precheck: Callable[[], str | None] | None = None  # a reason to refuse before anything is read
+    trial: bool = False  # write, `nginx -t`, put the old files back: never reloaded (the wizard's "Test")
 
 
 @dataclass
@@ -270,6 +271,16 @@ class Transaction:
                 self._backup()
             self._write()
             self._test()
+            if self.plan.trial:
+                self._restore("a trial")
+                out.dry_run = True
+                out.rolled_back = False
+                out.summary = (
+                    "Tested: `nginx -t` accepts the new config; the old files are back and nginx never loaded it."
+                    if out.steps[-1].ok
+                    else "Tested, but putting the old files back did not complete: see the restore step."
+                )
+                return
             self._reload()
             self._verify()
         except _Failed as failed:
