@@ -150,8 +150,8 @@ class SetupScreen(Screen[Target | None]):
         .error { color: $error; height: auto; padding: 0 0 0 24; margin: -1 0 1 0; display: none; }
         .error.-shown { display: block; }
         #review-panes { height: 1fr; }
-        #review-config { width: 3fr; }
-        #review-clients { width: 2fr; }
+        #review-config { width: 2fr; }
+        #review-clients { width: 1fr; }
         .code { background: $surface; padding: 0 1; width: 100%; }
         #answers-buttons { height: auto; margin: 1 0; }
     }
@@ -399,8 +399,8 @@ class SetupScreen(Screen[Target | None]):
         self.options, self.into = options, into
         self.generated = out = generate(options)
         table = Table.grid(padding=(0, 2), expand=True)
-        table.add_column(ratio=3, no_wrap=True, overflow="ellipsis")
-        table.add_column(ratio=2, style="dim")
+        table.add_column(no_wrap=True, overflow="ellipsis")  # the config as written, never wrapped
+        table.add_column(ratio=1, style="dim")
         reasons = dict(out.reasons)
         for line in out.nginx_conf.splitlines():
             style = "dim" if line.strip().startswith("#") else ""
