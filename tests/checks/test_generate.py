@@ -397,3 +397,10 @@ def test_the_generated_js_runs_in_node(transports: str, backends, tls, tmp_path:
         proc.wait(5)
         script.unlink()
         proxy.stop()
+
+
+def test_an_existing_upgrade_map_is_used_not_defined_twice() -> None:
+    out = generate(SetupOptions(define_map=False))
+    assert "map $http_upgrade" not in out.nginx_conf
+    assert "proxy_set_header Connection $connection_upgrade;" in out.nginx_conf
+    assert any("already defines `map $http_upgrade $connection_upgrade`" in n for n in out.notes)

@@ -80,6 +80,8 @@ class Discovered:
     services: list[str] = field(default_factory=list)
     backends: list[Backend] = field(default_factory=list)  # those with a Socket.IO engine
     notes: list[str] = field(default_factory=list)
+    has_upgrade_map: bool = False  # the http block defines $connection_upgrade already
+    upstream_names: list[str] = field(default_factory=list)  # taken: a new upstream needs another name
 
     def groups(self) -> dict[str, list[Backend]]:
         """Socket.IO backends by the service that runs them, biggest first."""
@@ -232,6 +234,8 @@ def discover(session: RemoteSession, conf: str | None = None) -> Discovered:
         found.includes = http_includes(config)
         found.into = _suggest_into(found.includes)
         found.server_names, found.certs = _names_and_certs(config)
+        found.has_upgrade_map = "$connection_upgrade" in config.maps()
+        found.upstream_names = list(config.upstreams())
         if found.into is None:
             found.notes.append(
                 "the http block includes no directory of site files; add `include conf.d/*.conf;` to it first"
@@ -294,6 +298,13 @@ def answers(found: Discovered, group: str | None = None) -> dict[str, object]:
             out["client_version"] = 2
     if found.nginx_version:
         out["nginx_version"] = found.nginx_version
+    if found.has_upgrade_map:
+        out["define_map"] = False
+    name, n = "socketio_backends", 1
+    while name in found.upstream_names:
+        n += 1
+        name = f"socketio_backends_{n}"
+    out["upstream"] = name
     if found.into:
         out["into"] = found.into
     if len(found.server_names) == 1:

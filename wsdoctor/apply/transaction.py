@@ -252,7 +252,10 @@ class Transaction:
         )
         self.reporter.show_diff(self.outcome.diff)
         names = ", ".join(c.path for c in self.changes)
-        notes.append(f"the change touches {names}")
+        if plan.action == "rollback":
+            notes.append(f"every copy in the backup matches its sha256; the restore touches {names}")
+        else:
+            notes.append(f"the change touches {names}")
         self._done("preflight", True, "; ".join(notes))
         return True
 

@@ -78,6 +78,7 @@ class SetupOptions:
     client_version: int = 4  # the clients' socket.io-client major version
     nginx_version: str | None = None  # the proxy's nginx ("1.22.1"); None: syntax every version accepts
     listen: str = "443"  # [ADDR:]PORT of the TLS server; 443 also gets the port-80 redirect
+    define_map: bool = True  # False when the http block already has `map $http_upgrade $connection_upgrade`
 
     @property
     def read_timeout(self) -> int:
@@ -225,16 +226,24 @@ def _nginx(o: SetupOptions, pub: str, back: str, notes: list[str]) -> _Conf:
     polling = "polling" in o.transports
     several = len(o.backends) > 1
     c = _Conf()
-    c.add("# WebSocket requests get 'Connection: upgrade'; plain ones (polling) no Connection header at all,")
-    c.add("# so they can reuse the upstream keepalive connections")
-    c.add(
-        "map $http_upgrade $connection_upgrade {",
-        "the Connection header to send upstream, from the client's Upgrade header",
-    )
-    c.add("    default upgrade;", "a WebSocket handshake: forward it as an upgrade")
-    c.add("    ''      '';", "no Upgrade (polling): no Connection header, so keepalive works")
-    c.add("}")
-    c.add("")
+    if o.define_map:
+        c.add(
+            "# WebSocket requests get 'Connection: upgrade'; plain ones (polling) no Connection header at all,"
+        )
+        c.add("# so they can reuse the upstream keepalive connections")
+        c.add(
+            "map $http_upgrade $connection_upgrade {",
+            "the Connection header to send upstream, from the client's Upgrade header",
+        )
+        c.add("    default upgrade;", "a WebSocket handshake: forward it as an upgrade")
+        c.add("    ''      '';", "no Upgrade (polling): no Connection header, so keepalive works")
+        c.add("}")
+        c.add("")
+    else:
+        notes.append(
+            "the running config already defines `map $http_upgrade $connection_upgrade`: this file uses it "
+            "(a second definition would fail nginx -t)"
+        )
     c.add(f"upstream {o.upstream} {{", f"the {len(o.backends)} Socket.IO process(es)")
     if polling and several:
         c.add("    # polling sends each request separately: keep a session on one backend")

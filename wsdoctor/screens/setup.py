@@ -122,6 +122,8 @@ def validate_answers(values: Mapping[str, str]) -> tuple[SetupOptions | None, st
         ping_interval=int(ping),
         nginx_version=values.get("nginx_version") or None,
         listen=v["listen"] or "443",
+        upstream=values.get("upstream") or "socketio_backends",
+        define_map=values.get("define_map", "yes") != "no",
     )
     try:
         generate(options)
