@@ -221,7 +221,8 @@ _PY_TRANSPORTS = re.compile(r"transports=\[([^\]]+)\]")
 @pytest.fixture(scope="module")
 def backends() -> Iterator[dict[str, list[Backend]]]:
     started = {
-        name: [Backend(f"b{i}", back).start() for i in range(3)] for name, (_pub, back) in PATHS.items()
+        name: [Backend(f"b{i}", back, PING_MS / 1000).start() for i in range(3)]
+        for name, (_pub, back) in PATHS.items()
     }
     try:
         yield started

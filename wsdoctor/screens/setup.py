@@ -401,8 +401,9 @@ class SetupScreen(Screen[Target | None]):
         self.options, self.into = options, into
         self.generated = out = generate(options)
         table = Table.grid(padding=(0, 2), expand=True)
-        table.add_column(no_wrap=True, overflow="ellipsis")  # the config as written, never wrapped
-        table.add_column(ratio=1, style="dim")
+        # The config as written (never wrapped; the longest directives fit), its reason beside it.
+        table.add_column(no_wrap=True, overflow="ellipsis", max_width=60)
+        table.add_column(ratio=1, style="dim", min_width=24)
         reasons = dict(out.reasons)
         for line in out.nginx_conf.splitlines():
             style = "dim" if line.strip().startswith("#") else ""
