@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from tests.checks.helpers import FIXTURES, SEED_DUMP, case_data, case_dirs, case_facts, make_facts, run
-from wsdoctor.apply.diffs import DiffError, apply_diff, parse, unified
+from wsdoctor.apply.diffs import DiffError, apply_diff, apply_diffs, parse, unified
 from wsdoctor.nginx.load import split_dump
 from wsdoctor.nginx.patch import Patch
-from wsdoctor.report import Status
+from wsdoctor.report import Fix, Status
 
 CASES = case_dirs()
 FIXABLE = [
@@ -22,6 +22,8 @@ FIXABLE = [
     if (case_data(c, k).get("expect") or k.split("_", 1)[0]) in ("fail", "warn")
     and case_data(c, k).get("after_fix", "pass") is not None
 ]
+# The fixes that are config diffs (a client fix is code, checked by tests/checks/test_fixtures.py).
+DIFFS = [(c, k) for c, k in FIXABLE if (run(case_facts(c, k))[c].fix or Fix("")).diff]
 
 
 def _tree_texts(tree: Path) -> dict[str, str]:
@@ -46,15 +48,13 @@ def _patch_p1(tree: Path, diff: str, dest: Path) -> dict[str, str]:
     return _tree_texts(dest)
 
 
-@pytest.mark.parametrize(("check", "case"), FIXABLE, ids=[f"{c}/{k}" for c, k in FIXABLE])
+@pytest.mark.parametrize(("check", "case"), DIFFS, ids=[f"{c}/{k}" for c, k in DIFFS])
 def test_every_fixture_fix_applies_like_patch_and_the_check_passes(
     check: str, case: str, tmp_path: Path
 ) -> None:
     tree = FIXTURES / check / case
     f = run(case_facts(check, case))[check]
     assert f.fix is not None
-    if not f.fix.diff:
-        pytest.skip("the fix is client code, not a config change")
     texts = _tree_texts(tree)
     ours = apply_diff(texts, f.fix.diff)
     theirs = _patch_p1(tree, f.fix.diff, tmp_path)
@@ -120,3 +120,38 @@ def test_unified_round_trips_new_and_removed_files() -> None:
     assert fp.path == "/etc/nginx/conf.d/ws.conf"
     no_eol = unified("/x", "a\nb", "a\nc")
     assert apply_diff({"/x": "a\nb"}, no_eol) == {"/x": "a\nc"}
+
+
+def test_several_fixes_of_one_location_merge_and_every_check_then_passes(tmp_path: Path) -> None:
+    """`apply --fix timeout,sticky,upgrade,buffering`: four diffs made against the same text, each with context
+    lines another one changes, merge because the lines they change differ."""
+    conf = tmp_path / "etc/nginx/nginx.conf"
+    conf.parent.mkdir(parents=True)
+    conf.write_text(
+        "events {}\nhttp {\n    upstream up {\n        server 10.0.0.1:3000;\n        server 10.0.0.2:3000;\n    }\n"
+        "    server {\n        listen 443 ssl;\n        server_name ws.example.com;\n"
+        "        ssl_certificate /etc/ssl/a.pem;\n        ssl_certificate_key /etc/ssl/a.key;\n"
+        "        location /socket.io/ {\n            proxy_pass http://up;\n            proxy_read_timeout 10s;\n"
+        "        }\n    }\n}\n"
+    )
+    before = run(make_facts(url="wss://ws.example.com", root=tmp_path))
+    diffs = [
+        (f.id, f.fix.diff) for f in before.values() if f.fix and f.fix.diff and f.status is not Status.PASS
+    ]
+    assert {cid for cid, _ in diffs} >= {"timeout", "sticky", "upgrade"}
+    texts = {"/etc/nginx/nginx.conf": conf.read_text()}
+    conf.write_text(apply_diffs(texts, diffs)["/etc/nginx/nginx.conf"])
+    after = run(make_facts(url="wss://ws.example.com", root=tmp_path))
+    assert all(after[cid].status is Status.PASS for cid, _ in diffs), {c: after[c].summary for c, _ in diffs}
+
+
+def test_two_fixes_of_the_same_line_are_refused_in_one_sentence() -> None:
+    texts = {"/etc/nginx/a.conf": "a;\nb;\nc;\n"}
+    one, two = Patch(texts), Patch(texts)
+    one.replace_line("/etc/nginx/a.conf", 2, ["b1;"])
+    two.replace_line("/etc/nginx/a.conf", 2, ["b2;"])
+    with pytest.raises(DiffError) as e:
+        apply_diffs(texts, [("route", one.diff()), ("timeout", two.diff())])
+    assert str(e.value) == (
+        "the fixes of route and timeout change the same lines of /etc/nginx/a.conf (line 2); apply them one at a time"
+    )

@@ -125,9 +125,18 @@ def _matches(lines: list[str], at: int, old: list[tuple[str, bool]]) -> bool:
     return all(_bare(lines[at + k]) == text for k, (text, _nl) in enumerate(old))
 
 
-def apply_text(text: str, patch: FilePatch) -> str:
-    """TEXT with PATCH's hunks applied; DiffError (one sentence) when a hunk matches nowhere."""
-    lines = _split(text)
+@dataclass
+class _Edit:
+    start: int  # original line index where the change begins
+    end: int  # original line index after the last removed line (== start: a pure insertion)
+    new: list[tuple[str, bool]]  # the lines put there, with "ends with newline"
+    owner: str  # which fix it belongs to, for a conflict's sentence
+
+
+def _edits(lines: list[str], patch: FilePatch, owner: str) -> list[_Edit]:
+    """PATCH's hunks as edits of the ORIGINAL lines: each hunk is found where its context and removed lines
+    match (it may have moved, never changed), and only its changed runs become edits."""
+    out: list[_Edit] = []
     offset = 0
     for hunk in patch.hunks:
         old = hunk.old()
@@ -139,14 +148,57 @@ def apply_text(text: str, patch: FilePatch) -> str:
                 f"{patch.path} changed since the diagnosis: hunk {hunk.header} (near `{first.strip()[:60]}`) "
                 "no longer matches it"
             )
-        eol = _eol_near(lines, at)
-        new_lines = [t + (eol if nl else "") for t, nl in hunk.new()]
-        lines[at : at + len(old)] = new_lines
-        last = at + len(new_lines) - 1
-        if new_lines and not new_lines[-1].endswith("\n") and last + 1 < len(lines):
-            lines[last] += eol  # only the file's last line may lack its newline
-        offset += len(new_lines) - len(old)
-    return "".join(lines)
+        offset = at - (hunk.old_start - 1) if hunk.old_len else at - hunk.old_start
+        i = at
+        run: _Edit | None = None
+        for tag, text, nl in hunk.lines:
+            if tag == " ":
+                if run is not None:
+                    out.append(run)
+                    run = None
+                i += 1
+                continue
+            if run is None:
+                run = _Edit(i, i, [], owner)
+            if tag == "-":
+                i += 1
+                run.end = i
+            else:
+                run.new.append((text, nl))
+        if run is not None:
+            out.append(run)
+    return out
+
+
+def _merge(text: str, path: str, edits: list[_Edit]) -> str:
+    """TEXT with EDITS applied; DiffError when two fixes change the same lines."""
+    lines = _split(text)
+    edits = sorted(edits, key=lambda e: (e.start, e.end > e.start))  # insertions before replacements
+    for a, b in zip(edits, edits[1:], strict=False):
+        if b.start < a.end or (a.start == b.start and a.end > a.start and b.end > b.start):
+            if a.owner == b.owner:
+                raise DiffError(f"the diff for {path} changes line {b.start + 1} twice; it cannot be applied")
+            raise DiffError(
+                f"the fixes of {a.owner} and {b.owner} change the same lines of {path} "
+                f"(line {b.start + 1}); apply them one at a time"
+            )
+    out: list[str] = []
+    pos = 0
+    for e in edits:
+        out += lines[pos : e.start]
+        eol = _eol_near(lines, e.start)
+        out += [t + (eol if nl else "") for t, nl in e.new]
+        pos = max(pos, e.end)
+    out += lines[pos:]
+    for k in range(len(out) - 1):
+        if not out[k].endswith("\n"):  # only the file's last line may lack its newline
+            out[k] += _eol_near(lines, 0)
+    return "".join(out)
+
+
+def apply_text(text: str, patch: FilePatch, owner: str = "the fix") -> str:
+    """TEXT with PATCH's hunks applied; DiffError (one sentence) when a hunk matches nowhere."""
+    return _merge(text, patch.path, _edits(_split(text), patch, owner))
 
 
 def _find(lines: list[str], want: int, old: list[tuple[str, bool]]) -> int | None:
@@ -165,6 +217,27 @@ def _eol_near(lines: list[str], at: int) -> str:
         if 0 <= k < len(lines) and lines[k].endswith("\n"):
             return "\r\n" if lines[k].endswith("\r\n") else "\n"
     return "\n"
+
+
+def apply_diffs(texts: dict[str, str], diffs: list[tuple[str, str]]) -> dict[str, str]:
+    """{path: new text} for every file the DIFFS ([(owner, diff)]) touch, all made against TEXTS: each
+    fix's hunks are located in the current text, and fixes that change different lines of a file merge."""
+    edits: dict[str, list[_Edit]] = {}
+    for owner, diff in diffs:
+        patches = parse(diff)
+        if not patches:
+            raise DiffError(f"the fix of {owner} holds no diff to apply")
+        for patch in patches:
+            current = texts.get(patch.path)
+            if current is None:
+                raise DiffError(
+                    f"the fix of {owner} changes {patch.path}, which nginx does not read on this host"
+                )
+            try:
+                edits.setdefault(patch.path, []).extend(_edits(_split(current), patch, owner))
+            except DiffError as e:
+                raise DiffError(f"the fix of {owner} does not apply: {e}") from None
+    return {path: _merge(texts[path], path, found) for path, found in edits.items()}
 
 
 def apply_diff(texts: dict[str, str], diff: str) -> dict[str, str]:

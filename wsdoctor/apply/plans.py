@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from wsdoctor.apply import backup as bk
-from wsdoctor.apply.diffs import DiffError, apply_diff, parse
+from wsdoctor.apply.diffs import DiffError, apply_diffs, parse
 from wsdoctor.apply.hostfs import FileState, Host, decode, encode
 from wsdoctor.apply.nginxctl import Nginx
 from wsdoctor.apply.transaction import Plan, Verifier
@@ -182,11 +182,7 @@ def fix_plan(
             if st.data is None:
                 raise DiffError(f"{p} no longer exists on the host")
             texts[p] = decode(st.data)
-        for cid, diff in diffs:
-            try:
-                texts.update(apply_diff(texts, diff))
-            except DiffError as e:
-                raise DiffError(f"the fix of {cid} does not apply: {e}") from None
+        texts.update(apply_diffs(texts, diffs))
         return {p: encode(t) for p, t in texts.items()}
 
     return Plan(
