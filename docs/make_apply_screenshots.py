@@ -32,7 +32,7 @@ from wsdoctor.screens.apply import ApplyScreen  # noqa: E402
 from wsdoctor.screens.detail import DetailScreen  # noqa: E402
 from wsdoctor.screens.setup import SetupScreen  # noqa: E402
 
-SIZE = (130, 40)
+SIZE = (150, 42)
 TIMEOUT = 120.0
 
 

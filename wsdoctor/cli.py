@@ -368,6 +368,7 @@ def cmd_setup(argv: Sequence[str]) -> int:
         "cert": ns.cert if ns.cert != "/etc/ssl/certs/server.pem" else None,
         "key": ns.key if ns.key != "/etc/ssl/private/server.key" else None,
         "into": ns.into,
+        "nginx_version": target.nginx_version,
         "backends": [b.split("://", 1)[-1].rstrip("/") for b in target.backends] or None,
         "transports": ns.transports,
     }
