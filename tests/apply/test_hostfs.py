@@ -97,3 +97,18 @@ def test_without_root_a_refused_command_names_the_sudoers_line(
     )
     ok = host.run(["sh", "-c", "echo fine"])  # what needs no root runs as ourselves
     assert ok.exit_status == 0 and ok.stdout.strip() == "fine"
+
+
+def test_a_symlinked_site_stays_a_symlink_and_its_target_is_replaced(host: Host, tmp_path: Path) -> None:
+    available = tmp_path / "sites-available"
+    enabled = tmp_path / "sites-enabled"
+    available.mkdir()
+    enabled.mkdir()
+    (available / "api").write_text("old\n")
+    (available / "api").chmod(0o640)
+    (enabled / "api").symlink_to("../sites-available/api")
+    st = host.read([str(enabled / "api")])[str(enabled / "api")]
+    assert st.data == b"old\n" and st.mode == 0o640  # the file's own mode, not the link's
+    host.write(str(enabled / "api"), b"new\n", st.uid, st.gid, st.mode)
+    assert (enabled / "api").is_symlink() and (available / "api").read_bytes() == b"new\n"
+    assert stat.S_IMODE((available / "api").stat().st_mode) == 0o640

@@ -28,7 +28,7 @@ TIMEOUT = 20.0
 _READ = r"""
 for f do
   if [ -f "$f" ]; then
-    st=$(stat -c '%u %g %a' -- "$f") || exit 3
+    st=$(stat -L -c '%u %g %a' -- "$f") || exit 3
     printf 'F %s\n' "$st"
     base64 -- "$f" || exit 4
     printf 'E\n'
@@ -40,17 +40,20 @@ for f do
 done
 """
 
-# $1 path, $2 uid, $3 gid, $4 octal mode; the bytes on stdin. Same directory, so mv is a rename.
+# $1 path, $2 uid, $3 gid, $4 octal mode; the bytes on stdin. Same directory, so mv is a rename. A symlink
+# (sites-enabled/x -> ../sites-available/x) stays a symlink: its target is what gets replaced.
 _WRITE = r"""
 set -e
-dir=$(dirname -- "$1")
+f=$1
+if [ -L "$f" ]; then f=$(readlink -f -- "$f"); fi
+dir=$(dirname -- "$f")
 [ -d "$dir" ] || { echo "the directory $dir does not exist" >&2; exit 3; }
 tmp=$(mktemp "$dir/.wsdoctor.XXXXXX")
 trap 'rm -f -- "$tmp"' EXIT
 cat > "$tmp"
 chown "$2:$3" -- "$tmp"
 chmod "$4" -- "$tmp"
-mv -f -- "$tmp" "$1"
+mv -f -- "$tmp" "$f"
 trap - EXIT
 """
 
