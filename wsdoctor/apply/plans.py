@@ -93,6 +93,8 @@ def _within_window(check: Verifier) -> Verifier:
 def fixes_verifier(
     target: Target, session: RemoteSession, ids: list[str], before: dict[str, Finding]
 ) -> Verifier:
+    how = "live" if target.url else "config"
+
     def check() -> tuple[bool, str]:
         after = diagnose(target, session)
         still = [
@@ -102,9 +104,9 @@ def fixes_verifier(
         ]
         worse = regressions(before, after, skip=ids)
         if still or worse:
-            return False, "live: " + "; ".join(still + [f"got worse: {w}" for w in worse])
+            return False, f"{how}: " + "; ".join(still + [f"got worse: {w}" for w in worse])
         moved = ", ".join(f"{i} {before[i].status.value} → pass" for i in ids)
-        return True, f"live: {moved}; no other check got worse"
+        return True, f"{how}: {moved}; no other check got worse"
 
     return _within_window(check)
 

@@ -292,6 +292,10 @@ class Transaction:
             else:
                 out.summary = "Nothing was changed: " + str(failed)
             return
+        except KeyboardInterrupt:
+            if self._written:  # Ctrl+C mid-change: put the old files back before giving up
+                self._restore("interrupted")
+            raise
         out.applied = True
         if self.plan.action == "rollback":
             out.rolled_back = True
