@@ -346,3 +346,18 @@ def test_usage_errors_exit_2_in_one_line(host: Host_, capsys: pytest.CaptureFixt
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert err.startswith("wsdoctor: ") and err.count("\n") == 1, err
+
+
+def test_the_same_on_this_machine_without_ssh(host: Host_, capsys: pytest.CaptureFixture[str]) -> None:
+    """No --ssh: the proxy host is this machine (a LocalRunner), the rest is the same transaction."""
+    host.install(host.config())
+    before = host.site.read_bytes()
+    local = ["apply", "--nginx-conf", str(host.proxy.conf), "--backup-dir", str(host.backups)]
+    changed = host.file("local.conf", host.config(ping_interval=35000))
+    assert main([*local, "--config", str(changed), "--into", str(host.site), "--yes"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "on this machine" in out and "✓ reload" in out and "proxy_read_timeout 70s;" in host.site.read_text()
+    )
+    assert main([*local, "--rollback", "--yes"]) == 0
+    assert host.site.read_bytes() == before and _stat(host.site) == (ODD_UID, ODD_GID, ODD_MODE)

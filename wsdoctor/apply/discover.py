@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 
 from wsdoctor.apply.hostfs import Host
-from wsdoctor.apply.nginxctl import Nginx, NginxError
+from wsdoctor.apply.nginxctl import Nginx, NginxError, process_table
 from wsdoctor.apply.plans import http_includes, running_config
 from wsdoctor.facts import Handshake
 from wsdoctor.nginx.model import Config
@@ -241,7 +241,7 @@ def discover(session: RemoteSession, conf: str | None = None) -> Discovered:
                 "the http block includes no directory of site files; add `include conf.d/*.conf;` to it first"
             )
     ss = h.listening_ports(runner)
-    nginx_pids = {m.pid for m in h.nginx_masters(h.process_list(runner))}
+    nginx_pids = {m.pid for m in h.nginx_masters(process_table(host))}
     found.listeners = [x for x in _listeners(ss.stdout) if x.process != "nginx" and x.pid not in nginx_pids]
     hints = h.backend_hints(runner)
     for name, result in hints.items():

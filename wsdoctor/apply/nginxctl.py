@@ -28,9 +28,16 @@ RELOAD_WINDOW = 10.0  # seconds for new workers to appear after a reload
 POLL = 0.1
 
 _PS = (
-    "ps -eo pid=,ppid=,args= 2>/dev/null && exit 0; "
+    "ps -ww -eo pid=,ppid=,args= 2>/dev/null && exit 0; "
     'for d in /proc/[0-9]*; do s=$(sed -n "s/.*) [A-Za-z] \\([0-9]*\\) .*/\\1/p" "$d/stat" 2>/dev/null); '
     'c=$(tr "\\000" " " < "$d/cmdline" 2>/dev/null); [ -n "$c" ] && echo "${d#/proc/} $s $c"; done; true'
+)
+# The process table with whole command lines: without -ww, ps cuts them at the width of a terminal it may find
+# (a local run under a terminal), and the master's -c would be cut off. /proc where ps lacks -o (busybox).
+_PS_WIDE = (
+    "ps -ww -eo pid=,args= 2>/dev/null && exit 0; "
+    'for d in /proc/[0-9]*; do c=$(tr "\\000" " " < "$d/cmdline" 2>/dev/null); '
+    '[ -n "$c" ] && echo "${d#/proc/} $c"; done; true'
 )
 _UNIT = re.compile(r"/([A-Za-z0-9@_.\\-]+\.service)\s*$")
 _BAD = re.compile(r"\[(emerg|alert)\]")
@@ -54,7 +61,7 @@ class Nginx:
     def find(cls, host: Host, conf: str | None = None, listen_port: int | None = None) -> Nginx:
         """The master started with CONF, else the one listening on LISTEN_PORT, else the only one; a change
         is never made to a master picked by chance among several (NginxError says how to choose)."""
-        ps = h.process_list(host.runner)
+        ps = process_table(host)
         masters = h.nginx_masters(ps)
         ss = h.listening_ports(host.runner) if len(masters) > 1 and conf is None and listen_port else None
         found = h.find_nginx(host.runner, conf=conf, listen_port=listen_port, ss=ss, ps=ps)
@@ -172,6 +179,11 @@ class Nginx:
             text = self.host.text_from(path, offset if size >= offset else 0)
             bad += [sanitize(line) for line in text.splitlines() if _BAD.search(line)]
         return bad
+
+
+def process_table(host: Host) -> CommandResult:
+    """``PID ARGS`` lines of every process, command lines whole."""
+    return host.runner.run(["sh", "-c", _PS_WIDE], 15.0)
 
 
 def first_problem(result: CommandResult) -> str:
