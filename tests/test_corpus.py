@@ -246,6 +246,8 @@ def test_fix_diffs_recorded(name: str) -> None:
 
 
 _NAMED_LOCATION = re.compile(r"\b[Ii]n (location .+?) \((/etc/[^)]+):\d+\)")
+# A fix may also say it adds something at http level ("At http level (/etc/nginx/nginx.conf:3): add `map …`").
+_NAMED_HTTP = re.compile(r"\b[Aa]t http level \((/etc/[^)]+):\d+\)")
 
 
 def _statements(main: Path) -> Counter:
@@ -270,7 +272,8 @@ def test_fix_diff_applies_keeps_nginx_accepting_and_lands_in_place(
     name: str, cid: str, tmp_path: Path, tls_material: dict
 ) -> None:
     """The diff applies with `patch -p1`; nginx still accepts the result when it accepted the original; and when
-    the fix names a location ("In location X: …", "… in location X"), every statement it adds or removes sits in X."""
+    the fix names a location ("In location X: …", "… in location X"), every statement it adds or removes sits in X
+    (or, when the fix also names the http level, is a statement of the http block itself or of a map there)."""
     c = CONFIGS[name]
     hosts = c["nginx_t"].get("hosts", [])
     _code, report, _err = report_of(name)
@@ -297,7 +300,19 @@ def test_fix_diff_applies_keeps_nginx_accepting_and_lands_in_place(
         changed = (new - old) + (old - new)
         assert changed, f"{name}: the {cid} fix changes no statement"
         place = ("location", m.group(1)[len("location ") :])
-        misplaced = [(d, a) for (path, d, a) in changed if place not in path]
+        http_named = _NAMED_HTTP.search(finding["fix"]["summary"]) is not None
+        misplaced = [
+            (d, a)
+            for (path, d, a) in changed
+            if place not in path and not (http_named and _at_http_level(path))
+        ]
         assert not misplaced, (
             f"{name}: the {cid} fix says {m.group(1)!r} but changes {misplaced} outside it:\n{diff}"
         )
+
+
+def _at_http_level(path: tuple) -> bool:
+    """A statement directly in the http block, or inside a map block there."""
+    if path and path[-1] == ("http", ""):
+        return True
+    return len(path) >= 2 and path[-2] == ("http", "") and path[-1][0] == "map"

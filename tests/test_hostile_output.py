@@ -11,6 +11,7 @@ import contextlib
 import io
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import pytest
 
 from tests.probes.servers import ENGINE_PATH, SocketIOBackend
 from wsdoctor.cli import main
-from wsdoctor.report import redact
+from wsdoctor.report import EVIDENCE_LINE_CAP, redact
 from wsdoctor.safetext import visible
 
 # OSC title, OSC 52 clipboard write, clear screen, an 8-bit CSI, a bidi override, a bell.
@@ -151,3 +152,30 @@ def test_url_password_never_printed_live(backend: SocketIOBackend, fmt: str) -> 
     assert "S3cr3t" not in out + err
     assert "YWxpY2U6UzNjcjN0" not in out + err  # nor as Basic credentials in a probe transcript
     assert "alice:***@127.0.0.1" in out
+
+
+def test_a_huge_config_line_is_clipped_in_evidence_and_redaction_stays_linear(tmp_path: Path) -> None:
+    conf = tmp_path / "etc" / "nginx" / "nginx.conf"
+    conf.parent.mkdir(parents=True)
+    huge = "x" * 2_000_000
+    conf.write_text(
+        "events {}\nhttp { server { listen 80; server_name h.test; location /socket.io/ {"
+        f' proxy_pass http://127.0.0.1:3000; add_header X-A "{huge}"; }} }} }}\n'.replace("}}", "}")
+    )
+    started = time.monotonic()
+    rc, out, err = _run(
+        "check", "--offline", "--nginx-conf", str(conf), "--root", str(tmp_path), "--url", "ws://h.test",
+        "--format", "json",
+    )  # fmt: skip
+    assert rc in (0, 1), err
+    assert time.monotonic() - started < 20  # seconds even on a loaded machine; it was 48 s for 10 MB
+    for finding in json.loads(out)["findings"]:
+        for ev in finding["evidence"]:
+            assert all(len(line) < EVIDENCE_LINE_CAP + 40 for line in ev["text"].splitlines())
+    assert "more characters]" in out
+
+
+def test_redact_is_fast_on_long_text() -> None:
+    started = time.monotonic()
+    redact("x" * 5_000_000)
+    assert time.monotonic() - started < 1.0

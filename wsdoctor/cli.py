@@ -91,6 +91,11 @@ def _add_target_options(p: argparse.ArgumentParser) -> None:
         "--server-name", metavar="NAME", help="Host used for server selection (default: the URL's host)"
     )
     g.add_argument("--offline", action="store_true", help="no network at all: config analysis only")
+    g.add_argument(
+        "--no-nginx-test",
+        action="store_true",
+        help="with --nginx-conf: do not run this machine's `nginx -t` on a copy of the config",
+    )
     g.add_argument("--ca-file", metavar="FILE", help="CA bundle for wss/https probes")
     g.add_argument(
         "--insecure", action="store_true", help="do not verify TLS certificates (says so in the report)"
@@ -245,6 +250,7 @@ def target_from_args(ns: argparse.Namespace) -> Target:
     t.raw = bool(ns.raw)
     t.auth_header = bool(ns.auth_header)
     t.offline = bool(ns.offline)
+    t.nginx_test = not ns.no_nginx_test
     t.insecure = bool(ns.insecure)
     t.backends = list(ns.backend or [])
     if ns.profile:

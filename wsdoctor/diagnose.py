@@ -13,6 +13,7 @@ offline path (``run_offline``, what scripts call most) runs without an event loo
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from wsdoctor.target import Target
 if TYPE_CHECKING:
     from wsdoctor.remote.session import RemoteSession
 
-__all__ = ["Diagnosis", "Update", "chain_of", "run_headless", "target_summary"]
+__all__ = ["Diagnosis", "Update", "chain_of", "local_files", "run_headless", "target_summary"]
 
 
 @dataclass
@@ -68,6 +69,9 @@ def chain_of(facts: Facts) -> list[tuple[str, str]]:
 
 
 def target_summary(facts: Facts) -> dict:
+    """The report's ``target``: what was diagnosed, and where each input came from — the nginx version and
+    its source (``nginx -v here``, ``nginx -V on HOST``, ``--nginx-version`` or ``unknown``), and the files
+    read from this machine rather than from the target."""
     d: dict = {}
     t = facts.target
     if t.url:
@@ -81,12 +85,29 @@ def target_summary(facts: Facts) -> dict:
         d["nginx"] = facts.config_source
     if facts.nginx_version:
         d["nginx_version"] = facts.nginx_version
+    if facts.nginx_version or facts.config is not None:
+        d["nginx_version_source"] = (facts.version_source or "unknown") if facts.nginx_version else "unknown"
+    local = local_files(facts)
+    if local:
+        d["local_files"] = local
     if t.ssh:
         d["ssh"] = t.ssh
     d["transports"] = list(t.transports)
     if t.backends:
         d["backends"] = list(t.backends)
     return d
+
+
+def local_files(facts: Facts) -> list[str]:
+    """The files of the config that were read from this machine's own filesystem although they stand for the
+    target's: with ``--nginx-conf`` and no ``--root``, every file outside the main file's directory (an
+    absolute include such as ``/etc/nginx/proxy_params`` is read from here, whatever the target has there).
+    A dump, an SSH run and a ``--root`` tree read nothing from here."""
+    t, config = facts.target, facts.config
+    if config is None or not t.nginx_conf or t.nginx_dump or t.ssh or config.fs_root is not None:
+        return []
+    home = os.path.dirname(config.main_file).rstrip("/") + "/"
+    return [f for f in config.files if f != config.main_file and not f.startswith(home)]
 
 
 class Diagnosis:

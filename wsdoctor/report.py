@@ -40,7 +40,20 @@ class Evidence:
     highlight: tuple[int, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "where": self.where, "text": self.text}
+        return {"kind": self.kind, "where": self.where, "text": clip_long_lines(self.text)}
+
+
+EVIDENCE_LINE_CAP = 4096  # characters of one evidence line in any report (a 10 MB config line is not proof)
+
+
+def clip_long_lines(text: str, cap: int = EVIDENCE_LINE_CAP) -> str:
+    """TEXT with every line longer than CAP characters cut, saying how much was left out."""
+    if len(text) <= cap:
+        return text
+    return "\n".join(
+        line if len(line) <= cap else f"{line[:cap]}… [{len(line) - cap:,} more characters]"
+        for line in text.split("\n")
+    )
 
 
 @dataclass
@@ -131,12 +144,19 @@ def redact(text: str, secrets: Sequence[str] = ()) -> str:
     for s in sorted((s for s in secrets if s), key=len, reverse=True):
         if len(s) >= 4:
             text = text.replace(s, "***")
-    text = _BEARER.sub(lambda m: m.group(1) + (m.group(2) or "") + "***", text)
-    text = _COOKIE.sub(lambda m: m.group(1) + "***", text)
-    text = _TOKEN_FIELD.sub(lambda m: m.group(1) + "***" + m.group(2), text)
-    text = _TOKEN_ARG.sub(lambda m: m.group(1) + "***", text)
-    text = _JWT.sub("***", text)
-    text = _URL_PASSWORD.sub(lambda m: m.group(1) + "***@", text)
+    # Each pattern runs only where its keyword occurs: a megabyte-long config line costs a few scans.
+    lowered = text.lower()
+    if "authorization" in lowered:
+        text = _BEARER.sub(lambda m: m.group(1) + (m.group(2) or "") + "***", text)
+    if "cookie" in lowered:
+        text = _COOKIE.sub(lambda m: m.group(1) + "***", text)
+    if any(k in lowered for k in ("token", "password", "secret")):
+        text = _TOKEN_FIELD.sub(lambda m: m.group(1) + "***" + m.group(2), text)
+        text = _TOKEN_ARG.sub(lambda m: m.group(1) + "***", text)
+    if "eyJ" in text:
+        text = _JWT.sub("***", text)
+    if "@" in text and "://" in text:
+        text = _URL_PASSWORD.sub(lambda m: m.group(1) + "***@", text)
     return text
 
 
@@ -194,9 +214,8 @@ class Report:
         out: list[str] = []
         t = data["target"]
         out.append(_c(f"wsdoctor {__version__}", "bold", color))
-        for key in ("url", "request", "namespace", "location", "upstream_uri", "nginx_version", "ssh"):
-            if t.get(key):
-                out.append(f"  {key.replace('_', ' ')}: {t[key]}")
+        for key, value in _header(t):
+            out.append(f"  {key}: {value}")
         for note in t.get("notes", []):
             out.append(_c(f"  note: {note}", "yellow", color))
         for group, ids in GROUPS:
@@ -240,9 +259,9 @@ class Report:
         icon = {"pass": "✅", "warn": "⚠️", "fail": "❌", "skip": "⏭️"}
         t = data["target"]
         out = [f"## wsdoctor report — {t.get('url') or t.get('nginx') or 'offline'}", ""]
-        for key in ("request", "namespace", "location", "upstream_uri", "nginx_version", "ssh"):
-            if t.get(key):
-                out.append(f"- **{key.replace('_', ' ')}**: {_md_code(str(t[key]))}")
+        for key, value in _header(t, markdown=True):
+            if key != "url":
+                out.append(f"- **{key}**: {value}")
         for note in t.get("notes", []):
             out.append(f"- **note**: {note}")
         s = data["summary"]
@@ -273,6 +292,31 @@ class Report:
 
 
 TEXT_EVIDENCE_LINES = 40
+
+
+def _header(t: dict[str, Any], markdown: bool = False) -> list[tuple[str, str]]:
+    """The target lines of a rendering: what was diagnosed, and where the inputs came from (the nginx version
+    and its source, the files read from this machine rather than the target)."""
+
+    def code(v: Any) -> str:
+        return _md_code(str(v)) if markdown else str(v)
+
+    out: list[tuple[str, str]] = []
+    for key in ("url", "request", "namespace", "location", "upstream_uri"):
+        if t.get(key):
+            out.append((key.replace("_", " "), code(t[key])))
+    source = t.get("nginx_version_source")
+    if t.get("nginx_version"):
+        out.append(("nginx version", code(t["nginx_version"]) + (f" (from {source})" if source else "")))
+    elif source:
+        out.append(
+            ("nginx version", "unknown (give --nginx-version: version-dependent defaults show both outcomes)")
+        )
+    if t.get("local_files"):
+        out.append(("read from this machine, not the target", ", ".join(code(f) for f in t["local_files"])))
+    if t.get("ssh"):
+        out.append(("ssh", code(t["ssh"])))
+    return out
 
 
 def _md_block(text: str, lang: str = "") -> list[str]:

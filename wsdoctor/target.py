@@ -38,6 +38,7 @@ class Target:
     backends: list[str] = field(default_factory=list)
     server_name: str | None = None
     offline: bool = False
+    nginx_test: bool = True  # with --nginx-conf: run this machine's nginx -t on a copy
     ca_file: str | None = None
     insecure: bool = False
     profile: str | None = None

@@ -105,12 +105,16 @@ def test_dump_globs_resolve_against_dumped_names() -> None:
 
 
 def test_dump_missing_plain_include_is_an_error() -> None:
+    main = "# configuration file /etc/nginx/nginx.conf:\nhttp {\n  include /etc/nginx/x.conf;\n"
     c = load_dump(
-        "# configuration file /etc/nginx/nginx.conf:\nhttp {\n  include /etc/nginx/x.conf;\n}\n", "d"
+        main + "  include /etc/nginx/y.conf;\n}\n\n# configuration file /etc/nginx/y.conf:\n\n", "d"
     )
     (err,) = c.errors
     assert (err.file, err.line) == ("/etc/nginx/nginx.conf", 2)
     assert err.message == '"/etc/nginx/x.conf" is not in the dump (nginx -T prints every file it read)'
+    # read after the dump's last file, the missing file is where the dump was cut short
+    (err,) = load_dump(main + "}\n\n", "d").errors
+    assert err.kind == "truncated" and "(at the end of that file); missing: /etc/nginx/x.conf;" in err.message
 
 
 # --- --nginx-conf on disk ------------------------------------------------------------------------------------
@@ -182,9 +186,9 @@ def test_unterminated_directive_reports_nginx_style(tmp_path: Path) -> None:
     [
         (b"", "is empty"),
         (b"   \n\n", "is empty"),
-        (b"\x89PNG\r\n\x1a\n\x00\x00", "binary"),
-        (b'{"not": "nginx"}\n', "does not look like an nginx configuration"),
-        (b"just some words\nin a text file\n", "does not look like an nginx configuration"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00", "is not an nginx configuration: it is binary data"),
+        (b'{"not": "nginx"}\n', "is not an nginx configuration: nginx stops at the `{`"),
+        (b"just some words\nin a text file\n", "is not an nginx configuration: its first statement"),
     ],
 )
 def test_not_an_nginx_config_is_one_clear_sentence(tmp_path: Path, content: bytes, expect: str) -> None:
@@ -210,7 +214,7 @@ def test_bad_dumps() -> None:
         load_dump("hello\n", "x.txt")
     with pytest.raises(LoadError, match=r"`nginx -T` failed \(nginx: \[emerg\] unknown directive"):
         load_dump('nginx: [emerg] unknown directive "foo" in /etc/nginx/nginx.conf:3\n', "x.txt")
-    with pytest.raises(LoadError, match="binary"):
+    with pytest.raises(LoadError, match="x.txt is binary, not `nginx -T` output"):
         load_dump("\x00\x01", "x.txt")
 
 

@@ -10,7 +10,14 @@ from crossplane.lexer import _balance_braces, _lex_file_object
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from wsdoctor.nginx.parse import _tokenize_fast, _tokenize_slow, from_crossplane, parse_text
+from wsdoctor.nginx.parse import (
+    _tokenize_fast,
+    _tokenize_slow,
+    from_crossplane,
+    parse_text,
+    token_spans,
+    tokenize,
+)
 
 # Fragments that exercise every lexer state: quotes, escapes, ${…}, comments, braces, odd whitespace.
 FRAGMENTS = [
@@ -151,3 +158,23 @@ def test_statements_equal_crossplane_parse(text: str) -> None:
     for ref, ours in zip(ref_errors, errors, strict=False):
         if ref["error"]:
             assert ours.message in ref["error"] and ours.line == ref["line"]
+
+
+@SETTINGS
+@given(st.one_of(TEXT, config_text()))
+@example('a "b\\"c" d;\n# c\n')
+@example("x ${a b} 'q' c;")
+@example("a\\\nb;")
+def test_token_spans_point_at_each_token(text: str) -> None:
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    spans = token_spans(text)
+    assert [s[:3] for s in spans] == tokenize(text)
+    last = 0
+    for tok, _line, quoted, start, end in spans:
+        assert last <= start < end <= len(text)
+        last = end
+        raw = text[start:end]
+        if quoted:
+            assert raw[0] == raw[-1] and raw[0] in "\"'" and len(raw) >= 2
+        else:
+            assert raw == tok

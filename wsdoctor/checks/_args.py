@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from wsdoctor.nginx.patch import Patch
+from wsdoctor.nginx.routing import server_listens
 from wsdoctor.nginx.version import at_least
 
 if TYPE_CHECKING:
@@ -255,17 +256,39 @@ def _block_problem(d: Directive, spec: Spec) -> str | None:
     return None
 
 
+# Directive names that are not in SPECS but often follow a statement whose ';' is missing: a word starting a
+# later line of a statement is taken for a swallowed directive only when it is a directive name. (Not `ssl`
+# or `http2`: they are `listen` parameters far more often than swallowed directives.)
+_OTHER_NAME_LIST = """
+    large_client_header_buffers client_header_buffer_size client_body_buffer_size client_body_timeout
+    client_header_timeout keepalive_timeout keepalive_requests send_timeout tcp_nopush tcp_nodelay gzip
+    gzip_types charset expires etag server_tokens ssl_protocols ssl_ciphers ssl_prefer_server_ciphers
+    ssl_session_cache ssl_session_timeout ssl_session_tickets ssl_dhparam ssl_stapling ssl_stapling_verify
+    ssl_trusted_certificate ssl_reject_handshake quic_retry auth_basic auth_basic_user_file
+    auth_request limit_req limit_conn real_ip_recursive error_page proxy_redirect proxy_cache_key
+    proxy_cache_valid proxy_cache_bypass proxy_no_cache proxy_ignore_headers proxy_ssl_server_name
+    proxy_ssl_verify proxy_max_temp_file_size proxy_temp_path resolver_timeout satisfy internal log_not_found
+    access_log error_log index autoindex sub_filter
+"""
+_OTHER_NAMES = frozenset(_OTHER_NAME_LIST.split())
+_KNOWN_NAMES = frozenset(SPECS) | frozenset(UPSTREAM_SPECS) | {"server"} | _OTHER_NAMES
+
+
 def _swallowed(config: Config, d: Directive) -> tuple[str, int] | None:
     """(name, line) of a directive that a missing ``;`` glued into D's arguments: a known directive name that
     starts a later line of D's own statement."""
-    known = set(SPECS) | set(UPSTREAM_SPECS) | {"server"}
-    if not any(a in known for a in d.args):
+    known = _KNOWN_NAMES
+    if known.isdisjoint(d.args):
         return None
+    lines = config.lines(d.file)
+    own = lines[d.line - 1] if 0 < d.line <= len(lines) else ""
+    at = own.find(d.args[-1], own.find(d.name) + len(d.name)) if d.args else -1
+    if at >= 0 and ";" in own[at:]:
+        return None  # the statement ends on its own line: nothing glued (and no statement span to compute)
     span = statement_lines(config, d)
     if span is None:
         return None
     first, last = span
-    lines = config.lines(d.file)
     for ln in range(first + 1, min(last, len(lines)) + 1):
         head = lines[ln - 1].split(None, 1)
         word = head[0].rstrip(";{") if head else ""
@@ -341,3 +364,120 @@ def _statement_errors(config: Config, version: str | None) -> list[tuple[Directi
             else:
                 out.append((d, f'"{d.name}" directive is duplicate', "fail"))
     return out
+
+
+# --- what nginx refuses or warns about for the whole deployment, by version ------------------------------------
+
+# nginx's CHANGES (docs/nginx.md, "Version-dependent defaults"): the versions at which a directive a Socket.IO
+# config meets was deprecated, removed or added.
+SSL_DEPRECATED = (1, 15, 0)  # `ssl on;` deprecated ...
+SSL_REMOVED = (1, 25, 1)  # ... and removed; `listen … http2` deprecated, `http2 on;` added
+HTTP2_DIRECTIVE = (1, 25, 1)
+RESOLVE_OPEN_SOURCE = (1, 27, 3)  # `server … resolve` in an upstream outside NGINX Plus
+
+
+def deployment_errors(config: Config, version: str | None = None) -> list[tuple[Directive, str, str]]:
+    """What ``nginx -t`` of VERSION refuses ("fail") or warns about ("warn") in statements that do not change
+    where a request goes: ``ssl on;`` (removed in 1.25.1), ``http2 on;`` (new in 1.25.1), ``listen … http2``
+    (deprecated in 1.25.1), ``server … resolve`` (open source from 1.27.3, and only in an upstream with a
+    ``zone``), and a ``listen … ssl`` whose default server has no certificate. An unknown version gives a
+    warning that says both outcomes.
+
+    Unlike ``statement_errors``, these never make another check wait: they change whether nginx loads the
+    config, not what the Socket.IO location does once it does.
+    """
+    return config.memo(("deployment_errors", version), lambda: _deployment_errors(config, version))
+
+
+def _deployment_errors(config: Config, version: str | None) -> list[tuple[Directive, str, str]]:
+    out: list[tuple[Directive, str, str]] = []
+    shown = f"nginx {version}" if version else "this nginx (version unknown)"
+    for d in config.walk():
+        if d.name == "ssl" and d.parent is not None and d.parent.name in ("http", "server"):
+            removed = at_least(version, SSL_REMOVED)
+            if removed:
+                out.append((d, f'unknown directive "ssl" ({shown}: `ssl on;` was removed in 1.25.1, use '
+                               '"listen ... ssl")', "fail"))  # fmt: skip
+            elif removed is None:
+                out.append((d, 'the "ssl" directive is deprecated (since 1.15.0) and removed in nginx 1.25.1, '
+                               'where `nginx -t` refuses it; use "listen ... ssl" (version unknown)', "warn"))  # fmt: skip
+            elif at_least(version, SSL_DEPRECATED):
+                out.append((d, 'the "ssl" directive is deprecated, use the "listen ... ssl" directive instead '
+                               "(removed in nginx 1.25.1)", "warn"))  # fmt: skip
+        elif d.name == "http2" and d.parent is not None and d.parent.name in ("http", "server"):
+            new = at_least(version, HTTP2_DIRECTIVE)
+            if new is False:
+                out.append((d, f'unknown directive "http2" ({shown}: `http2 on;` is new in 1.25.1, use '
+                               '"listen ... http2" before)', "fail"))  # fmt: skip
+            elif new is None:
+                out.append((d, '"http2 on;" needs nginx 1.25.1 or later (older versions: unknown directive; '
+                               "version unknown)", "warn"))  # fmt: skip
+        elif d.name == "listen" and "http2" in d.args[1:] and at_least(version, HTTP2_DIRECTIVE):
+            out.append((d, 'the "listen ... http2" directive is deprecated, use the "http2" directive instead '
+                           f"({shown}: deprecated since 1.25.1)", "warn"))  # fmt: skip
+        elif (
+            d.name == "server"
+            and d.parent is not None
+            and d.parent.name == "upstream"
+            and "resolve" in d.args[1:]
+        ):
+            out += _resolve_problem(d, version, shown)
+    out += _ssl_without_certificate(config)
+    return out
+
+
+def _resolve_problem(d: Directive, version: str | None, shown: str) -> list[tuple[Directive, str, str]]:
+    ok = at_least(version, RESOLVE_OPEN_SOURCE)
+    if ok is False:
+        return [(d, f'invalid parameter "resolve" ({shown}: open-source nginx resolves upstream names at run '
+                    "time only from 1.27.3; NGINX Plus has it)", "fail")]  # fmt: skip
+    up = d.parent
+    assert up is not None
+    if up.child("zone") is None:
+        return [(d, f'resolving names at run time requires upstream "{" ".join(up.args)}" in {up.where} to be in '
+                    'shared memory (add a "zone")', "fail")]  # fmt: skip
+    if ok is None:
+        return [(d, '"server … resolve" needs nginx 1.27.3 or later in open source (older: invalid parameter '
+                    '"resolve"; version unknown)', "warn")]  # fmt: skip
+    return []
+
+
+def _ssl_without_certificate(config: Config) -> list[tuple[Directive, str, str]]:
+    """``listen … ssl`` whose address' default server has no certificate (nginx -t: no "ssl_certificate" is
+    defined …). nginx asks it of the default server of each TLS address:port (the ``default_server``, else the
+    first server listening there); ``ssl_reject_handshake on`` needs none."""
+    tls: set[tuple[str, int | None]] = set()
+    default: dict[tuple[str, int | None], tuple[Directive, Directive | None]] = {}
+    for server in config.servers():
+        for ls in server_listens(server):
+            key = (ls.addr, ls.port)
+            if ls.ssl:
+                tls.add(key)
+            if key not in default or (ls.default and not _is_default(default[key][1])):
+                default[key] = (server, ls.directive)
+    out: list[tuple[Directive, str, str]] = []
+    seen: set[int] = set()
+    for key in sorted(tls, key=str):
+        server, listen = default[key]
+        if id(server) in seen or _has_certificate(server):
+            continue
+        seen.add(id(server))
+        out.append(
+            (listen or server, f'no "ssl_certificate" is defined for the "listen ... ssl" directive in '
+                               f"{server.where}: nginx refuses to start without one", "fail")
+        )  # fmt: skip
+    return out
+
+
+def _is_default(listen: Directive | None) -> bool:
+    return listen is not None and bool({"default_server", "default"} & set(listen.args[1:]))
+
+
+def _has_certificate(server: Directive) -> bool:
+    for level in (server, *server.ancestors()):
+        if level.child("ssl_certificate") is not None:
+            return True
+        reject = level.child("ssl_reject_handshake")
+        if reject is not None and reject.args and reject.args[0].lower() == "on":
+            return True
+    return False

@@ -217,6 +217,8 @@ def load_blocker(facts: Facts) -> str | None:
     if facts.config is None or not facts.config.errors:
         return None
     e = facts.config.errors[0]
+    if e.kind == "truncated":
+        return f"the nginx -T output is truncated after {e.where}: the config is incomplete (see syntax)"
     return (
         f"{e.where}: {e.message}, so part of the config could not be read; judged once that is fixed "
         "(see syntax)"

@@ -1,10 +1,13 @@
-"""`buffering` (checklist): proxy_buffering / proxy_cache in effect at the Socket.IO location.
+"""`buffering` (checklist): proxy_cache and proxy_buffering in effect at the Socket.IO location.
 
-Once upgraded, a WebSocket is a raw tunnel that nginx never buffers or caches, whatever the config says — the
-runbook's "buffering breaks real-time" is only true for HTTP long-polling. There, ``proxy_buffering on`` (the
-default) holds each poll answer in nginx's buffers (and spills large ones to temp files), and ``proxy_cache``
-is outright dangerous: a cached handshake hands every client the same session id. So: cache + polling fails,
-buffering + polling warns, and with websocket-only clients both are irrelevant (said so). Config only.
+Once upgraded, a WebSocket is a raw tunnel that nginx never buffers or caches, whatever the config says. For
+HTTP long-polling, ``proxy_buffering on`` (the default) is harmless too: each poll answer is one complete HTTP
+response, which nginx reads and passes on whole (buffering matters for streamed answers such as server-sent
+events) — so it is a note at most, never a warning. ``proxy_cache`` is what can break polling: with a cache key
+that drops the query (``$uri``, ``$host$uri`` …) every ``?EIO=4&transport=polling`` handshake and every
+``&sid=…`` poll share one entry, so clients get someone else's session (fail). The default key
+(``$scheme$proxy_host$request_uri``) keeps the query, and socket.io-client adds a unique ``t=`` to each poll,
+so nothing is served twice — but a request without ``t=`` is (warn). Config only.
 """
 
 from __future__ import annotations
@@ -24,9 +27,13 @@ if TYPE_CHECKING:
 
 
 ID = "buffering"
-TITLE = "Proxy buffering and caching"
+TITLE = "Proxy caching and buffering"
 NEEDS = (Fact.CONFIG,)
-READS = ("proxy_buffering", "proxy_cache")
+READS = ("proxy_buffering", "proxy_cache", "proxy_cache_key")
+
+DEFAULT_KEY = "$scheme$proxy_host$request_uri"
+# Variables that carry the query string into a cache key.
+_QUERY_VARS = ("$request_uri", "$args", "$query_string", "$is_args$args")
 
 
 def _config(facts: Facts, place: Place) -> Verdict:
@@ -35,69 +42,106 @@ def _config(facts: Facts, place: Place) -> Verdict:
     loc = r.config_block
     buf = effective.scalar(loc, "proxy_buffering", facts.nginx_version)
     cache = effective.scalar(loc, "proxy_cache", facts.nginx_version)
+    key = effective.scalar(loc, "proxy_cache_key", facts.nginx_version)
     buffering_on = (buf.value or ["on"])[0].lower() == "on"
     cache_zone = None if not cache.value or cache.value[0].lower() == "off" else cache.value[0]
     polling = "polling" in facts.client.transports
-    evidence = u.cfg_lines_ev(
-        facts.config, [r.location, *(d for d in (buf.directive, cache.directive) if d is not None)]
-    )
-    where_buf = f"at {buf.directive.where}" if buf.directive is not None else "(nginx default)"
+    shown = [d for d in (buf.directive, cache.directive) if d is not None]
+    if cache_zone is not None and key.directive is not None:
+        shown.append(key.directive)
+    evidence = u.cfg_lines_ev(facts.config, [r.location, *shown])
     label = u.loc_label(r.location)
 
     if cache_zone is not None:
-        return Verdict(
-            Status.FAIL if polling else Status.WARN,
-            f"proxy_cache {cache_zone} is in effect for Socket.IO",
-            f"{label} caches responses in zone {cache_zone}"
-            + (f" at {cache.directive.where}: " if cache.directive else ": ")
-            + (
-                "a cached polling handshake or poll hands clients someone else's session"
-                if polling
-                else "WebSocket tunnels are never cached, but any polling fallback would get cached answers"
-            )
-            + ".",
-            evidence,
-            _fix(facts, r, "proxy_cache", cache.directive),
-        )
-    if buffering_on and polling:
-        return Verdict(
-            Status.WARN,
-            "proxy_buffering is on for long-polling",
-            f"{label} buffers upstream answers, proxy_buffering on {where_buf}: upgraded WebSocket tunnels are never "
-            "buffered, but the polling transport's answers pass through nginx's buffers (and temp files when large); "
-            "turn it off for this location.",
-            evidence,
-            _fix(facts, r, "proxy_buffering", buf.directive),
-        )
+        return _cache(facts, r, label, cache_zone, cache.directive, key, polling, evidence)
+    where_buf = f"at {buf.directive.where}" if buf.directive is not None else "(nginx default)"
     if buffering_on:
         return Verdict(
             Status.PASS,
             TITLE,
-            f"proxy_buffering is on {where_buf}, which does not matter: the client uses only WebSocket, and nginx "
-            "never buffers an upgraded tunnel.",
+            f"{label} caches nothing; proxy_buffering is on {where_buf}, which is fine for Socket.IO: "
+            + (
+                "each polling answer is one complete response that nginx passes on whole, and an upgraded "
+                "tunnel is never buffered."
+                if polling
+                else "the client uses only WebSocket, and nginx never buffers an upgraded tunnel."
+            ),
             evidence,
         )
     return Verdict(
         Status.PASS,
         TITLE,
-        f"{label} neither buffers, proxy_buffering off {where_buf}, nor caches"
-        + (
-            " — this matters for long-polling answers; upgraded tunnels are never buffered anyway."
-            if polling
-            else "; with WebSocket only it would not matter anyway (tunnels are never buffered)."
-        ),
+        f"{label} neither caches nor buffers (proxy_buffering off {where_buf}); buffering would not matter for "
+        "Socket.IO anyway: polling answers are complete responses and upgraded tunnels are never buffered.",
         evidence,
     )
 
 
+def _cache(
+    facts: Facts,
+    r: Route,
+    label: str,
+    zone: str,
+    cache_d: Directive | None,
+    key: effective.Setting,
+    polling: bool,
+    evidence: list,
+) -> Verdict:
+    at = f" ({cache_d.where})" if cache_d is not None else ""
+    key_text = key.text if key.value else DEFAULT_KEY
+    key_where = (
+        f"proxy_cache_key {key_text} at {key.directive.where}"
+        if key.directive
+        else f"the default key {DEFAULT_KEY}"
+    )
+    keeps_query = any(v in key_text for v in _QUERY_VARS)
+    fix = _fix(facts, r, "proxy_cache", cache_d)
+    if not polling:
+        return Verdict(
+            Status.WARN,
+            f"proxy_cache {zone} is in effect for Socket.IO",
+            f"{label} caches responses in zone {zone}{at}: WebSocket tunnels are never cached, so websocket-only "
+            "clients are safe, but a client that polls would get cached answers.",
+            evidence,
+            fix,
+        )
+    if not keeps_query:
+        return Verdict(
+            Status.FAIL,
+            f"proxy_cache {zone} with a key that ignores the query: polling clients share sessions",
+            f"{label} caches responses in zone {zone}{at} under {key_where}, which drops the query string: every "
+            "`?EIO=4&transport=polling` handshake and every `&sid=…` poll share one cache entry, so clients get "
+            "a cached handshake or poll — someone else's session — and their own session fails.",
+            evidence,
+            fix,
+        )
+    return Verdict(
+        Status.WARN,
+        f"proxy_cache {zone} is in effect for the polling transport",
+        f"{label} caches responses in zone {zone}{at} under {key_where}, which keeps the query: socket.io-client "
+        "adds a unique `t=` to every poll, so no answer is served twice, but any request without it (another "
+        "client, a retry, a probe) can get a cached handshake with someone else's session id.",
+        evidence,
+        fix,
+    )
+
+
 def _fix(facts: Facts, r: Route, name: str, existing: Directive | None) -> Fix:
-    """``NAME off;`` in the location: its own line replaced, else a new one after its last proxy_* line."""
+    """``NAME off;`` where the setting is made for the location: its own line replaced (in the location, or in
+    a file the location includes: a second one beside it would be a duplicate), else a new line in the
+    location after its last proxy_* line."""
     loc = r.location
     assert loc is not None
+    own = existing if existing is not None and existing.parent is loc else None
+    where = f"in {u.loc_label(loc)}"
+    if own is not None and own.file != loc.file:
+        where = (
+            f"in {own.file}, which {u.loc_name(loc)} includes (every block that includes it gets the change)"
+        )
     anchor = u.last_proxy_line(loc)
     return Fix(
-        summary=f"Set `{name} off;` in {u.loc_label(loc)}.",
-        diff=u.diff_of(facts.config, lambda p: u.set_in_block(p, loc, name, "off", existing, after=anchor)),
+        summary=f"Set `{name} off;` {where}.",
+        diff=u.diff_of(facts.config, lambda p: u.set_in_block(p, loc, name, "off", own, after=anchor)),
     )
 
 

@@ -9,6 +9,7 @@ handshake through the proxy shows who answered; config and probe must agree or t
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -17,6 +18,7 @@ from wsdoctor.checks import _util as u
 from wsdoctor.checks._flow import Flow, Verdict, skip
 from wsdoctor.checks._util import Place
 from wsdoctor.facts import ENGINEIO_NODE, ENGINEIO_PY, NGINX, NO_CONFIG, Fact, Facts, Handshake
+from wsdoctor.nginx import effective
 from wsdoctor.nginx.routing import parse_proxy_pass
 from wsdoctor.report import Evidence, Fix, Status
 from wsdoctor.routes import proxied, route_for
@@ -152,6 +154,20 @@ def _config(facts: Facts, place: Place) -> Verdict:
         )
     if r.return_status is not None:
         ret = loc.child("return")
+        tf = loc.child("try_files")
+        if ret is None and tf is not None and tf.args and not tf.args[-1].startswith(("=", "@")):
+            return Verdict(
+                Status.FAIL,
+                f"{u.loc_name(loc)} serves files (try_files), never the backend",
+                f"{req} reaches {u.loc_label(loc)}, whose try_files ({tf.where}) falls back to {tf.args[-1]}: "
+                f"nginx answers with that file (the app's page, 200) or 500 when it does not exist, and never "
+                "proxies to a backend.",
+                u.cfg_lines_ev(config, [loc, tf]),
+                Fix(
+                    summary=f"Give the Socket.IO request a location of its own that proxies (not `{u.loc_name(loc)}`)."
+                ),
+                "return",
+            )
         return Verdict(
             Status.FAIL,
             f"{u.loc_name(loc)} answers `return {r.return_status}`",
@@ -186,6 +202,9 @@ def _config(facts: Facts, place: Place) -> Verdict:
     broken = _broken_uri(config, r)
     if broken is not None:
         return broken
+    unresolved = _no_resolver(config, r)
+    if unresolved is not None:
+        return unresolved
     notes = "; ".join(r.notes)
     chain = (
         f"{req} goes to {u.server_label(r.server)}, then {u.loc_label(loc)} — {r.location_reason} — and "
@@ -310,20 +329,88 @@ def _stolen(config: Config, r: Route) -> Verdict | None:
     victim = max(prefixes, key=lambda d: len(u.location_path(d) or ""))
     if victim.child("proxy_pass") is None or (u.sets_upgrade(loc) and loc.child("proxy_pass") is not None):
         return None  # the regex location is the intended Socket.IO one, or the prefix one proxies nothing
+    if _written_for(loc, victim, r.uri):
+        return None  # the regex names the request's path, the prefix is a catch-all: the regex is the route
     diff = u.diff_of(
         config, lambda p: p.replace_statement(victim, f"location ^~ {u.location_path(victim)} {{")
     )
+    label = f"{r.uri.split('?')[0]} matches prefix {u.loc_label(victim)}, but nginx tries regex locations after the prefix match and {u.loc_label(loc)} wins"
+    same = _same_upstream(loc, victim)
     return Verdict(
-        Status.FAIL,
+        Status.WARN if same else Status.FAIL,
         f"Regex {u.loc_name(loc)} takes the request from {u.loc_name(victim)}",
-        f"{r.uri.split('?')[0]} matches prefix {u.loc_label(victim)}, but nginx tries regex locations after "
-        f"the prefix match and {u.loc_label(loc)} wins; mark the prefix location `^~` so no regex can take it.",
+        label
+        + (
+            f": it proxies to the same {same} with the same URI, so polling still works, but the settings "
+            f"written in {u.loc_name(victim)} never apply (the upgrade check judges the regex location's); "
+            "mark the prefix location `^~` so no regex can take it."
+            if same
+            else "; mark the prefix location `^~` so no regex can take it."
+        ),
         u.cfg_lines_ev(config, [victim, loc]) if config is not None else [],
         Fix(
             summary=f"Make {u.loc_name(victim)} a `^~` location (regex locations are then not tried).",
             diff=diff,
         ),
         "proxied",
+    )
+
+
+def _written_for(regex: Directive, prefix: Directive, uri: str) -> bool:
+    """The regex location names the request's first path segment (``socket.io/``, ``socket\\.io``) while the
+    prefix location it wins over does not and forwards no upgrade: a catch-all such as ``location /``, not a
+    location written for this path."""
+    segment = uri.split("?")[0].strip("/").split("/")[0]
+    if not segment or u.sets_upgrade(prefix) or segment in (u.location_path(prefix) or ""):
+        return False
+    pattern = regex.args[-1] if regex.args else ""
+    return segment in pattern or segment.replace(".", "\\.") in pattern
+
+
+def _same_upstream(regex: Directive, prefix: Directive) -> str | None:
+    """The proxy target both locations send the request to unchanged (no URI part, no variables), or None."""
+    a, b = regex.child("proxy_pass"), prefix.child("proxy_pass")
+    if a is None or b is None or not a.args or not b.args:
+        return None
+    pa, pb = parse_proxy_pass(a.args[0]), parse_proxy_pass(b.args[0])
+    if pa.variables or pb.variables or pa.uri or pb.uri:
+        return None
+    if (pa.scheme, pa.host.lower()) != (pb.scheme, pb.host.lower()):
+        return None
+    return f"{pa.scheme}://{pa.host}"
+
+
+_IP_HOST = re.compile(r"^(?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:.]*\])$")
+
+
+def _no_resolver(config: Config, r: Route) -> Verdict | None:
+    """proxy_pass with variables naming a host that no upstream block defines, and no ``resolver`` in effect:
+    nginx resolves such a name for each request, and without a resolver it answers every request 502 (error
+    log: ``no resolver defined to resolve HOST``)."""
+    d, loc = r.proxy_pass, r.location
+    if d is None or loc is None or not d.args or "$" not in d.args[0] or r.upstream is not None:
+        return None
+    target = r.upstream_name or ""
+    host = target if target.startswith("[") else target.rsplit(":", 1)[0]
+    if not host or "$" in host or host.startswith("unix:") or _IP_HOST.match(host):
+        return None
+    if any(name.lower() == host.lower() for name in config.upstreams()):
+        return None
+    if effective.scalar(r.config_block or loc, "resolver").directive is not None:
+        return None
+    return Verdict(
+        Status.FAIL,
+        f"No resolver for {host}: nginx answers every request 502",
+        f"{u.loc_label(loc)} proxies with variables ({d.where}), so nginx resolves {host} for each request, but "
+        f"no `resolver` is set for it and no upstream block is named {host}: every request gets 502, and the "
+        f"error log says `no resolver defined to resolve {host}`.",
+        u.cfg_lines_ev(config, [loc, d]),
+        Fix(
+            summary=f"In {u.server_label(r.server)}: add `resolver` with the DNS server that knows {host} "
+            "(Docker's is `resolver 127.0.0.11 valid=10s;`), or proxy to an upstream block named "
+            f"{host} (resolved once, when nginx starts)."
+        ),
+        "502",
     )
 
 

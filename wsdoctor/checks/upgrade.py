@@ -18,11 +18,12 @@ from wsdoctor.checks._flow import Flow, Live, Problem, Verdict, problems_text, r
 from wsdoctor.checks._util import Place
 from wsdoctor.facts import ENGINEIO_NODE, ENGINEIO_PY, NO_CONFIG, Exchange, Fact, Facts, WebSocketProbe
 from wsdoctor.nginx import effective
+from wsdoctor.nginx.model import Directive
 from wsdoctor.nginx.version import at_least
 from wsdoctor.report import Evidence, Fix, Status
 
 if TYPE_CHECKING:
-    from wsdoctor.nginx.model import Config, Directive
+    from wsdoctor.nginx.model import Config
     from wsdoctor.nginx.routing import Route
 
 
@@ -119,6 +120,19 @@ def _combine(facts: Facts, place: Place, said: _Said | None, seen: _Seen) -> Ver
     main = worst(problems)
     summary = problems_text(problems)
     status = main.status
+    if _kinds(main) == {"trap_upgrade", "trap_connection"}:
+        return _trap_live(facts, place, said, main, summary)
+    if seen.ok and not seen.fail and all(_kinds(p) == {"http_version"} for p in problems):
+        # The live 101 decides: this backend accepts the HTTP/1.0 upgrade.
+        return Verdict(
+            Status.PASS,
+            TITLE,
+            f"{seen.ok[0].upper()}{seen.ok[1:]}: the backend accepts the upgrade although "
+            f"{u.loc_label(r.location)} speaks HTTP/1.0 upstream ({_http10_where(main)}); a backend that follows "
+            "RFC 6455 strictly (python `websockets`) would answer 505, so `proxy_http_version 1.1` stays the "
+            "safe setting.",
+            evidence,
+        )
     if seen.fail:
         summary += f" {seen.fail[0].upper()}{seen.fail[1:]}" + (
             ", as predicted." if main.status is Status.FAIL else "."
@@ -130,6 +144,48 @@ def _combine(facts: Facts, place: Place, said: _Said | None, seen: _Seen) -> Ver
     elif seen.dead:
         summary += f" Live: {seen.dead}."
     return Verdict(status, main.title, summary, evidence, _fix(facts, r, problems))
+
+
+def _kinds(p: Problem) -> set[str]:
+    edits = p.edit if isinstance(p.edit, list) else [p.edit]
+    return {e[0] for e in edits if e}
+
+
+def _http10_where(p: Problem) -> str:
+    edits = p.edit if isinstance(p.edit, list) else [p.edit]
+    target = next((e[1] for e in edits if e and e[0] == "http_version"), None)
+    return (
+        f"proxy_http_version 1.0 at {target.where}" if target is not None else "nginx's default before 1.29.7"
+    )
+
+
+def _trap_live(facts: Facts, place: Place, said: _Said, main: Problem, summary: str) -> Verdict:
+    """The literal-Upgrade trap breaks polling, not WebSocket: the polling handshake through the proxy is the
+    live evidence (a 101 for the WebSocket request is what the trap predicts too)."""
+    hs = None if place.corrected else u.proxy_handshake(facts)
+    evidence = list(said.evidence)
+    fix = _fix(facts, said.route, said.problems)
+    if hs is None or u.endpoint_down(facts):
+        return Verdict(Status.FAIL, main.title, summary, evidence, fix)
+    evidence.append(u.probe_ev(hs.exchange))
+    if hs.ok:
+        return Verdict(
+            Status.WARN,
+            "Config and live proxy disagree on the literal Upgrade",
+            summary
+            + " But live, the polling handshake through the proxy succeeds: the config given is probably "
+            "not the one nginx runs.",
+            evidence,
+            fix,
+        )
+    return Verdict(
+        Status.FAIL,
+        main.title,
+        summary + f" Live: the polling handshake got {u.status_line(hs.exchange)} from {u.who(hs.exchange)}, "
+        "as predicted.",
+        evidence,
+        fix,
+    )
 
 
 def _unjudged(facts: Facts, why: str, ws: WebSocketProbe | None) -> Verdict:
@@ -160,90 +216,96 @@ def _upgrade_refused(ex: Exchange) -> bool:
 
 def _config_problems(facts: Facts, r: Route) -> tuple[list[Problem], list[str], list]:
     config = facts.config
+    assert config is not None
     loc = r.location
     version = facts.nginx_version
+    polls = _polls(facts)
     problems: list[Problem] = []
     notes: list[str] = []
     ev: list = []
 
-    hv = effective.scalar(loc, "proxy_http_version", version)
-    if hv.directive is not None:
-        ev.append(hv.directive)
-    value = (hv.value or [""])[0]
-    if not hv.default and value == "1.0":
-        problems.append(
-            Problem(
-                Status.FAIL,
-                "proxy_http_version 1.0 makes WebSocket impossible",
-                f"{u.loc_label(loc)} talks HTTP/1.0 to the backend ({hv.directive.where}), and a WebSocket "
-                "upgrade needs HTTP/1.1.",
-                ("http_version", hv.directive),
-            )
-        )
-    elif hv.default:
-        new = at_least(version, (1, 29, 7)) if version else None
-        if new is False:
-            problems.append(
-                Problem(
-                    Status.FAIL,
-                    "proxy_http_version is not set: nginx speaks HTTP/1.0 upstream",
-                    f"{u.loc_label(loc)} does not set proxy_http_version, and nginx {version} defaults to HTTP/1.0 "
-                    "upstream (1.1 only from 1.29.7), so no WebSocket upgrade can pass.",
-                    ("http_version", None),
-                )
-            )
-        elif new is None:
-            problems.append(
-                Problem(
-                    Status.WARN,
-                    "proxy_http_version not set: depends on the nginx version",
-                    f"{u.loc_label(loc)} does not set proxy_http_version: before nginx 1.29.7 that means HTTP/1.0 "
-                    "upstream (WebSocket impossible), from 1.29.7 on HTTP/1.1 (works); the version is unknown "
-                    "(give --nginx-version).",
-                    ("http_version", None),
-                )
-            )
-
     headers = effective.proxy_headers(loc, version)
-    by_name: dict[str, tuple[str, str, object]] = {}
+    by_name: dict[str, tuple[str, str, Directive | None]] = {}
     for name, val, d in headers:
         by_name.setdefault(name.lower(), (name, val, d))
     up = by_name.get("upgrade")
     conn = by_name.get("connection")
-    if up is not None and up[2] is not None:
-        ev.append(up[2])
-    if conn is not None and conn[2] is not None:
-        ev.append(conn[2])
+    ev += [h[2] for h in (up, conn) if h is not None and h[2] is not None]
 
+    # What keeps every WebSocket out: each is a reason under one consequence (what the client loses).
+    blocked: list[Problem] = []
+    literal = up is not None and "$" not in up[1] and up[1].strip().lower() == "websocket"
     if up is None:
-        problems.append(
+        blocked.append(
             Problem(
                 Status.FAIL,
                 "The Upgrade header is not forwarded",
-                f"{u.loc_label(loc)} does not set `proxy_set_header Upgrade $http_upgrade`; Upgrade is hop-by-hop, "
-                "so the backend never sees the client's request to switch to WebSocket.",
+                "`proxy_set_header Upgrade $http_upgrade` is not set: Upgrade is hop-by-hop, so the backend "
+                "never sees the client's request to switch to WebSocket.",
                 ("upgrade", None),
             )
         )
-    elif "$http_upgrade" not in up[1] and up[1].lower() != "websocket":
-        problems.append(
+    elif "$http_upgrade" not in up[1] and not literal:
+        blocked.append(
             Problem(
                 Status.FAIL,
                 f"Upgrade is forwarded as {up[1]!r}",
-                f"{u.loc_label(loc)} sends `Upgrade: {up[1]}` upstream instead of the client's value ($http_upgrade).",
+                f"the backend gets `Upgrade: {up[1]}` ({_at(up[2])}) instead of the client's value "
+                "($http_upgrade).",
                 ("upgrade", up[2]),
             )
         )
-
-    conn_problem = _connection_problem(config, loc, conn, version)
+    conn_problem = _connection_problem(config, conn, version)
     if conn_problem is not None:
-        problems.append(conn_problem)
-    elif conn is not None and conn[1].lower() == "upgrade":
+        blocked.append(conn_problem)
+    if blocked:
+        title, opening = _consequence(facts, loc)
+        problems.append(
+            Problem(
+                Status.FAIL,
+                title,
+                opening + " Why: " + " ".join(_sentence_case(p.sentence) for p in blocked),
+                [p.edit for p in blocked],
+            )
+        )
+    elif literal and _says_upgrade(_for_polling(config, conn)):
+        assert up is not None and conn is not None
+        if polls:
+            problems.append(
+                Problem(
+                    Status.FAIL,
+                    "Every request is sent upstream as a WebSocket upgrade: polling clients never connect",
+                    f"{u.loc_label(loc)} sends the literal `Upgrade: websocket` ({_at(up[2])}) with "
+                    f"`Connection: {conn[1]}` ({_at(conn[2])}) on every request, so each polling request "
+                    "reaches the backend as an upgrade request and gets 400 (Node: `Missing or invalid "
+                    "Sec-WebSocket-Key header`): clients with the default transports (polling first) never "
+                    "connect, while websocket-only clients do. Forward the client's own header instead: "
+                    "`Upgrade $http_upgrade` with `Connection $connection_upgrade` from "
+                    "`map $http_upgrade $connection_upgrade`.",
+                    [("trap_upgrade", up[2]), ("trap_connection", conn[2])],
+                )
+            )
+        else:
+            notes.append(
+                "the literal `Upgrade: websocket` makes every request through it an upgrade request: "
+                "harmless for websocket-only clients, but a polling client would get 400 "
+                "(`$http_upgrade` with the `map $http_upgrade $connection_upgrade` idiom avoids that)"
+            )
+    elif literal:
+        notes.append("Upgrade is the literal `websocket`; `$http_upgrade` is the idiom")
+    if not blocked and polls and conn is not None and conn[1].strip().lower() == "upgrade":
         keepalive = r.upstream.child("keepalive") if r.upstream is not None else None
         note = "a literal `Connection upgrade` is sent on polling requests too"
         if keepalive is not None:
             note += f", which defeats `keepalive {' '.join(keepalive.args)}` of upstream {r.upstream_name}"
         notes.append(note + "; the `map $http_upgrade $connection_upgrade` idiom is cleaner")
+
+    hv = effective.scalar(loc, "proxy_http_version", version)
+    if hv.directive is not None:
+        ev.append(hv.directive)
+    version_problem = _http_version_problem(loc, hv, version)
+    if version_problem is not None:
+        problems.append(version_problem)
 
     lost = _lost_headers(loc)
     if lost is not None:
@@ -266,8 +328,96 @@ def _config_problems(facts: Facts, r: Route) -> tuple[list[Problem], list[str], 
     return problems, notes, ev
 
 
+# What the HTTP/1.0 warning says about the backends (docs/nginx.md, "HTTP version to the backend").
+_HTTP10_DEPENDS = (
+    "nginx still passes the upgrade whenever the backend answers 101, and Node socket.io (ws), python-socketio "
+    "on uvicorn and on aiohttp accept an HTTP/1.0 upgrade request, but a server that follows RFC 6455 "
+    "strictly (python `websockets`) refuses it with 505; RFC 6455 and nginx's docs ask for "
+    "`proxy_http_version 1.1`. A live 101 through the proxy decides."
+)
+
+
+def _http_version_problem(loc: Directive, hv: effective.Setting, version: str | None) -> Problem | None:
+    """HTTP/1.0 upstream: a warning whose outcome depends on the backend (None when 1.1 is in effect)."""
+    value = (hv.value or [""])[0]
+    if not hv.default:
+        if value != "1.0":
+            return None
+        assert hv.directive is not None
+        return Problem(
+            Status.WARN,
+            "proxy_http_version 1.0: the WebSocket upgrade depends on the backend",
+            f"{u.loc_label(loc)} talks HTTP/1.0 to the backend ({hv.directive.where}); {_HTTP10_DEPENDS}",
+            ("http_version", hv.directive),
+        )
+    new = at_least(version, (1, 29, 7)) if version else None
+    if new:
+        return None
+    if new is False:
+        return Problem(
+            Status.WARN,
+            "proxy_http_version is not set: nginx speaks HTTP/1.0 upstream, so the upgrade depends on the backend",
+            f"{u.loc_label(loc)} does not set proxy_http_version, and nginx {version} sends requests upstream "
+            f"as HTTP/1.0 (1.1 is the default only from 1.29.7); {_HTTP10_DEPENDS}",
+            ("http_version", None),
+        )
+    return Problem(
+        Status.WARN,
+        "proxy_http_version not set: depends on the nginx version",
+        f"{u.loc_label(loc)} does not set proxy_http_version: from nginx 1.29.7 on that is HTTP/1.1 upstream, "
+        f"before it HTTP/1.0, and then {_HTTP10_DEPENDS} The version is unknown (give --nginx-version).",
+        ("http_version", None),
+    )
+
+
+def _polls(facts: Facts) -> bool:
+    """The client uses the polling transport (socket.io-client's default: polling first, then the upgrade)."""
+    return facts.client is None or "polling" in facts.client.transports
+
+
+def _consequence(facts: Facts, loc: Directive) -> tuple[str, str]:
+    """(title, opening sentence): what a location that lets no WebSocket through costs this client."""
+    if _polls(facts):
+        return (
+            "No WebSocket: clients fall back to long-polling (degraded, not down)",
+            f"No WebSocket gets through {u.loc_label(loc)}: clients with the default transports fall back to "
+            "HTTP long-polling and keep working — degraded, not down (every message becomes an HTTP request, "
+            "with more latency and load, and each session needs sticky routing) — while websocket-only "
+            "clients cannot connect at all.",
+        )
+    return (
+        "WebSocket clients cannot connect: the upgrade is not forwarded",
+        f"WebSocket clients cannot connect through {u.loc_label(loc)}: the upgrade never reaches the backend, "
+        "and with the websocket transport only there is no polling to fall back to.",
+    )
+
+
+def _for_polling(config: Config, conn: tuple[str, str, Directive | None] | None) -> str | None:
+    """The Connection value a polling request carries upstream (it sends no Upgrade: $http_upgrade is "")."""
+    if conn is None:
+        return None
+    value = conn[1].strip()
+    if value == "$http_connection":
+        return None  # the client's own: keep-alive for a poll
+    if value.startswith("$"):
+        return effective.map_value(config, value, "")
+    return value
+
+
+def _says_upgrade(value: str | None) -> bool:
+    return value is not None and "upgrade" in [x.strip() for x in value.lower().split(",")]
+
+
+def _at(d: Directive | None) -> str:
+    return d.where if d is not None else "nginx's default"
+
+
+def _sentence_case(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def _connection_problem(
-    config: Config, loc: Directive, conn: tuple[str, str, Directive | None] | None, version: str | None
+    config: Config, conn: tuple[str, str, Directive | None] | None, version: str | None
 ) -> Problem | None:
     if conn is None or conn[2] is None:
         implicit = "no Connection header" if version and _new(version) else "`Connection: close`"
@@ -276,20 +426,19 @@ def _connection_problem(
         return Problem(
             Status.FAIL,
             "The Connection header is not set to upgrade",
-            f"{u.loc_label(loc)} does not set `proxy_set_header Connection`, so nginx sends {implicit} upstream "
-            "and the backend refuses the WebSocket upgrade.",
+            f"`proxy_set_header Connection` is not set, so nginx sends {implicit} upstream and the backend "
+            "refuses the WebSocket upgrade.",
             ("connection", None),
         )
-    name, val, d = conn
-    low = val.strip().lower()
-    if low == "upgrade" or "upgrade" in [x.strip() for x in low.split(",")]:
+    _name, val, d = conn
+    if _says_upgrade(val.strip()):
         return None
     if val == "":
         return Problem(
             Status.FAIL,
             'Connection "" removes the upgrade',
-            f'{u.loc_label(loc)} sets `proxy_set_header Connection ""` ({d.where}): that is the keepalive idiom for '
-            "plain HTTP, and it strips the Connection: upgrade a WebSocket handshake needs.",
+            f'`proxy_set_header Connection ""` ({d.where}) is the keepalive idiom for plain HTTP: it strips the '
+            "`Connection: upgrade` a WebSocket handshake needs.",
             ("connection", d),
         )
     if val.startswith("$"):
@@ -297,28 +446,27 @@ def _connection_problem(
         if var == "$http_connection":
             return None  # the client's own "Connection: Upgrade" is passed on
         mapped = effective.map_value(config, var, "websocket")
-        if mapped is not None and mapped.lower() == "upgrade":
+        if mapped is not None and _says_upgrade(mapped):
             return None
         if mapped is None:
             return Problem(
                 Status.FAIL,
                 f"Connection is set from {var}, which no map defines",
-                f"{u.loc_label(loc)} sends `Connection: {var}` ({d.where}) but no `map $http_upgrade {var}` "
-                "defines it (nginx -t: unknown variable).",
+                f"the backend gets `Connection: {var}` ({d.where}) but no `map $http_upgrade {var}` defines it "
+                "(nginx -t: unknown variable).",
                 ("connection", d),
             )
         return Problem(
             Status.FAIL,
             f"{var} maps a WebSocket request to {mapped!r}",
-            f"{u.loc_label(loc)} sends `Connection: {var}`, which is {mapped!r} for a WebSocket request, not "
-            "'upgrade'.",
+            f"the backend gets `Connection: {var}` ({d.where}), which is {mapped!r} for a WebSocket request, "
+            "not 'upgrade'.",
             ("connection", d),
         )
     return Problem(
         Status.FAIL,
         f"Connection is forwarded as {val!r}",
-        f"{u.loc_label(loc)} sends `Connection: {val}` upstream ({d.where}); a WebSocket handshake needs "
-        "`Connection: upgrade`.",
+        f"the backend gets `Connection: {val}` ({d.where}); a WebSocket handshake needs `Connection: upgrade`.",
         ("connection", d),
     )
 
@@ -344,14 +492,19 @@ def _lost_headers(loc: Directive):
     return level, outer, lost
 
 
+_MAP = ("map $http_upgrade $connection_upgrade {", "    default upgrade;", "    ''      close;", "}")
+
+
 def _fix(facts: Facts, r: Route, problems: list[Problem]) -> Fix:
-    """Every problem's edit in the location: own lines replaced, new ones after its last proxy_set_header (or
-    its proxy_pass); a first proxy_set_header there brings the inherited ones along."""
+    """Every problem's edit: own lines replaced where they are (the location, a file it includes, the server),
+    new ones in the location after its last proxy_set_header (or its proxy_pass); a first proxy_set_header
+    there brings the inherited ones along. The summary names each place the diff touches."""
     config = facts.config
     loc = r.location
     assert config is not None and loc is not None
-    good_map = (effective.map_value(config, "$connection_upgrade", "websocket") or "").lower() == "upgrade"
+    good_map = _good_map(config)
     conn_value = "$connection_upgrade" if good_map else '"upgrade"'
+    add_map = False
 
     local_headers = [d for d in loc.children("proxy_set_header") if d.file == loc.file]
     anchor = (
@@ -359,50 +512,80 @@ def _fix(facts: Facts, r: Route, problems: list[Problem]) -> Fix:
     )
     if anchor is not None and anchor.file != loc.file:
         anchor = None
-    parts: list[str] = []
+    here = f"In {u.loc_label(loc)}"
+    parts: dict[str, list[str]] = {here: []}  # place -> what changes there, in order
     replaced: list[tuple[Directive, str]] = []
     new_lines: list[str] = []
-    for prob in problems:
-        kind, target = prob.edit
-        if kind == "http_version":
-            if target is not None:
-                replaced.append((target, "proxy_http_version 1.1;"))
-            else:
-                new_lines.append("proxy_http_version 1.1;")
-            parts.append("proxy_http_version 1.1")
+
+    def put(target: Directive | None, statement: str, said: str) -> None:
+        """TARGET replaced by STATEMENT where it is, else STATEMENT added in the location."""
+        if target is not None:
+            replaced.append((target, statement))
+            parts.setdefault(_place(loc, target), []).append(said)
+        else:
+            new_lines.append(statement)
+            parts[here].append(said)
+
+    edits = [e for prob in problems for e in (prob.edit if isinstance(prob.edit, list) else [prob.edit])]
+    for kind, target in edits:
+        own = target if isinstance(target, Directive) and target.parent is loc else None
+        if kind == "http_version":  # an inherited 1.0 is overridden in the location
+            put(own, "proxy_http_version 1.1;", "proxy_http_version 1.1")
         elif kind == "upgrade":
-            if target is not None and target.parent is loc:
-                replaced.append((target, "proxy_set_header Upgrade $http_upgrade;"))
-            else:
-                new_lines.append("proxy_set_header Upgrade $http_upgrade;")
-            parts.append("Upgrade $http_upgrade")
+            put(own, "proxy_set_header Upgrade $http_upgrade;", "Upgrade $http_upgrade")
         elif kind == "connection":
-            stmt = f"proxy_set_header Connection {conn_value};"
-            if target is not None and target.parent is loc:
-                replaced.append((target, stmt))
-            else:
-                new_lines.append(stmt)
-            parts.append(f"Connection {conn_value}")
+            put(own, f"proxy_set_header Connection {conn_value};", f"Connection {conn_value}")
+        elif kind == "trap_upgrade":  # where it is: every location that inherits it has the same trap
+            put(target, "proxy_set_header Upgrade $http_upgrade;", "Upgrade $http_upgrade")
+        elif kind == "trap_connection" and (good_map or config.maps().get("$connection_upgrade") is None):
+            add_map = not good_map
+            put(target, "proxy_set_header Connection $connection_upgrade;", "Connection $connection_upgrade")
         elif kind == "lost":
             _level, outer, names = target
             wanted = {n.lower() for n in names}
             for d in outer.children("proxy_set_header"):
                 if d.args and d.args[0].lower() in wanted:
                     new_lines.append(d.text())
-            parts.append("repeat " + ", ".join(names) + " in the location")
+            parts[here].append("repeat " + ", ".join(names) + " in the location")
     # Setting a header in the location stops inheritance: the server's headers must come along too.
     if any(x.startswith("proxy_set_header") for x in new_lines) and not loc.children("proxy_set_header"):
         setting = {x.split()[1].lower() for x in new_lines if x.startswith("proxy_set_header")}
         kept = [d.text() for d in _inherited(loc) if d.args and d.args[0].lower() not in setting]
         new_lines = kept + [x for x in new_lines if x not in kept]
+    http = config.http() if add_map else None
 
     def edit(p):
         for d, statement in replaced:
             p.replace_statement(d, statement)
         if new_lines:
             p.insert_in_block(loc, new_lines, after=anchor)
+        if http is not None:
+            p.insert_in_block(http, list(_MAP))
 
-    return Fix(summary=f"In {u.loc_label(loc)}: " + "; ".join(parts) + ".", diff=u.diff_of(config, edit))
+    said = [f"{place}: {'; '.join(what)}." for place, what in parts.items() if what]
+    if http is not None:
+        said.append(f"At http level ({http.where}): add `{' '.join(' '.join(_MAP).split())}`.")
+    return Fix(summary=" ".join(said), diff=u.diff_of(config, edit))
+
+
+def _good_map(config: Config) -> bool:
+    """``$connection_upgrade`` is defined and gives upgrade for a WebSocket request, not for a poll."""
+    return _says_upgrade(
+        effective.map_value(config, "$connection_upgrade", "websocket")
+    ) and not _says_upgrade(effective.map_value(config, "$connection_upgrade", ""))
+
+
+def _place(loc: Directive, d: Directive) -> str:
+    """Where the fix edits D, in the words of its summary: the location, a file it includes, the server."""
+    if d.parent is loc and d.file == loc.file:
+        return f"In {u.loc_label(loc)}"
+    if d.parent is loc:
+        return f"In {d.file}, which {u.loc_name(loc)} includes (every block that includes it gets the change)"
+    if d.parent is not None and d.parent.name == "server":
+        return f"In {u.server_label(d.parent)} (for every location of it that sets no proxy_set_header)"
+    if d.parent is not None:
+        return f"At {d.parent.name} level ({d.parent.where})"
+    return f"In {d.where}"
 
 
 def _inherited(loc: Directive) -> list:

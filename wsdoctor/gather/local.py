@@ -1,5 +1,5 @@
 """Facts this machine gives without any network or event loop: the client request, a config file or
-dump, `nginx -v`, and what an offline run cannot know.
+dump, `nginx -v`, `nginx -t` on a copy of a config file, and what an offline run cannot know.
 
 Shared by the gatherers (which run these in threads) and by the synchronous `check --offline` path,
 which must not pay for asyncio: it is the cost of a whole process that users feel in scripts.
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 
 from wsdoctor.errors import InputError, describe
-from wsdoctor.facts import NO_CONFIG, OFFLINE, PROBE_FACTS, Fact, Facts
+from wsdoctor.facts import NO_CONFIG, OFFLINE, PROBE_FACTS, CommandResult, Fact, Facts
 from wsdoctor.nginx.load import LoadError, load_dump, load_file
 from wsdoctor.nginx.version import local_version as ask
 from wsdoctor.target import Target
@@ -21,6 +21,10 @@ NO_COMMANDS = "no proxy host: give --ssh to run nginx -t there"
 UNKNOWN_VERSION = (
     "nginx version unknown (give --nginx-version X.Y.Z); version-dependent defaults show both outcomes"
 )
+# Where the version came from, as the report says it (the SSH gatherer says "nginx -V on HOST").
+VERSION_HERE = "nginx -v here"
+VERSION_OPTION = "--nginx-version"
+NGINX_T = "nginx -t"
 
 
 def set_client(target: Target, facts: Facts) -> None:
@@ -51,16 +55,39 @@ def load_local_config(target: Target, facts: Facts) -> None:
     except OSError as e:
         raise InputError(describe(e) or str(e)) from None
     facts.config_source = facts.config.source
+    if target.nginx_conf and not target.nginx_dump and not target.ssh and target.nginx_test:
+        local_nginx_test(facts)
+
+
+def local_nginx_test(facts: Facts) -> None:
+    """`nginx -t` of this machine's nginx on a copy of the loaded config (never on the files themselves), as
+    `facts.commands["nginx -t"]`: its first line says which nginx judged and what was made equal for it."""
+    if facts.config is None or not facts.config.files:
+        return
+    # subprocess, tempfile and threads: imported only when this machine's nginx is really run.
+    from wsdoctor.nginx import testcopy
+
+    test = testcopy.run(facts.config)
+    if test is None:
+        return  # no nginx here: the syntax check says what it cannot see
+    facts.commands[NGINX_T] = CommandResult(
+        argv=test.argv,
+        host="local",
+        exit_status=test.exit_status,
+        stdout="\n".join(test.header()),
+        stderr=test.output,
+        error=test.error,
+    )
 
 
 def local_version(target: Target, facts: Facts) -> None:
     """--nginx-version, else `nginx -v` on this machine (only for --nginx-conf of this machine's nginx)."""
     if target.nginx_version:
-        facts.nginx_version, facts.version_source = target.nginx_version, "--nginx-version"
+        facts.nginx_version, facts.version_source = target.nginx_version, VERSION_OPTION
     elif target.nginx_conf and not target.root:
         v = ask()
         if v:
-            facts.nginx_version, facts.version_source = v, "nginx -v on this machine"
+            facts.nginx_version, facts.version_source = v, VERSION_HERE
     if not facts.nginx_version:
         facts.unavailable[Fact.VERSION] = UNKNOWN_VERSION
 
@@ -69,7 +96,7 @@ def mark_no_config(target: Target, facts: Facts) -> None:
     facts.unavailable[Fact.CONFIG] = NO_CONFIG
     facts.unavailable[Fact.VERSION] = NO_CONFIG
     if target.nginx_version:
-        facts.nginx_version, facts.version_source = target.nginx_version, "--nginx-version"
+        facts.nginx_version, facts.version_source = target.nginx_version, VERSION_OPTION
 
 
 def mark_no_host(facts: Facts) -> None:

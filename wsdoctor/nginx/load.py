@@ -11,26 +11,39 @@ i.e. the directory of the main file, not of the including file; a pattern with `
 matches are read in sorted order and which may match nothing; a plain path that cannot be opened is an error
 (``open() "…" failed``). An include cycle is reported once and not followed.
 
-A file crossplane cannot parse becomes a ConfigError with file:line and the rest is still analysed; input that
-is no nginx configuration at all (empty, binary, a random text file, a dump without a single file) is a
-LoadError: one sentence saying what to pass instead.
+A file crossplane cannot parse becomes a ConfigError with file:line and the rest is still analysed. What is an
+nginx configuration is decided as nginx decides it: it reads as statements, and a directive nginx knows comes
+before the point where nginx would stop reading (a NUL byte inside a comment is fine, a compact one-line config
+too). Input that is no nginx configuration at all (empty, a PNG, JSON, prose, a dump without a single file) is
+a LoadError: one sentence naming where nginx stops (line and byte) and what to pass instead.
+
+An ``nginx -T`` output cut short (a dropped session, a paste cut off) is reported as that, a ConfigError of kind
+"truncated" first in ``errors`` naming the last whole line and what is missing, instead of the "unexpected end
+of file" or "not in the dump" errors it would otherwise cause.
 """
 
 from __future__ import annotations
 
+import fnmatch
+import glob
 import os
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from wsdoctor.nginx.model import Config, ConfigError, Directive
-from wsdoctor.nginx.parse import Stmt, from_crossplane, needs_crossplane, parse_directives
+from wsdoctor.nginx.parse import (
+    Stmt,
+    from_crossplane,
+    needs_crossplane,
+    parse_directives,
+    shown,
+    token_spans,
+)
 
 DUMP_MARK = "# configuration file "
 _GLOB_MAGIC = re.compile(r"[*?[]")
-# A line that looks like an nginx directive: `name args…;` or `name args… {` (used to tell a broken nginx
-# config from something that is not one at all).
-_DIRECTIVE_LINE = re.compile(r"^\s*([a-z_][a-z0-9_]*)(?:\s[^\n]*)?[;{]\s*(?:#.*)?$", re.MULTILINE)
 
 
 class LoadError(Exception):
@@ -70,9 +83,11 @@ def load_file(path: str, root: str | None = None) -> Config:
     text = source.read(real)
     if text is None:
         raise LoadError(f"cannot read {path}; check its permissions (or run as a user that can read it)")
-    _check_main_text(text, path)
+    _check_not_empty(text, path)
     label = real if root is None else f"{real} (under {root})"
-    return _Loader(source, real, label, fs_root=os.path.abspath(root) if root else None).load()
+    config = _Loader(source, real, label, fs_root=os.path.abspath(root) if root else None).load()
+    _check_is_nginx(config, path, lambda: _read_bytes(disk))
+    return config
 
 
 def load_dump(text: str, source: str) -> Config:
@@ -81,12 +96,17 @@ def load_dump(text: str, source: str) -> Config:
     The ``nginx: … syntax is ok`` / ``test is successful`` lines nginx writes to stderr (often captured with
     ``2>&1``) are ignored; a dump of a failed test holds no file at all and is reported with nginx's message.
     """
-    if "\x00" in text:
-        raise LoadError(
-            f"{source} is binary, not `nginx -T` output; save the text of `nginx -T` (run as root)"
-        )
     files, order = split_dump(text)
     if not files:
+        if text.strip() and "\n" not in text and _cut_header(text) is not None:
+            raise LoadError(
+                f"{source} is truncated inside its first '# configuration file' line; "
+                "save the whole `nginx -T` output (run as root) and pass that"
+            )
+        if "\x00" in text:
+            raise LoadError(
+                f"{source} is binary, not `nginx -T` output; save the text of `nginx -T` (run as root)"
+            )
         emerg = next((ln.strip() for ln in text.splitlines() if "[emerg]" in ln), "")
         if emerg:
             raise LoadError(
@@ -97,57 +117,161 @@ def load_dump(text: str, source: str) -> Config:
             "save what `nginx -T` prints (run as root) and pass that"
         )
     main = order[0]
-    _check_main_text(files[main], f"{main} in {source}")
-    return _Loader(DumpSource(files), main, f"nginx -T dump {source}").load()
+    try:
+        _check_not_empty(files[main], f"{main} in {source}")
+        loader = _Loader(DumpSource(files), main, f"nginx -T dump {source}", last=order[-1])
+        config = loader.load()
+        _check_is_nginx(config, f"{main} in {source}", None)
+    except LoadError:
+        if len(order) == 1 and not text.endswith("\n\n"):  # nginx ends every file it prints with a newline
+            raise LoadError(
+                f"{source} is truncated in its first file, {main}; "
+                "save the whole `nginx -T` output (run as root) and pass that"
+            ) from None
+        raise
+    cut = _truncation(text, files, order, config, loader.late)
+    if cut is not None:
+        config.errors[:] = [cut] + [e for e in config.errors if not _superseded(e, cut, order[-1], loader)]
+    return config
 
 
 def split_dump(text: str) -> tuple[dict[str, str], list[str]]:
     """Split ``nginx -T`` output into {real path: text} and the order the files appear in.
 
     nginx writes ``# configuration file PATH:`` then the file's bytes then one newline; that extra newline is
-    removed so the text (and its line numbers) are the file's own.
+    removed so the text (and its line numbers) are the file's own. A last line that is a header cut short
+    (``# configuration file /etc/ng``) belongs to no file and is left out.
     """
     files: dict[str, str] = {}
     order: list[str] = []
+    end = len(text)
+    last_line = text.rfind("\n") + 1
+    if last_line < end and _cut_header(text[last_line:]) is not None:
+        end = last_line  # a header cut short is no file text (see _truncation)
     name: str | None = None
-    chunk: list[str] = []
-
-    def flush() -> None:
-        if name is not None:
-            body = "".join(chunk)
-            if body.endswith("\n"):
-                body = body[:-1]
-            if name not in files:
-                order.append(name)
-            files[name] = body
-
-    for line in text.splitlines(keepends=True):
-        if line.startswith(DUMP_MARK):
-            head = line[len(DUMP_MARK) :].rstrip("\r\n")
+    body_start = 0
+    pos = 0
+    while pos < end:
+        nl = text.find("\n", pos, end)
+        line_end = end if nl < 0 else nl + 1
+        if text.startswith(DUMP_MARK, pos):  # nginx counts lines by LF only
+            head = text[pos + len(DUMP_MARK) : line_end].rstrip("\r\n")
             if head.endswith(":") and head[:-1].strip():
-                flush()
-                name = head[:-1]
-                chunk = []
-                continue
-        if name is not None:
-            chunk.append(line)
-    flush()
+                _flush(files, order, name, text, body_start, pos)
+                name, body_start = head[:-1], line_end
+        pos = line_end
+    _flush(files, order, name, text, body_start, end)
     return files, order
 
 
-def _check_main_text(text: str, label: str) -> None:
-    if "\x00" in text:
-        raise LoadError(f"{label} is a binary file, not an nginx configuration; pass the main nginx.conf")
+def _flush(
+    files: dict[str, str], order: list[str], name: str | None, text: str, start: int, end: int
+) -> None:
+    """Keep TEXT[START:END] as the file NAME, less the newline nginx writes after each file."""
+    if name is None:
+        return
+    if end > start and text[end - 1] == "\n":
+        end -= 1
+    if name not in files:
+        order.append(name)
+    files[name] = text[start:end]
+
+
+def _cut_header(line: str) -> str | None:
+    """The part of a file name in LINE when it is a ``# configuration file …:`` header cut short (no newline,
+    no final colon), else None."""
+    if line.endswith("\n"):
+        return None
+    if line.startswith(DUMP_MARK):
+        return None if line.rstrip("\r").endswith(":") else line[len(DUMP_MARK) :]
+    return "" if len(line) >= 3 and DUMP_MARK.startswith(line) else None
+
+
+def _truncation(
+    text: str, files: dict[str, str], order: list[str], config: Config, late: list[_Late]
+) -> ConfigError | None:
+    """The ConfigError saying that an ``nginx -T`` output is cut short, and what it lacks; None when whole.
+
+    nginx prints a dump only for a configuration that passed its test, so every file in it parses, every plain
+    include names a file in it, and it ends with the newline nginx writes after each file. It is cut short when
+    its last line is a file header cut short, when it ends right after a header, when its last file ends inside
+    a block, a statement or a quoted string, when it ends in the middle of a line that no ``;`` or ``}`` ends
+    (a word or a comment cut), or when an include read after its last file names a file it lacks (nginx prints
+    the files in the order it reads them). A cut at the end of a line between two top-level statements, with
+    only glob includes after it, cannot be told from a whole dump.
+    """
+    last = order[-1]
+    tail = text[text.rfind("\n") + 1 :]
+    header = _cut_header(tail)
+    body = files[last]
+    complete = header is not None or text.endswith("\n")  # the last line of BODY is whole
+    whole = body.count("\n") + (1 if body and not body.endswith("\n") and complete else 0)
+    eof = next(
+        (e for e in config.errors if e.file == last and e.message.startswith("unexpected end of file")), None
+    )
+    head = DUMP_MARK + last + ":"
+    lost: list[str] = [f"the rest of {last}"]
+    if header is not None:
+        inside = "inside the header of the next file" + (f", {header}…" if header.strip() else "")
+        lost = [f"that file ({header}…)"] if header.strip() else []
+    elif not body and text[text.rfind(head) + len(head) :] in ("", "\r", "\n", "\r\n"):
+        inside, lost = "right after its header", [f"the text of {last}"]
+    elif eof is not None:
+        cut = _cut_in(body)
+        inside = (
+            cut
+            if cut == "inside a quoted string"
+            else "inside a block"
+            if eof.message.endswith('expecting "}"')
+            else "inside a statement"
+        )
+    elif tail.strip() and not tail.rstrip().endswith((";", "}")):
+        inside = _cut_in(body)
+    elif any(not x.glob for x in late):
+        inside, lost = "at the end of that file", []
+    else:
+        return None
+    lost += [x.name for x in late if not x.glob]
+    lost += [f"the files of `include {x.name}` at {x.where}" for x in late if x.glob]
+    if whole:
+        message = f"the nginx -T output is truncated after {last}:{whole} ({inside})"
+    else:
+        message = f"the nginx -T output is truncated at the start of {last} ({inside})"
+    if lost:
+        message += f"; missing: {_join(lost)}"
+    message += "; save the whole `nginx -T` output (run as root) and pass that"
+    return ConfigError(last, whole or None, message, kind="truncated")
+
+
+def _cut_in(body: str) -> str:
+    """Where BODY's text stops: inside a quoted string, a comment or a statement (its tokens end before)."""
+    toks = token_spans(body)
+    rest = (body[toks[-1][4] :] if toks else body).lstrip()
+    if rest[:1] in ("'", '"'):
+        return "inside a quoted string"
+    return "inside a comment" if rest[:1] == "#" else "inside a statement"
+
+
+def _superseded(e: ConfigError, cut: ConfigError, last: str, loader: _Loader) -> bool:
+    """An error the cut explains: the last file's end inside a statement, a missing file read after the cut."""
+    if e is cut:
+        return True
+    if e.file == last and e.message.startswith("unexpected end of file"):
+        return True
+    return any(x.error is e for x in loader.late)
+
+
+def _join(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _check_not_empty(text: str, label: str) -> None:
     if not text.strip():
         raise LoadError(f"{label} is empty; pass the main nginx.conf (the file `nginx -t` names)")
-    if not _looks_like_nginx(text):
-        raise LoadError(
-            f"{label} does not look like an nginx configuration (no nginx directive in it); "
-            "pass the main nginx.conf or a saved `nginx -T` output"
-        )
 
 
-# Directives that open or fill any real nginx config (main, events, http, server, location, upstream, stream).
+# Directives that open or fill any real nginx config (main, events, http, server, location, upstream, stream):
+# one of them at the top of the main file settles that it is an nginx configuration without a second look.
 _COMMON_DIRECTIVE_NAMES = """
     user worker_processes pid error_log include events http stream mail load_module env daemon master_process
     worker_connections worker_rlimit_nofile use multi_accept server location upstream map geo split_clients
@@ -158,11 +282,112 @@ _COMMON_DIRECTIVE_NAMES = """
     set if limit_except ip_hash hash least_conn keepalive resolver allow deny auth_basic charset expires
 """
 _COMMON_DIRECTIVES = frozenset(_COMMON_DIRECTIVE_NAMES.split())
+_TRY_INSTEAD = "pass the main nginx.conf (the file `nginx -t` names) or a saved `nginx -T` output"
 
 
-def _looks_like_nginx(text: str) -> bool:
-    """At least one line reads like a known nginx directive (``name … ;`` or ``name … {``)."""
-    return any(m.group(1) in _COMMON_DIRECTIVES for m in _DIRECTIVE_LINE.finditer(text))
+def _check_is_nginx(config: Config, label: str, raw: Callable[[], bytes | None] | None) -> None:
+    """Refuse a main file that nginx would not read as a configuration at all, saying where it stops.
+
+    nginx reads statements (``name args… ;`` or ``name args… {``) and knows its directives' names; a file is a
+    configuration, perhaps a broken one, when a known directive comes before the point where nginx stops
+    reading it. A NUL byte or any other byte is judged by that rule too (one inside a comment is harmless).
+    RAW reads the file's bytes, for exact byte offsets.
+    """
+    main = config.main_file
+    if any(d.name in _COMMON_DIRECTIVES for d in config.root if d.file == main):
+        return
+    data = raw() if raw is not None else None
+    text = data.decode("utf-8", "surrogateescape") if data is not None else config.files.get(main, "")
+    why = not_nginx_reason(text)
+    if why is not None:
+        raise LoadError(f"{label} is not an nginx configuration: {why}; {_TRY_INSTEAD}")
+
+
+def _read_bytes(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError:
+        return None
+
+
+def _known_directives() -> frozenset[str]:
+    import crossplane.analyzer  # only for a file that names none of the common directives
+
+    return _COMMON_DIRECTIVES | frozenset(crossplane.analyzer.DIRECTIVES)
+
+
+def not_nginx_reason(text: str) -> str | None:
+    """Why nginx would not read TEXT as a configuration (a phrase with line and byte offset), or None.
+
+    The statements are read as nginx reads them until it would stop (an unexpected ``{`` or ``;`` where a
+    directive name belongs, a ``}`` closing nothing, the end of the text inside a statement); a known directive
+    before that point makes it a configuration. Otherwise the first statement (or the token nginx stops at) is
+    the one named: its line, its byte offset in the UTF-8 text, and its first bytes, escaped.
+    """
+    known = _known_directives()
+    toks = token_spans(text)
+    n = len(toks)
+    first: tuple[int, int, int] | None = None  # the first statement's name: line, start, end
+    stop: tuple[str, int, int] | None = None  # the token nginx stops at
+    depth = 0
+    i = 0
+    while i < n:
+        tok, line, quoted, start, end = toks[i]
+        if not quoted and tok[:1] == "#":
+            i += 1
+            continue
+        if not quoted and tok in ("{", ";") or not quoted and tok == "}" and depth == 0:
+            stop = (tok, line, start)
+            break
+        if not quoted and tok == "}":
+            depth -= 1
+            i += 1
+            continue
+        if not quoted and tok in known:
+            return None
+        if first is None:
+            first = (line, start, end)
+        j = i + 1
+        while j < n and (toks[j][2] or toks[j][0] not in ("{", ";", "}")):
+            j += 1
+        if j >= n:
+            break
+        depth += {"{": 1, ";": 0, "}": -1}[toks[j][0]]
+        i = j + 1
+    if first is not None:
+        line, start, end = first
+        if _binary(text[start : start + 64]):
+            return (
+                f"it is binary data, `{_shown(text, start, start + 12)}` at byte {_byte_offset(text, start)} "
+                f"(line {line}) where nginx expects a directive"
+            )
+        return (
+            f"its first statement starts with `{_shown(text, start, min(end, start + 40))}` at line {line} "
+            f"(byte {_byte_offset(text, start)}), which is no nginx directive"
+        )
+    if stop is not None:
+        tok, line, start = stop
+        return (
+            f"nginx stops at the `{tok}` at line {line} (byte {_byte_offset(text, start)}), "
+            "where a directive name must come"
+        )
+    return "it holds only comments, no directive"
+
+
+def _byte_offset(text: str, index: int) -> int:
+    return len(text[:index].encode("utf-8", "surrogateescape"))
+
+
+def _binary(chunk: str) -> bool:
+    return any((ord(c) < 32 and c not in "\t\n\r") or c == "\x7f" or "\udc80" <= c <= "\udcff" for c in chunk)
+
+
+def _shown(text: str, start: int, end: int) -> str:
+    """TEXT[START:END] as it can be shown inside a message (escaped, backquotes too); "…" when the token goes
+    on."""
+    more = end < len(text) and not text[end].isspace() and text[end] not in ";{"
+    return shown(text[start:end]).replace("`", "\\x60") + ("…" if more else "")
 
 
 # --- where the text comes from ---------------------------------------------------------------------------
@@ -195,8 +420,6 @@ class FsSource:
         return f'open() "{real}" failed (2: No such file or directory){where}'
 
     def glob(self, pattern: str) -> list[str]:
-        import glob
-
         base = self.root or ""
         matches = glob.glob(glob.escape(base) + pattern) if base else glob.glob(pattern)
         return sorted(m[len(base) :] for m in matches)
@@ -230,7 +453,7 @@ class DumpSource:
 
     def parse_path(self, real: str) -> tuple[str, Callable[[], None] | None]:
         if self._tmp is None:
-            import tempfile
+            import tempfile  # only for a dump with *_by_lua_block files (a few ms of imports otherwise)
 
             self._tmp = tempfile.mkdtemp(prefix="wsdoctor-dump-")
         self._n += 1
@@ -254,8 +477,6 @@ _SEGMENT_CACHE: dict[str, re.Pattern[str]] = {}
 def _segment_re(seg: str) -> re.Pattern[str]:
     rx = _SEGMENT_CACHE.get(seg)
     if rx is None:
-        import fnmatch
-
         rx = re.compile(fnmatch.translate(seg), re.DOTALL)
         _SEGMENT_CACHE[seg] = rx
     return rx
@@ -283,10 +504,25 @@ def _glob_match(pattern: str, name: str) -> bool:
 _CP_SUFFIX = re.compile(r" in \S+?(?::\d+)?$")
 
 
-class _Loader:
-    """One load: reads each file through SOURCE, expands includes, collects every file's text and errors."""
+@dataclass
+class _Late:
+    """An include met after the last file of a dump was entered: what it reads may lie beyond a cut."""
 
-    def __init__(self, source: Any, main: str, label: str, fs_root: str | None = None) -> None:
+    name: str  # the missing file, or the include's glob pattern as written
+    glob: bool
+    where: str  # the include's file:line
+    error: ConfigError | None  # the "not in the dump" error of a missing file
+
+
+class _Loader:
+    """One load: reads each file through SOURCE, expands includes, collects every file's text and errors.
+
+    LAST, for a dump, is its last file: includes met once it has been entered are noted in ``late``.
+    """
+
+    def __init__(
+        self, source: Any, main: str, label: str, fs_root: str | None = None, last: str | None = None
+    ) -> None:
         self.source = source
         self.main = main
         self.conf_dir = os.path.dirname(main) or "/"
@@ -296,6 +532,8 @@ class _Loader:
         self.errors: list[ConfigError] = []
         # files whose parse errors are recorded (once, however often they are included)
         self.reported: set[str] = set()
+        self.last = last
+        self.late: list[_Late] = []
 
     def load(self) -> Config:
         try:
@@ -343,10 +581,6 @@ class _Loader:
             return None
         first = real not in self.reported
         self.reported.add(real)
-        if "\x00" in text:
-            if first:
-                self.errors.append(ConfigError(real, None, "binary file, not an nginx configuration"))
-            return []
         if needs_crossplane(text):
             return self._crossplane(real, text, parent, stack, first)
         mark = len(self.errors)
@@ -418,11 +652,17 @@ class _Loader:
             )
             inc.includes = []
             return []
+        late = self.last is not None and self.last in self.reported
         if _GLOB_MAGIC.search(pattern):
             names = self.source.glob(pattern)
+            if late:
+                self.late.append(_Late(inc.args[0], True, inc.where, None))
         else:
             if not self.source.exists(pattern):
-                self.errors.append(ConfigError(inc.file, inc.line, self.source.missing(pattern)))
+                error = ConfigError(inc.file, inc.line, self.source.missing(pattern))
+                self.errors.append(error)
+                if late:
+                    self.late.append(_Late(pattern, False, inc.where, error))
                 inc.includes = []
                 return []
             names = [pattern]

@@ -96,11 +96,16 @@ def _quote(arg: str) -> str:
 
 @dataclass
 class ConfigError:
-    """A problem nginx would refuse the configuration for (or that kept part of it from being read)."""
+    """A problem nginx would refuse the configuration for (or that kept part of it from being read).
+
+    ``kind`` says which: "refused" (nginx would refuse the file as it is) or "truncated" (the ``nginx -T``
+    output was cut short: the configuration itself may be fine, the input lacks part of it).
+    """
 
     file: str
     line: int | None
     message: str
+    kind: str = "refused"
 
     @property
     def where(self) -> str:

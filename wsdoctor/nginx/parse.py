@@ -24,13 +24,14 @@ from wsdoctor.nginx.model import Directive
 Stmt = tuple[str, list[str], int, "list[Stmt] | None"]
 
 _WS = re.compile(r"\s+")
-_PLAIN = re.compile(r"[^\s\"'{};#\\$]+")
-_COMMENT_BODY = re.compile(r"(?:[^\\\n]|\\[^\n])*")
+# A run of token units (a character or an escape) that cannot start anything else once a token has begun: a
+# quote or "#" inside a token is literal; "$" is left out so that "${" is seen.
+_RUN = re.compile(r"(?:[^\s{};\\$]|\\[\s\S])++")
+_COMMENT_BODY = re.compile(r"[^\\\n]*+(?:\\[^\n][^\\\n]*+)*+")
 _QUOTED = {
-    '"': re.compile(r'((?:[^"\\]|\\.)*)"', re.DOTALL),
-    "'": re.compile(r"((?:[^'\\]|\\.)*)'", re.DOTALL),
+    '"': re.compile(r'([^"\\]*+(?:\\.[^"\\]*+)*+)"', re.DOTALL),
+    "'": re.compile(r"([^'\\]*+(?:\\.[^'\\]*+)*+)'", re.DOTALL),
 }
-_UNQUOTE = {'"': re.compile(r'\\"'), "'": re.compile(r"\\'")}
 _LUA_MARK = "_by_lua_block"
 
 
@@ -49,12 +50,12 @@ def needs_crossplane(text: str) -> bool:
 # One token per match, leading whitespace included: a comment (with its terminating newline), a quoted string,
 # a brace or semicolon, or a bare token (a quote or "#" inside it is literal; an escape is two characters).
 _FAST = re.compile(
-    r"""\s*(?:
-      (\#(?:[^\\\n]|\\[^\n])*)(?:\n|\\\n)
-    | "((?:[^"\\]|\\[\s\S])*)"
-    | '((?:[^'\\]|\\[\s\S])*)'
+    r"""\s*+(?:
+      (\#[^\\\n]*+(?:\\[^\n][^\\\n]*+)*+)(?:\n|\\\n)
+    | "([^"\\]*+(?:\\[\s\S][^"\\]*+)*+)"
+    | '([^'\\]*+(?:\\[\s\S][^'\\]*+)*+)'
     | ([{};])
-    | ((?:[^\s"'{};\#\\]|\\[\s\S])(?:[^\s{};\\]|\\[\s\S])*)(?=[\s{};])
+    | ((?:[^\s"'{};\#\\]|\\[\s\S])[^\s{};\\]*+(?:\\[\s\S][^\s{};\\]*+)*+)(?=[\s{};])
     )""",
     re.VERBOSE,
 )
@@ -101,16 +102,21 @@ def _tokenize_fast(text: str) -> Iterator[tuple[str, int, bool]]:
         line += count("\n", start, pos)
 
 
-def _tokenize_slow(text: str) -> list[tuple[str, int, bool]]:
-    """The character-level port of crossplane's lexer, for the inputs the fast path leaves."""
+def _tokenize_slow(text: str, spans: list[tuple[int, int]] | None = None) -> list[tuple[str, int, bool]]:
+    """The character-level port of crossplane's lexer, for the inputs the fast path leaves.
+
+    With SPANS, the (start, end) offsets of each token are appended to it (a quoted token's include its quotes).
+    """
     out: list[tuple[str, int, bool]] = []
     append = out.append
+    span = spans.append if spans is not None else None
     n = len(text)
     i = 0
     line = 1
     counted = 0  # newlines are counted in text[:counted]
     token = ""
     token_line = 0
+    token_start = 0
     count = text.count
 
     while i < n:
@@ -118,6 +124,8 @@ def _tokenize_slow(text: str) -> list[tuple[str, int, bool]]:
         if c.isspace():
             if token:
                 append((token, token_line, False))
+                if span:
+                    span((token_start, i))
                 token = ""
             m = _WS.match(text, i)
             i = m.end()  # type: ignore[union-attr]
@@ -138,20 +146,19 @@ def _tokenize_slow(text: str) -> list[tuple[str, int, bool]]:
                 break  # a comment cut by EOF is never yielded
             line += count("\n", counted, i)
             counted = i
-            if text[j] == "\n":
-                append((text[i:j], line, False))
-                i = j + 1
-            else:  # "\\\n" ends the comment too (and is dropped)
-                if j + 1 >= n:
-                    break
-                append((text[i:j], line, False))
-                i = j + 2
+            if text[j] != "\n" and j + 1 >= n:  # "\\\n" ends the comment too (and is dropped)
+                break
+            append((text[i:j], line, False))
+            if span:
+                span((i, j))
+            i = j + (1 if text[j] == "\n" else 2)
             continue
         if not token:
             end = i + len(unit)  # an escaped newline counts for its own unit, as in crossplane
             line += count("\n", counted, end)
             counted = end
             token_line = line
+            token_start = i
         if token and token[-1] == "$" and unit == "{":
             # ${…}: everything up to the closing brace (or whitespace) is one token
             stop = False
@@ -184,19 +191,25 @@ def _tokenize_slow(text: str) -> list[tuple[str, int, bool]]:
             if "\\" in body:
                 body = _unescape(body, unit)
             append((body, token_line, True))
+            if span:
+                span((i, m.end()))
             i = m.end()
             continue
         if unit in ("{", "}", ";"):
             if token:
                 append((token, token_line, False))
+                if span:
+                    span((token_start, i))
                 token = ""
             line += count("\n", counted, i)
             counted = i
             append((unit, line, False))
+            if span:
+                span((i, i + 1))
             i += 1
             continue
-        if len(unit) == 1 and unit not in ("#", "$"):
-            m = _PLAIN.match(text, i)
+        if unit != "$":
+            m = _RUN.match(text, i)
             if m is not None:
                 token += m.group()
                 i = m.end()
@@ -206,20 +219,65 @@ def _tokenize_slow(text: str) -> list[tuple[str, int, bool]]:
     return out
 
 
+def token_spans(text: str) -> list[tuple[str, int, bool, int, int]]:
+    """The tokens of TEXT as (token, line, quoted, start, end): crossplane's tokens with their offsets in TEXT
+    (a quoted token's span includes its quotes, a comment's ends before its newline).
+
+    For the rare callers that must point into the text (the fix diffs, the "not an nginx config" verdict);
+    the parser itself does without.
+    """
+    if "${" in text:
+        spans: list[tuple[int, int]] = []
+        toks = _tokenize_slow(text, spans)
+        return [(t, ln, q, a, b) for (t, ln, q), (a, b) in zip(toks, spans, strict=True)]
+    return list(iter_token_spans(text))
+
+
+def iter_token_spans(text: str, pos: int = 0, line: int = 1) -> Iterator[tuple[str, int, bool, int, int]]:
+    """``token_spans`` lazily, from offset POS (which must start a line, numbered LINE, outside any token) on.
+
+    TEXT must not hold ``${`` (crossplane's ``${…}`` tokens need the character-level lexer).
+    """
+    count = text.count
+    for m in _FAST.finditer(text, pos):
+        if m.start() != pos:
+            return
+        idx = m.lastindex
+        start, end = m.start(idx), m.end(idx)  # type: ignore[arg-type]
+        line += count("\n", pos, start)
+        pos = m.end()
+        tok = m.group(idx)  # type: ignore[arg-type]
+        if idx == 2 or idx == 3:
+            quote = '"' if idx == 2 else "'"
+            yield (_unescape(tok, quote) if "\\" in tok else tok), line, True, start - 1, end + 1
+        elif idx == 5 and tok.startswith("\\\n"):
+            yield tok, line + 1, False, start, end
+        else:
+            yield tok, line, False, start, end
+        line += count("\n", start, pos)
+
+
 def _unescape(body: str, quote: str) -> str:
-    # units left to right: "\\" + quote becomes the quote, any other escape keeps its backslash
+    """crossplane's escapes inside quotes: ``\\`` + QUOTE becomes QUOTE, every other escape keeps its backslash.
+
+    Every QUOTE inside a matched body is escaped (an unescaped one would have ended it), so replacing each
+    backslash-quote pair is the same as reading the escapes left to right, without a list per character.
+    """
+    return body.replace("\\" + quote, quote)
+
+
+def shown(text: str) -> str:
+    """TEXT with control characters and stray bytes (a file that is not UTF-8) escaped, for messages."""
+    if text.isprintable():
+        return text
     out = []
-    i = 0
-    n = len(body)
-    while i < n:
-        c = body[i]
-        if c == "\\" and i + 1 < n:
-            unit = body[i : i + 2]
-            out.append(quote if unit == "\\" + quote else unit)
-            i += 2
+    for c in text:
+        if "\udc80" <= c <= "\udcff":  # a byte that was not UTF-8 (read with surrogateescape)
+            out.append(f"\\x{ord(c) - 0xDC00:02x}")
+        elif not c.isprintable():
+            out.append(f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}")
         else:
             out.append(c)
-            i += 1
     return "".join(out)
 
 
@@ -256,8 +314,9 @@ def parse_directives(
 
     ON_INCLUDE, called for each ``include`` as it is met, returns the directives to insert after it (the
     loader's include expansion), so the model is built in this one pass. As in crossplane, an unbalanced brace
-    or a directive cut by EOF loses the whole file. Beyond crossplane, a ``}`` that ends a directive's arguments
-    (``listen 80 }``) is also reported, as nginx reports it; the tree stays crossplane's.
+    or a directive cut by EOF loses the whole file. Beyond crossplane, what nginx refuses while reading is also
+    reported, as nginx reports it (the tree stays crossplane's): a ``}`` that ends a directive's arguments
+    (``listen 80 }``), a ``{`` or ``;`` where a directive name belongs, a name holding control bytes.
     """
     if "\r" in text:  # CRLF files: nginx counts lines by LF, crossplane reads with universal newlines
         text = text.replace("\r\n", "\n")
@@ -290,11 +349,17 @@ def parse_directives(
                 raise _Eof from None
             if tok == "if":
                 _prepare_if_args(args)
+            refused = not quoted and (tok == "{" or tok == ";")
+            if refused:
+                notes.append(ParseError(f'unexpected "{tok}"', ln))
+            elif not tok.isprintable():
+                refused = True
+                notes.append(ParseError(f'unknown directive "{shown(tok)}"', ln))
             d = Directive(tok, args, file, ln, None, up)
             append(d)
             if t == "{" and not q:
                 d.block = block(d)
-            elif t == "}" and not q:
+            elif t == "}" and not q and not refused:
                 notes.append(ParseError(f'unexpected "}}" (directive "{tok}" is not terminated by ";")', ln))
             elif tok == "include" and on_include is not None and args:
                 parsed.extend(on_include(d))

@@ -7,6 +7,7 @@ that does not know the version must say "depends on version" with both outcomes 
 from __future__ import annotations
 
 import re
+import shutil
 
 _NGINX = re.compile(r"nginx/(\d+)\.(\d+)\.(\d+)")
 _ANY = re.compile(r"(?<![\d.])(\d+)\.(\d+)\.(\d+)")
@@ -31,12 +32,11 @@ def version_text(v: tuple[int, int, int]) -> str:
 
 def local_version(binary: str = "nginx", timeout: float = 3.0) -> str | None:
     """Run ``nginx -v`` on this machine (it prints to stderr); None when there is no nginx or it fails."""
-    import shutil
-    import subprocess
-
     path = shutil.which(binary) or (shutil.which(binary, path="/usr/sbin:/usr/local/sbin:/sbin"))
     if path is None:
         return None
+    import subprocess  # only when nginx is really asked: `check --offline` of a dump does not pay for it
+
     try:
         done = subprocess.run([path, "-v"], capture_output=True, text=True, timeout=timeout, check=False)
     except (OSError, subprocess.SubprocessError):
