@@ -265,20 +265,30 @@ def discover(session: RemoteSession, conf: str | None = None) -> Discovered:
 async def _probe_all(
     session: RemoteSession, candidates: list[tuple[str, str]], paths: list[str]
 ) -> list[Backend]:
+    """Every candidate's engine: the first of each group is asked at every path; the rest of a group whose
+    first answered are asked at that path first (the processes of one service serve the same path)."""
     gate = asyncio.Semaphore(PARALLEL)
 
-    async def one(hostport: str, group: str) -> Backend:
+    async def one(hostport: str, group: str, order: list[str]) -> Backend:
         async with gate:
-            b = await _probe(session, hostport, paths)
+            b = await _probe(session, hostport, order)
             b.group = group
             return b
 
-    results = await asyncio.gather(*(one(hp, g) for hp, g in candidates), return_exceptions=True)
-    out = []
-    for r in results:
-        if isinstance(r, Backend):
-            out.append(r)
-    return out
+    groups: dict[str, list[str]] = {}
+    for hp, g in candidates:
+        groups.setdefault(g, []).append(hp)
+
+    async def group_of(group: str, members: list[str]) -> list[Backend]:
+        first = await one(members[0], group, paths)
+        order = (
+            [first.engine_path, *[p for p in paths if p != first.engine_path]] if first.engine_path else paths
+        )
+        rest = await asyncio.gather(*(one(hp, group, order) for hp in members[1:]), return_exceptions=True)
+        return [first, *(r for r in rest if isinstance(r, Backend))]
+
+    results = await asyncio.gather(*(group_of(g, m) for g, m in groups.items()), return_exceptions=True)
+    return [b for r in results if isinstance(r, list) for b in r]
 
 
 def answers(found: Discovered, group: str | None = None) -> dict[str, object]:
