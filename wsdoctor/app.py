@@ -192,6 +192,7 @@ class WsdoctorApp(App[int]):
         self.diagnosis_screen: DiagnosisScreen | None = None
         self.logs_screen: LogsScreen | None = None
         self.session: RemoteSession | None = None  # the current target's proxy host (see the module doc)
+        self.setup_screen: Screen | None = None  # `wsdoctor setup`: the wizard opens first (see run_setup)
 
     # -- screens ----------------------------------------------------------------------
 
@@ -205,7 +206,9 @@ class WsdoctorApp(App[int]):
         self.set_interval(TICK_INTERVAL, self._tick)
         self.set_interval(LOG_APPLY_INTERVAL, self._apply_log_events)
         self.render_state()
-        if self.target is None:
+        if self.setup_screen is not None:
+            self.push_screen(self.setup_screen, callback=self._target_chosen)
+        elif self.target is None:
             self.push_screen(TargetScreen(self.initial_target), callback=self._target_chosen)
         else:  # paint the (pending) screen first, then pay for the engine's imports and first evaluation
             self.call_after_refresh(self.start, self.target)
@@ -480,6 +483,15 @@ class WsdoctorApp(App[int]):
                 pass
         self.exit(self.exit_code())
 
+    def action_apply_fix(self) -> None:
+        """``a`` on a finding's detail: its diff, a confirm step, then the apply live (screens/apply.py)."""
+        from wsdoctor.screens.apply import open_apply  # the apply pulls in the probes: only when used
+
+        screen = self.screen
+        if isinstance(screen, DetailScreen) and self.target is not None:
+            findings = self.last_update.findings if self.last_update is not None else {}
+            open_apply(self, self.target, screen.finding, findings, self.secrets, lambda: self.start(self.target))
+
     @work(thread=True, exit_on_error=False, group="cleanup", name="close ssh session")
     def _close_session(self, session: RemoteSession) -> None:
         session.close()
@@ -509,6 +521,22 @@ def _sentence(error: BaseException | None) -> str:
     if message is None:
         message = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
     return message.rstrip(".")
+
+
+def run_setup(target: Target, preset: dict[str, object], backup_dir: str | None = None) -> int:
+    """``wsdoctor setup``: the wizard, then the diagnosis of the new service in the same app."""
+    from wsdoctor.screens.setup import SetupScreen  # discovery pulls in the probes: only when used
+
+    app = WsdoctorApp(None, title_suffix=" setup")
+    app.setup_screen = SetupScreen(target, preset, backup_dir=backup_dir)
+    try:
+        result = app.run()
+    finally:
+        if app.session is not None:
+            app.session.close()
+    if app.return_code not in (None, 0):
+        return app.return_code
+    return result if isinstance(result, int) else 0
 
 
 def run_tui(

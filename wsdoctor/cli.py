@@ -23,19 +23,23 @@ from wsdoctor.safetext import visible
 from wsdoctor.target import Target, apply_profile
 from wsdoctor.wire.client import CLIENT_VERSIONS
 
-COMMANDS = ("check", "generate", "lab", "demo")
+COMMANDS = ("check", "generate", "setup", "apply", "lab", "demo")
 
 USAGE = """\
 wsdoctor [TARGET OPTIONS]              the TUI (with no target it opens the target form)
        wsdoctor check [TARGET OPTIONS] [--format text|json|markdown] [--offline]
-       wsdoctor generate [SETUP OPTIONS]      print an nginx config + client snippet
+       wsdoctor generate [SETUP OPTIONS] [--format text|json]   nginx config + client code
+       wsdoctor setup [TARGET OPTIONS]        guided first-time setup (TUI wizard)
+       wsdoctor apply [TARGET OPTIONS] --fix ID[,ID…] | --config FILE --into PATH | --rollback [ID] [--yes]
        wsdoctor lab up|down|status [--scenario NAME] [--backends node|python] [--format json]
        wsdoctor demo                          the TUI on a local lab, nothing else needed"""
 
 EPILOG = """\
 sub-commands:
   check      diagnose headless: text, JSON or Markdown report; exit 0 (no fail), 1 (a fail), 2 (cannot run)
-  generate   print a correct nginx config and the matching socket.io-client code
+  generate   print a correct nginx config and the matching client code (socket.io-client, python-socketio)
+  setup      guided first-time setup: discover, generate, test, apply, diagnose (TUI wizard)
+  apply      apply fixes or a generated config to the proxy with backup, nginx -t, reload, verify, rollback
   lab        run a local lab (real nginx + Socket.IO backends + sshd) with a broken scenario
   demo       start the seed lab and open the TUI on it
 
@@ -148,20 +152,78 @@ def _parser_demo() -> argparse.ArgumentParser:
     return p
 
 
+def _add_setup_options(p: argparse.ArgumentParser, *, with_target: bool = False) -> None:
+    """The SETUP OPTIONS of `generate` (and of `setup`, which has --server-name, --backend and --transports
+    among its target options already)."""
+    g = p.add_argument_group("setup")
+    if not with_target:
+        g.add_argument("--server-name", default="api.example.com", help="server_name / public host")
+        g.add_argument("--backend", action="append", metavar="HOST:PORT", help="a backend (repeatable)")
+        g.add_argument(
+            "--transports", default="polling,websocket", help="polling,websocket, websocket or polling"
+        )
+        g.add_argument(
+            "--nginx-version", metavar="X.Y.Z", help="the proxy's nginx version (syntax, defaults)"
+        )
+    g.add_argument("--public-path", help="the public path prefix, e.g. /dev/aiwm/chat/ (default /)")
+    g.add_argument(
+        "--backend-path", help="the backends' engine path, e.g. /chat/socket.io/ (default /socket.io/)"
+    )
+    g.add_argument("--upstream", default="socketio_backends", help="upstream block name")
+    g.add_argument("--namespace", default="/", help="the Socket.IO namespace the clients join (default /)")
+    g.add_argument("--ping-interval", metavar="MS", help="the backends' pingInterval in ms (default 25000)")
+    g.add_argument("--client-version", metavar="N", help="the clients' socket.io-client major: 2, 3 or 4")
+    g.add_argument("--listen", metavar="[ADDR:]PORT", help="where the TLS server listens (default 443)")
+    g.add_argument("--cert", default="/etc/ssl/certs/server.pem", help="ssl_certificate path")
+    g.add_argument("--key", default="/etc/ssl/private/server.key", help="ssl_certificate_key path")
+
+
 def _parser_generate() -> argparse.ArgumentParser:
     p = _Parser(
-        prog="wsdoctor generate", description="Print a correct nginx config and socket.io-client code."
+        prog="wsdoctor generate",
+        description="Print a correct nginx config and the matching client code (socket.io-client, python-socketio).",
     )
-    p.add_argument("--server-name", default="api.example.com", help="server_name / public host")
-    p.add_argument("--public-path", default="/", help="the public path prefix, e.g. /dev/aiwm/chat/")
-    p.add_argument(
-        "--backend-path", default="/socket.io/", help="the backends' engine path, e.g. /chat/socket.io/"
+    _add_setup_options(p)
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    return p
+
+
+def _parser_apply() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="wsdoctor apply",
+        description="Change the proxy's nginx safely: preflight, lock, diff, backup, atomic write, nginx -t, "
+        "reload, verify, and rollback on any failure. Without --yes: the plan and the diff only.",
     )
-    p.add_argument("--backend", action="append", metavar="HOST:PORT", help="a backend (repeatable)")
-    p.add_argument("--upstream", default="socketio_backends", help="upstream block name")
-    p.add_argument("--transports", default="polling,websocket", help="polling,websocket or websocket")
-    p.add_argument("--cert", default="/etc/ssl/certs/server.pem", help="ssl_certificate path")
-    p.add_argument("--key", default="/etc/ssl/private/server.key", help="ssl_certificate_key path")
+    _add_target_options(p)
+    what = p.add_argument_group("what to apply (one of)")
+    what.add_argument(
+        "--fix", metavar="ID[,ID…]", help="apply the diffs a fresh diagnosis proposes for these checks"
+    )
+    what.add_argument(
+        "--config", metavar="FILE", help="a config file on this machine (from `wsdoctor generate`)"
+    )
+    what.add_argument(
+        "--into", metavar="PATH", help="with --config: the path on the proxy host to install it as"
+    )
+    what.add_argument(
+        "--rollback", nargs="?", const="", metavar="BACKUP_ID", help="restore a backup (default: the newest)"
+    )
+    p.add_argument("--yes", action="store_true", help="really change the host (else: a dry run)")
+    p.add_argument("--backup-dir", metavar="DIR", help="backups on the host (default /var/backups/wsdoctor)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    return p
+
+
+def _parser_setup() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="wsdoctor setup",
+        description="Guided first-time setup of a Socket.IO service behind nginx (TUI wizard). Headless: "
+        "`wsdoctor generate … > site.conf` then `wsdoctor apply --config site.conf --into PATH --yes`.",
+    )
+    _add_target_options(p)
+    _add_setup_options(p, with_target=True)
+    p.add_argument("--into", metavar="PATH", help="where to install the config on the proxy host")
+    p.add_argument("--backup-dir", metavar="DIR", help="backups on the host (default /var/backups/wsdoctor)")
     return p
 
 
@@ -288,6 +350,50 @@ def cmd_generate(argv: Sequence[str]) -> int:
     return generate_command(ns)
 
 
+def cmd_apply(argv: Sequence[str]) -> int:
+    ns = _parser_apply().parse_args(argv)
+    target = target_from_args(ns)
+    from wsdoctor.apply.command import ApplyError, ApplyRequest, run_cli
+
+    req = ApplyRequest(
+        target=target,
+        fix=[x.strip() for x in (ns.fix or "").split(",") if x.strip()],
+        config_file=ns.config,
+        into=ns.into,
+        rollback=ns.rollback is not None,
+        backup_id=ns.rollback or None,
+        yes=ns.yes,
+        backup_dir=ns.backup_dir,
+    )
+    try:
+        req.validate()
+    except ApplyError as e:
+        raise UsageError(str(e)) from None
+    return run_cli(req, ns.format, color=ns.format == "text" and use_color(sys.stdout))
+
+
+def cmd_setup(argv: Sequence[str]) -> int:
+    ns = _parser_setup().parse_args(argv)
+    target = target_from_args(ns)
+    from wsdoctor.app import run_setup
+
+    preset = {
+        "server_name": target.server_name,
+        "public_path": ns.public_path,
+        "backend_path": ns.backend_path,
+        "namespace": ns.namespace if ns.namespace != "/" else None,
+        "ping_interval": ns.ping_interval,
+        "listen": ns.listen,
+        "cert": ns.cert if ns.cert != "/etc/ssl/certs/server.pem" else None,
+        "key": ns.key if ns.key != "/etc/ssl/private/server.key" else None,
+        "into": ns.into,
+        "nginx_version": target.nginx_version,
+        "backends": [b.split("://", 1)[-1].rstrip("/") for b in target.backends] or None,
+        "transports": ns.transports,
+    }
+    return run_setup(target, preset, ns.backup_dir)
+
+
 def cmd_tui(argv: Sequence[str]) -> int:
     ns = _parser_main().parse_args(argv)
     target = target_from_args(ns)
@@ -298,7 +404,14 @@ def cmd_tui(argv: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    handlers = {"check": cmd_check, "lab": cmd_lab, "demo": cmd_demo, "generate": cmd_generate}
+    handlers = {
+        "check": cmd_check,
+        "lab": cmd_lab,
+        "demo": cmd_demo,
+        "generate": cmd_generate,
+        "apply": cmd_apply,
+        "setup": cmd_setup,
+    }
     try:
         if args and args[0] in handlers:
             return handlers[args[0]](args[1:])

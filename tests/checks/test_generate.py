@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
+import shutil
 import subprocess
+import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.apply.helpers import Proxy, real_client, wait_transport
+from tests.apply.sioservers import Backend
 from tests.checks.helpers import make_facts, parse_client_code, run
+from wsdoctor.lab.procs import free_ports
 from wsdoctor.nginx.generate import GenerateError, SetupOptions, engine_paths, generate, generate_command
 from wsdoctor.report import Status
 
@@ -141,3 +150,258 @@ def test_cli_prints_both_parts(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["generate", "--server-name", "ws.example.com", "--backend", "127.0.0.1:3000"]) == 0
     out = capsys.readouterr().out
     assert "location ^~ /socket.io/ {" in out and "const socket = io('wss://ws.example.com'" in out
+
+
+# --- generate's new options ---------------------------------------------------------------------------
+
+
+def test_json_output_per_the_contract(capsys: pytest.CaptureFixture[str]) -> None:
+    from wsdoctor.cli import main
+
+    argv = ["generate", "--server-name", "api.x-or.cloud", "--public-path", "/dev/aiwm/chat/"]
+    argv += ["--backend-path", "/chat/socket.io/", "--format", "json"]
+    for port in (3350, 3351, 3352):
+        argv += ["--backend", f"172.16.2.100:{port}"]
+    assert main(argv) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert set(data) == {"version", "nginx", "clients", "notes"} and data["version"] == 1
+    assert set(data["clients"]) == {"socket.io-client", "python-socketio"}
+    assert "location ^~ /dev/aiwm/chat/socket.io/ {" in data["nginx"]
+    assert 'socketio_path="/dev/aiwm/chat/socket.io"' in data["clients"]["python-socketio"]
+    assert all(isinstance(n, str) and n for n in data["notes"])
+
+
+def test_timeouts_follow_the_ping_interval() -> None:
+    assert "proxy_read_timeout 60s;" in generate(SetupOptions(ping_interval=25000)).nginx_conf
+    long = generate(SetupOptions(ping_interval=45000))
+    assert "proxy_read_timeout 90s;" in long.nginx_conf and "proxy_send_timeout 90s;" in long.nginx_conf
+    assert any("pingInterval is 45 s" in n for n in long.notes)
+    with pytest.raises(GenerateError, match="milliseconds"):
+        generate(SetupOptions(ping_interval=25))
+
+
+def test_nginx_version_decides_the_syntax() -> None:
+    old = generate(SetupOptions(nginx_version="1.22.1"))
+    assert "listen 443 ssl http2;" in old.nginx_conf and "http2 on;" not in old.nginx_conf
+    new = generate(SetupOptions(nginx_version="1.30.0"))
+    assert "listen 443 ssl;" in new.nginx_conf and "    http2 on;" in new.nginx_conf
+    assert "proxy_http_version 1.1;" in new.nginx_conf  # the default now, harmless, and right for older ones
+    why = dict(new.reasons)
+    assert "default since nginx 1.29.7" in why["proxy_http_version 1.1;"]
+    assert "before 1.29.7" in dict(old.reasons)["proxy_http_version 1.1;"]
+    unknown = generate(SetupOptions())
+    assert "http2" not in unknown.nginx_conf and any("--nginx-version" in n for n in unknown.notes)
+
+
+def test_namespace_and_client_version() -> None:
+    out = generate(SetupOptions(namespace="/admin", public_path="/rt/"))
+    assert "io('wss://api.example.com/admin', {" in out.client_js and "path: '/rt/socket.io'" in out.client_js
+    assert 'namespaces=["/admin"]' in out.client_py and '@sio.event(namespace="/admin")' in out.client_py
+    assert "namespace" not in out.nginx_conf  # nginx routes paths, not namespaces
+    v2 = generate(SetupOptions(client_version=2))
+    assert "allowEIO3" in v2.client_js and "query: { token }" in v2.client_js and "auth:" not in v2.client_js
+    assert any("allowEIO3: true" in n for n in v2.notes)
+    assert "python-socketio<5" in v2.client_py
+    with pytest.raises(GenerateError, match="--client-version"):
+        generate(SetupOptions(client_version=1))
+
+
+# --- real nginx, real backends, real clients -------------------------------------------------------------
+
+TRANSPORTS = {"default": ("polling", "websocket"), "websocket": ("websocket",), "polling": ("polling",)}
+# The backends ping every half second: a polling client's disconnect waits for its pending long poll.
+PING_MS = 500
+PATHS = {"same": ("/", "/socket.io/"), "prefixed": ("/dev/aiwm/chat/", "/chat/socket.io/")}
+_PY_URL = re.compile(r'^\s+"(https://[^"]+)",$', re.M)
+_PY_PATH = re.compile(r'socketio_path="([^"]+)"')
+_PY_NS = re.compile(r'namespaces=\["([^"]+)"\]')
+_PY_TRANSPORTS = re.compile(r"transports=\[([^\]]+)\]")
+
+
+@pytest.fixture(scope="module")
+def backends() -> Iterator[dict[str, list[Backend]]]:
+    started = {
+        name: [Backend(f"b{i}", back, PING_MS / 1000).start() for i in range(3)]
+        for name, (_pub, back) in PATHS.items()
+    }
+    try:
+        yield started
+    finally:
+        for group in started.values():
+            for b in group:
+                b.stop()
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    trustme = pytest.importorskip("trustme")
+    d = tmp_path_factory.mktemp("gen-tls")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(d / "server.pem"))
+    cert.private_key_pem.write_to_path(str(d / "server.key"))
+    ca.cert_pem.write_to_path(str(d / "ca.pem"))
+    return {"cert": str(d / "server.pem"), "key": str(d / "server.key"), "ca": str(d / "ca.pem")}
+
+
+def _py_params(code: str) -> tuple[str, str, str, list[str]]:
+    """(url, socketio_path, namespace, transports) of the generated python-socketio code."""
+    url, path, ns, tr = (r.search(code) for r in (_PY_URL, _PY_PATH, _PY_NS, _PY_TRANSPORTS))
+    assert url and path and ns and tr, code
+    return url.group(1), path.group(1), ns.group(1), json.loads(f"[{tr.group(1)}]")
+
+
+@pytest.mark.skipif(not os.path.exists(NGINX), reason="nginx binary not installed")
+@pytest.mark.parametrize("paths", list(PATHS))
+@pytest.mark.parametrize("count", [1, 3])
+@pytest.mark.parametrize("transports", list(TRANSPORTS))
+async def test_real_clients_connect_through_the_generated_config(
+    transports: str, count: int, paths: str, backends, tls, tmp_path: Path
+) -> None:
+    port = free_ports(1)[0]
+    public, back = PATHS[paths]
+    group = backends[paths][:count]
+    proxy = Proxy(tmp_path / "nginx", port)
+    try:
+        for ns in ("/", "/admin"):
+            out = generate(
+                SetupOptions(
+                    server_name="127.0.0.1",
+                    public_path=public,
+                    backend_path=back,
+                    backends=[b.address for b in group],
+                    transports=TRANSPORTS[transports],
+                    namespace=ns,
+                    ping_interval=PING_MS,
+                    cert=tls["cert"],
+                    key=tls["key"],
+                    listen=f"127.0.0.1:{port}",
+                )
+            )
+            if ns == "/":
+                (proxy.sites / "site.conf").write_text(out.nginx_conf)
+                proxy.start()
+                test = subprocess.run(
+                    [NGINX, "-t", "-p", f"{proxy.dir}/", "-c", str(proxy.conf)],
+                    capture_output=True,
+                    text=True,
+                    timeout=20,
+                )
+                assert test.returncode == 0, test.stderr
+            url, path, namespace, tr = _py_params(out.client_py)
+            assert (url, path, namespace, tuple(tr)) == (
+                f"https://127.0.0.1:{port}",
+                out.public_engine_path.rstrip("/"),
+                ns,
+                TRANSPORTS[transports],
+            )
+            async with real_client(url, path, "t", tls["ca"], tr, namespace=namespace) as client:
+                if transports == "default":
+                    await wait_transport(client, "websocket")  # polling, then the upgrade through nginx
+                else:
+                    assert client.transport() == tr[0]
+                first = await client.call("whoami", namespace=namespace, timeout=5)
+                assert first.endswith(namespace) and first[: -len(namespace)] in {b.instance for b in group}
+                for _ in range(3 if transports == "polling" else 1):  # a polling session stays on its backend
+                    assert await client.call("whoami", namespace=namespace, timeout=5) == first
+    finally:
+        proxy.stop()
+
+
+@pytest.mark.skipif(not os.path.exists(NGINX), reason="nginx binary not installed")
+@pytest.mark.parametrize("ns", ["/", "/admin"])
+def test_the_generated_python_code_runs_as_written(ns: str, backends, tls, tmp_path: Path) -> None:
+    port = free_ports(1)[0]
+    out = generate(
+        SetupOptions(
+            server_name="127.0.0.1",
+            public_path="/dev/aiwm/chat/",
+            backend_path="/chat/socket.io/",
+            backends=[b.address for b in backends["prefixed"]],
+            namespace=ns,
+            ping_interval=PING_MS,
+            cert=tls["cert"],
+            key=tls["key"],
+            listen=f"127.0.0.1:{port}",
+        )
+    )
+    proxy = Proxy(tmp_path / "nginx", port)
+    (proxy.sites / "site.conf").write_text(out.nginx_conf)
+    proxy.start()
+    script = tmp_path / "client.py"
+    script.write_text(out.client_py)
+    env = {**os.environ, "SSL_CERT_FILE": tls["ca"], "SOCKETIO_TOKEN": "t"}
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
+    )
+    try:
+        line = _first_line(proc, 20)
+        assert line.startswith("connected "), line  # the snippet's own connect handler ran
+    finally:
+        proc.kill()
+        proc.wait(5)
+        proxy.stop()
+
+
+def _first_line(proc: subprocess.Popen[bytes], timeout: float) -> str:
+    """The first line PROC prints, read in a thread (bounded)."""
+    box: list[str] = []
+    t = threading.Thread(target=lambda: box.append(proc.stdout.readline().decode() if proc.stdout else ""))
+    t.start()
+    t.join(timeout)
+    assert box, f"no output within {timeout} s"
+    return box[0].strip()
+
+
+NODE_DIR = Path(
+    os.environ.get("WSDOCTOR_TEST_NODE_DIR") or Path(__file__).resolve().parents[2] / "wsdoctor/lab/node"
+)
+HAS_NODE = shutil.which("node") is not None and (NODE_DIR / "node_modules/socket.io-client").is_dir()
+
+
+@pytest.mark.skipif(not HAS_NODE, reason="node or the lab's socket.io-client package is not installed")
+@pytest.mark.parametrize("transports", ["default", "websocket"])
+def test_the_generated_js_runs_in_node(transports: str, backends, tls, tmp_path: Path) -> None:
+    port = free_ports(1)[0]
+    out = generate(
+        SetupOptions(
+            server_name="127.0.0.1",
+            public_path="/dev/aiwm/chat/",
+            backend_path="/chat/socket.io/",
+            backends=[b.address for b in backends["prefixed"]],
+            transports=TRANSPORTS[transports],
+            namespace="/admin",
+            ping_interval=PING_MS,
+            cert=tls["cert"],
+            key=tls["key"],
+            listen=f"127.0.0.1:{port}",
+        )
+    )
+    proxy = Proxy(tmp_path / "nginx", port)
+    (proxy.sites / "site.conf").write_text(out.nginx_conf)
+    proxy.start()
+    script = NODE_DIR / f".wsdoctor-generated-{os.getpid()}-{transports}.mjs"  # resolves node_modules there
+    script.write_text(
+        'const token = "t";\n'
+        + out.client_js
+        + "\nsocket.on('connect', () => socket.emit('whoami', (who) => {\n"
+        "  console.log('connected', socket.io.engine.transport.name, who); process.exit(0); }));\n"
+        "socket.on('connect_error', (e) => { console.log('error', e.message); process.exit(1); });\n"
+    )
+    env = {**os.environ, "NODE_EXTRA_CA_CERTS": tls["ca"]}
+    proc = subprocess.Popen(["node", str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    try:
+        line = _first_line(proc, 20)
+        assert line.startswith("connected ") and line.endswith("/admin"), line
+    finally:
+        proc.kill()
+        proc.wait(5)
+        script.unlink()
+        proxy.stop()
+
+
+def test_an_existing_upgrade_map_is_used_not_defined_twice() -> None:
+    out = generate(SetupOptions(define_map=False))
+    assert "map $http_upgrade" not in out.nginx_conf
+    assert "proxy_set_header Connection $connection_upgrade;" in out.nginx_conf
+    assert any("already defines `map $http_upgrade $connection_upgrade`" in n for n in out.notes)

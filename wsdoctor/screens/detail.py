@@ -66,6 +66,7 @@ class DetailScreen(Screen):
         Binding("f", "show_fix", "Fix"),
         Binding("c", "copy_fix", "Copy fix"),
         Binding("y", "copy_evidence", "Copy evidence"),
+        Binding("a", "app.apply_fix", "Apply", show=False, tooltip="Apply the fix's diff on the proxy host"),
         Binding("escape,backspace", "back", "Back"),
     ]
 
