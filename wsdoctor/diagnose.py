@@ -23,7 +23,7 @@ from wsdoctor import checks
 from wsdoctor.errors import InputError
 from wsdoctor.facts import Facts, Gatherer, LogEvent
 from wsdoctor.gather.local import gather_offline, offline_without_loop
-from wsdoctor.logtime import local_clock, merge_logs
+from wsdoctor.logtime import drop_before, local_clock, merge_logs
 from wsdoctor.report import CHECK_IDS, Finding, Report
 from wsdoctor.routes import route_for
 from wsdoctor.target import Target
@@ -119,8 +119,12 @@ class Diagnosis:
         session: RemoteSession | None = None,
         *,
         gatherers: Iterable[Gatherer] | None = None,
+        logs_after: float | None = None,
     ) -> None:
         self.target = target
+        # A hard cut for log lines (our clock, a whole second): what was written before it (before a reload,
+        # say) is not this run's evidence, not even a recent upstream error.
+        self.logs_after = logs_after
         self.session = session  # the run's proxy host, owned by the caller (None: the run reads no host)
         self.facts = Facts(target=target)
         self._gatherers = list(gatherers) if gatherers is not None else None
@@ -134,6 +138,9 @@ class Diagnosis:
     # -- evaluation --------------------------------------------------------
 
     def evaluate(self, done: bool = False) -> Update:
+        if self.logs_after is not None and self.facts.logs:
+            clock = self.session.host_clock() if self.session is not None else local_clock()
+            self.facts.logs[:] = drop_before(self.facts.logs, self.logs_after, clock)
         self.findings = checks.run_all(self.facts)
         pending = frozenset(cid for cid in CHECK_IDS if not done and checks.is_pending(cid, self.facts))
         return Update(

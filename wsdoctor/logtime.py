@@ -140,3 +140,15 @@ def merge_logs(
             seen.add(key)
             merged.append(e)
     return order_logs(merged, since=since, clock=clock)[0]
+
+
+def drop_before(events: list[LogEvent], floor: float, clock: Clock) -> list[LogEvent]:
+    """EVENTS without the lines written before FLOOR (our clock, a whole second): a hard cut with no slack and
+    no memory of upstream errors, for a run that must not see what happened before a change (a reload)."""
+    cut = floor + clock.skew
+    kept = []
+    for e in events:
+        when = log_epoch(e.time, clock.utc_offset)
+        if when is None or when >= cut:
+            kept.append(e)
+    return kept

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import math
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from wsdoctor.apply import backup as bk
@@ -42,10 +43,12 @@ class PlanRefused(Exception):
 # --- diagnoses ---------------------------------------------------------------------------------------
 
 
-def diagnose(target: Target, session: RemoteSession) -> dict[str, Finding]:
+def diagnose(
+    target: Target, session: RemoteSession, logs_after: float | None = None
+) -> dict[str, Finding]:
     """One whole diagnosis of TARGET on SESSION's host (blocking: its own event loop, in a thread of its own
-    when this thread already runs one)."""
-    diagnosis = Diagnosis(target, session)
+    when this thread already runs one). LOGS_AFTER: log lines written before it are not evidence."""
+    diagnosis = Diagnosis(target, session, logs_after=logs_after)
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -74,16 +77,22 @@ def regressions(before: dict[str, Finding], after: dict[str, Finding], skip: Ite
     return out
 
 
-def _within_window(check: Verifier) -> Verifier:
-    """Run CHECK until it passes, at most VERIFY_TRIES times within VERIFY_WINDOW seconds."""
+def _within_window(check: Callable[[float], tuple[bool, str]]) -> Verifier:
+    """Run CHECK until it passes, at most VERIFY_TRIES times within VERIFY_WINDOW seconds.
+
+    The verifier runs after a reload: the log lines written before it describe the old config (an upstream
+    error of the old route, say), so CHECK gets the next whole second as the floor of its log evidence, and
+    starts once that second has begun (log times have a resolution of one second)."""
 
     def run() -> tuple[bool, str]:
+        floor = math.ceil(time.time())
+        time.sleep(max(0.0, floor - time.time()))
         deadline = time.monotonic() + VERIFY_WINDOW
-        ok, detail = check()
+        ok, detail = check(floor)
         tries = 1
         while not ok and tries < VERIFY_TRIES and time.monotonic() + 1.0 < deadline:
             time.sleep(1.0)
-            ok, detail = check()
+            ok, detail = check(floor)
             tries += 1
         return ok, detail
 
@@ -95,8 +104,8 @@ def fixes_verifier(
 ) -> Verifier:
     how = "live" if target.url else "config"
 
-    def check() -> tuple[bool, str]:
-        after = diagnose(target, session)
+    def check(floor: float) -> tuple[bool, str]:
+        after = diagnose(target, session, logs_after=floor)
         still = [
             f"{i} is {after[i].status.value}: {after[i].summary}"
             for i in ids
@@ -114,8 +123,8 @@ def fixes_verifier(
 def unchanged_verifier(target: Target, session: RemoteSession, before: dict[str, Finding]) -> Verifier:
     """After a restore: the diagnosis is back to what it was before the change (nothing worse)."""
 
-    def check() -> tuple[bool, str]:
-        after = diagnose(target, session)
+    def check(floor: float) -> tuple[bool, str]:
+        after = diagnose(target, session, logs_after=floor)
         worse = regressions(before, after)
         if worse:
             return False, "live: not as before: " + "; ".join(worse)
@@ -130,8 +139,8 @@ def unchanged_verifier(target: Target, session: RemoteSession, before: dict[str,
 def service_verifier(target: Target, session: RemoteSession) -> Verifier:
     """After installing a config: the diagnosis of the client URL has no fail."""
 
-    def check() -> tuple[bool, str]:
-        after = diagnose(target, session)
+    def check(floor: float) -> tuple[bool, str]:
+        after = diagnose(target, session, logs_after=floor)
         failing = [after[i] for i in CHECK_IDS if i in after and after[i].status is Status.FAIL]
         if failing:
             return False, "live: " + "; ".join(f"{f.id} fails: {f.summary}" for f in failing)
