@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -45,6 +46,14 @@ class _Handoff:
     pm2: asyncio.Task[dict[str, CommandResult]] | None = None
     commands: dict[str, asyncio.Task] = field(default_factory=dict)  # still running when the config is in
     nginx: h.NginxProcess | None = None  # the master diagnosed (its pid marks nginx's sockets in ss)
+    users: int = 2  # the commands and logs gatherers: the last one done ends the run's remote shell
+
+    def release(self, session: RemoteSession) -> None:
+        """One of the two gatherers is done with the run's shell; the last one closes it (unless it is the
+        session's own runner, as without SSH)."""
+        self.users -= 1
+        if self.users == 0 and self.runner is not None and self.runner is not session.runner:
+            self.runner.close()
 
 
 def remote_gatherers(
@@ -95,6 +104,7 @@ def remote_gatherers(
             await _gather_commands(handoff, facts)
         finally:
             facts.pending.discard(Fact.COMMANDS)
+            handoff.release(session)
 
     async def remote_logs(facts: Facts) -> None:
         facts.pending.add(Fact.LOGS)
@@ -106,6 +116,7 @@ def remote_gatherers(
             await _gather_logs(handoff, session, facts, notes, since)
         finally:
             facts.pending.discard(Fact.LOGS)
+            handoff.release(session)
 
     return [remote_host, remote_commands, remote_logs]
 
@@ -137,38 +148,48 @@ async def _gather_host(
     handoff: _Handoff,
 ) -> None:
     """ps → nginx -T (the config) → nginx -V (the version, the log plan); the other commands are left
-    running in HANDOFF for the commands gatherer.  Every session on the host starts a login shell, and
-    shells started together slow each other down on a small host: what is not on the way to the config
-    (the backend hints) starts once the config is in."""
+    running in HANDOFF for the commands gatherer.
+
+    Over SSH every command goes through ONE remote shell (one channel, one login shell: its start-up files
+    often cost more than the commands), in the order they should run.  The discovery batch (``ps`` with
+    the clock, ``ss``, and the only master's ``nginx -T``/``-V``/``-t`` guessed) left with the connection
+    (``session.take_discovery``); a guess that is not the master ``find_nginx`` picks is replaced by the
+    command itself.  The backend hints (not on the way to the config) start once the dump is in, while it
+    is parsed and the backends are probed.  Each result is the command's own (argv, output, exit status),
+    as if it had run alone."""
     target = session.target
     port = facts.client.port if facts.client is not None else None
     if target.nginx_version:
         facts.nginx_version, facts.version_source = target.nginx_version, "--nginx-version"
-    ss_task = session.spawn(h.listening_ports, runner)  # beside ps: with several masters it picks the one
+    batch = session.take_discovery() or h.start_discovery(
+        runner.shell(), guess=not target.nginx_conf, listen_port=port
+    )
+    shell = handoff.runner = batch.runner
+    ss_task = session.spawn(batch.ss.result)  # beside ps: with several masters it picks the one
     tasks: list[asyncio.Task] = [ss_task]
     try:
-        ps, clock = await session.call(h.processes_and_clock, runner)
+        ps, clock = h.split_clock(await session.call(batch.ps.result), batch.before, time.time())
         handoff.clock = session.clock = clock if target.ssh else local_clock()
         masters = h.nginx_masters(ps)
         # ss decides only between several masters (the one listening on the client's port).
         ss = await ss_task if len(masters) > 1 and not target.nginx_conf and port is not None else None
         found = await session.call(
-            h.find_nginx, runner, conf=target.nginx_conf, listen_port=port, ss=ss, ps=ps
+            h.find_nginx, shell, conf=target.nginx_conf, listen_port=port, ss=ss, ps=ps
         )
         if found.note:
             notes.append(found.note)
         proc = found.process or h.NginxProcess(
-            pid=None, binary=await session.call(h.nginx_binary, runner, 5.0)
+            pid=None, binary=await session.call(h.nginx_binary, shell, 5.0)
         )
-        # Then everything else at once, one channel each, nginx -T first.
-        dump_task = session.spawn(h.nginx_dump, runner, proc)
-        version_task = session.spawn(h.nginx_version, runner, proc)
-        test_task = session.spawn(h.nginx_test, runner, proc)
+        # Then the three nginx commands (already run, when the batch guessed this master), nginx -T first.
+        dump_task = session.spawn(batch.nginx(proc, "-T").result)
+        version_task = session.spawn(batch.nginx(proc, "-V").result)
+        test_task = session.spawn(batch.nginx(proc, "-t").result)
         tasks += [dump_task, version_task, test_task]
         dump_result = await dump_task
         # The backend hints are not on the way to the config: they start once it is in, beside the logs.
-        pm2_task = session.spawn(h.pm2_hint, runner)
-        units_task = session.spawn(h.units_hint, runner)
+        pm2_task = session.spawn(h.pm2_hint, shell)
+        units_task = session.spawn(h.units_hint, shell)
         tasks += [pm2_task, units_task]
         handoff.pm2 = pm2_task
         handoff.commands = {"nginx -t": test_task, "ss -ltnp": ss_task, "pm2": pm2_task, "units": units_task}

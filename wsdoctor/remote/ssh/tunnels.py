@@ -7,6 +7,7 @@ import contextlib
 import select
 import socket
 import threading
+import time
 from typing import TYPE_CHECKING
 
 import paramiko
@@ -61,9 +62,9 @@ class Forwarder:
                     continue
             with self._lock:
                 self._pairs.append((conn, chan))
-            threading.Thread(target=self._pump, args=(conn, chan), daemon=True).start()
+            threading.Thread(target=self._pump, args=(conn, chan, time.monotonic()), daemon=True).start()
 
-    def _pump(self, conn: socket.socket, chan: paramiko.Channel) -> None:
+    def _pump(self, conn: socket.socket, chan: paramiko.Channel, started: float) -> None:
         try:
             while not self._closed.is_set():
                 ready, _, _ = select.select([conn, chan], [], [], 0.5)
@@ -88,6 +89,7 @@ class Forwarder:
                 conn.close()
             with self._lock, contextlib.suppress(ValueError):
                 self._pairs.remove((conn, chan))
+            self.runner.note("probes", started, time.monotonic())
 
     def close(self) -> None:
         self._closed.set()
