@@ -213,6 +213,15 @@ class SshRunner(Runner):
             return {name: (int(c), s, e) for name, (c, s, e) in self._timeline.items()}
 
     @property
+    def local_address(self) -> tuple[str, int] | None:
+        """This end of the connection (host, port): how the host's auth log names it ("port N")."""
+        sock = self._transport.sock
+        try:
+            return sock.getsockname()[:2] if isinstance(sock, socket.socket) else None
+        except OSError:
+            return None
+
+    @property
     def connected(self) -> bool:
         return not self._closed and self._transport.is_active()
 
