@@ -47,6 +47,25 @@ class _Handoff:
     commands: dict[str, asyncio.Task] = field(default_factory=dict)  # still running when the config is in
     nginx: h.NginxProcess | None = None  # the master diagnosed (its pid marks nginx's sockets in ss)
     users: int = 2  # the commands and logs gatherers: the last one done ends the run's remote shell
+    lost: list[str] = field(default_factory=list)  # what the run could not read once the connection dropped
+    lost_note: int | None = None  # where in the notes the one sentence about it is
+
+    def dropped(self, session: RemoteSession, notes: list[str], what: str) -> None:
+        """The connection dropped and WHAT could not be read: ONE note says so for the whole run (each
+        command's own error repeats the same cause)."""
+        if what not in self.lost:
+            self.lost.append(what)
+        items = self.lost[:-1] and ", ".join(self.lost[:-1]) + " and " + self.lost[-1] or self.lost[0]
+        host = self.runner.host if self.runner is not None else session.target.ssh
+        sentence = (
+            f"the SSH connection to {host} dropped during the run: {items} could not be read, so the "
+            "findings use what was gathered before (re-run when the host is reachable)."
+        )
+        if self.lost_note is None or self.lost_note >= len(notes):
+            self.lost_note = len(notes)
+            notes.append(sentence)
+        else:
+            notes[self.lost_note] = sentence
 
     def release(self, session: RemoteSession) -> None:
         """One of the two gatherers is done with the run's shell; the last one closes it (unless it is the
@@ -101,7 +120,7 @@ def remote_gatherers(
         facts.pending.add(Fact.COMMANDS)
         try:
             await handoff.ready.wait()
-            await _gather_commands(handoff, facts)
+            await _gather_commands(handoff, session, facts, notes)
         finally:
             facts.pending.discard(Fact.COMMANDS)
             handoff.release(session)
@@ -217,6 +236,8 @@ async def _gather_host(
         if plan is not None:
             _publish_plan(plan, session, handoff, notes)
         version_result = await version_task
+        if version_result.error and session.dropped:
+            handoff.dropped(session, notes, "`nginx -V`")
         version, compiled = h.parse_nginx_v(version_result)
         session.nginx_prefix, session.compiled = proc.prefix, compiled
         facts.commands["nginx -V"] = version_result
@@ -248,7 +269,9 @@ async def _outcome(task: asyncio.Task[_T]) -> _T | None:
         raise
 
 
-async def _gather_commands(handoff: _Handoff, facts: Facts) -> None:
+async def _gather_commands(
+    handoff: _Handoff, session: RemoteSession, facts: Facts, notes: list[str]
+) -> None:
     """``nginx -t``, ``ss -ltnp`` (cut to nginx and the upstream: needs the config), the backend hints."""
     tasks = handoff.commands
     if not tasks:  # the host gatherer stopped before starting them, and said why
@@ -265,6 +288,11 @@ async def _gather_commands(handoff: _Handoff, facts: Facts) -> None:
     finally:
         for task in tasks.values():
             task.cancel()
+    if session.dropped:
+        for name in ("nginx -t", "ss -ltnp", "pm2 jlist", "systemctl list-units"):
+            result = facts.commands.get(name)
+            if result is not None and result.error is not None:
+                handoff.dropped(session, notes, f"`{name}`")
 
 
 def _log_plan(facts: Facts, prefix: str | None, compiled: dict[str, str] | None) -> lp.LogPlan | None:
@@ -339,13 +367,15 @@ async def _gather_logs(
     tails = [
         session.spawn(lp.tail_log, runner, source) for source in (plan.sources if plan is not None else [])
     ]
-    backend = asyncio.create_task(_backend_log(session, runner, facts, notes, handoff.pm2))
+    backend = asyncio.create_task(_backend_log(session, runner, facts, notes, handoff.pm2, handoff))
     events: list[LogEvent] = []
     for result, found, sudo in await asyncio.gather(*tails):
         facts.commands[f"tail {result.argv[-1]}"] = result
         session.tail_sudo = session.tail_sudo or sudo
         events.extend(found)
-        if result.error or result.exit_status != 0:
+        if result.error and session.dropped:
+            handoff.dropped(session, notes, "the nginx logs")
+        elif result.error or result.exit_status != 0:
             why = result.error or h.last_line(result.stderr) or f"exit status {result.exit_status}"
             notes.append(f"the nginx log {result.argv[-1]} could not be read on {runner.host}: {why}")
     events.extend(await backend)
@@ -358,6 +388,7 @@ async def _backend_log(
     facts: Facts,
     notes: list[str],
     pm2: asyncio.Task[dict[str, CommandResult]] | None,
+    handoff: _Handoff | None = None,
 ) -> list[LogEvent]:
     """``--backend-log``: its auth failures as events, and a note when it cannot be read."""
     target = session.target
@@ -371,7 +402,9 @@ async def _backend_log(
             hints = await _outcome(pm2)
             apps = h.pm2_apps(hints) if hints is not None else None
     problem = h.backend_log_problem(target.backend_log, result, apps)
-    if problem and problem not in notes:
+    if problem and result.error and handoff is not None and session.dropped:
+        handoff.dropped(session, notes, "the backend log")
+    elif problem and problem not in notes:
         notes.append(problem)
     return events
 

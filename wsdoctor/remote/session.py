@@ -187,6 +187,12 @@ class RemoteSession:
         return found
 
     @property
+    def dropped(self) -> bool:
+        """The SSH connection of this run dropped (the host or the network ended it, not us)."""
+        runner = self._runner
+        return runner is not None and not self._closed and not getattr(runner, "connected", True)
+
+    @property
     def runner(self) -> Runner | None:
         return self._runner
 
