@@ -608,21 +608,17 @@ class SshRunner(Runner):
 
 
 def close_politely(transport: paramiko.Transport, wait: float) -> None:
-    """End TRANSPORT the way OpenSSH's client does: close its channels and wait for the server to
-    acknowledge them, send SSH_MSG_DISCONNECT (by application), half-close the socket and wait for the
-    server to end the connection (its last bytes are read, so no reset is sent), then stop the transport.
-    Each wait is bounded; a connection already gone is just stopped."""
+    """End TRANSPORT the way OpenSSH's client does, without a reset: every channel still open gets its EOF
+    and CLOSE, then SSH_MSG_DISCONNECT (by application) follows in the same flight and our side of the
+    socket is half-closed; the transport's thread goes on reading what the server still sends (its CLOSE
+    answers) until the server ends the connection, so no byte is left unread when the socket goes (an
+    unread byte is what makes the kernel send the reset that sshd logs as "Connection reset by peer").
+    Bounded by WAIT; a connection already gone is just stopped."""
     if not transport.is_active():
         return
-    deadline = time.monotonic() + wait
-    channels = transport._channels  # noqa: SLF001 - paramiko's live channels (acknowledged ones leave it)
-    for chan in channels.values():
+    for chan in list(transport._channels.values()):  # noqa: SLF001 - paramiko's live channels
         with contextlib.suppress(Exception):
             chan.close()
-    while channels.values() and transport.is_active() and time.monotonic() < deadline:
-        time.sleep(0.005)
-    if not transport.is_active():
-        return
     m = Message()
     m.add_byte(cMSG_DISCONNECT)
     m.add_int(SSH_DISCONNECT_BY_APPLICATION)
@@ -637,8 +633,7 @@ def close_politely(transport: paramiko.Transport, wait: float) -> None:
             sock.shutdown_write()
     except Exception:  # noqa: BLE001 - the connection is going anyway
         return
-    # The transport's own thread reads until the server closes (EOF), then ends.
-    transport.join(max(0.0, deadline - time.monotonic()))
+    transport.join(wait)  # the transport's thread ends at the server's EOF
 
 
 def _send_stdin(chan: paramiko.Channel, data: bytes) -> None:
