@@ -1,7 +1,8 @@
 """A whole remote ``check`` over a slow link, against OpenSSH's ``ssh HOST true`` over the same link.
 
 The healthy lab's sshd is put behind ``relay.py`` adding a 100 ms round trip (a laptop on a VPN to another
-region).  Both sides are whole processes, timed the same way (median of ROUNDS after a warm-up):
+region).  Both sides are whole processes, timed the same way, back to back in each of ROUNDS rounds after a warm-up
+(medians, and the median of the per-round ratios: a shared machine's load then weighs on both alike):
 
 - baseline: ``ssh -i KEY -o UserKnownHostsFile=KH -p RELAY root@127.0.0.1 true`` (connect, key exchange,
   authentication, one command);
@@ -48,18 +49,26 @@ def _relay(target_port: int) -> tuple[subprocess.Popen[str], int]:
     return relay, int(line[1])
 
 
-def _timed(argv: list[str], env: dict[str, str], rounds: int) -> float:
-    walls = []
-    for i in range(rounds + 1):  # the first run warms caches and is dropped
-        t0 = time.perf_counter()
-        done = subprocess.run(argv, env=env, cwd="/tmp", capture_output=True, timeout=120)
-        wall = time.perf_counter() - t0
-        if done.returncode not in (0, 1):
-            tail = (done.stderr or done.stdout).decode(errors="replace")[-1500:]
-            raise SystemExit(f"benchmark command failed ({done.returncode}): {shlex.join(argv)}\n{tail}")
-        if i:
-            walls.append(wall)
-    return statistics.median(walls)
+def _once(argv: list[str], env: dict[str, str]) -> float:
+    t0 = time.perf_counter()
+    done = subprocess.run(argv, env=env, cwd="/tmp", capture_output=True, timeout=120)
+    wall = time.perf_counter() - t0
+    if done.returncode not in (0, 1):
+        tail = (done.stderr or done.stdout).decode(errors="replace")[-1500:]
+        raise SystemExit(f"benchmark command failed ({done.returncode}): {shlex.join(argv)}\n{tail}")
+    return wall
+
+
+def _paired(baseline: list[str], ours: list[str], env: dict[str, str], rounds: int) -> tuple[float, float, float]:
+    """Medians of both and the median of the per-round ratios, the two run back to back in each round (so
+    both see the same load on a shared machine); one warm-up round first."""
+    _once(baseline, env), _once(ours, env)
+    base, mine = [], []
+    for _ in range(rounds):
+        base.append(_once(baseline, env))
+        mine.append(_once(ours, env))
+    ratios = [m / b for m, b in zip(mine, base, strict=True)]
+    return statistics.median(base), statistics.median(mine), statistics.median(ratios)
 
 
 class _HandshakeTimes(logging.Handler):
@@ -121,7 +130,7 @@ def phases(target) -> None:
 
 
 def main() -> None:
-    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 9
     from wsdoctor.demo import lab_target
     from wsdoctor.lab import Lab
 
@@ -150,9 +159,10 @@ def main() -> None:
             check.append("--brief")
             env["WSDOCTOR_LAB_TOKEN"] = info["token"]
             os.environ["WSDOCTOR_LAB_TOKEN"] = info["token"]
-            ssh_true = _timed(baseline, env, rounds)
-            ours = _timed(check, env, rounds)
+            ssh_true, ours, ratio = _paired(baseline, check, env, rounds)
             print(row(f"wsdoctor check over SSH vs ssh true ({RTT_MS:g} ms RTT)", ours, ssh_true, goal=GOAL))
+            verdict = "ok" if ratio <= GOAL else f"OVER (goal ≤ {GOAL}×)"
+            print(f"{'median of the per-round ratios (the two back to back)':<58} {ratio:5.2f}×  {verdict}")
             target = lab_target(info, broken_client=False)
             target.ssh = f"{ssh['user']}@127.0.0.1:{port}"
             target.known_hosts = str(known)

@@ -21,7 +21,7 @@ from wsdoctor.diagnose import Diagnosis
 from wsdoctor.lab.sshd import Sshd, start_sshd
 from wsdoctor.remote import host as h
 from wsdoctor.remote.ssh import SshRunner
-from wsdoctor.remote.ssh.shell import encode_arg
+from wsdoctor.remote.ssh.shell import _Request, _Stream, encode_arg
 
 NOISE_ERR = "rm: cannot remove '/root/.pyenv/shims/.pyenv-shim': File exists"
 NOISE_OUT = "pyenv: shims rehashed (noise from the login shell's start-up file)"
@@ -59,6 +59,38 @@ def test_encoded_arguments_are_one_line_each() -> None:
     assert encode_arg("a\nb") == "a\\0012b"
     assert encode_arg("\\") == "\\0134"
     assert encode_arg("nul\x00") is None
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 5, 17, 4096])
+def test_the_worker_streams_are_cut_right_however_they_arrive(chunk: int) -> None:
+    m = b"wsdoctor-0123456789abcdef"
+    out = (
+        b"noise before\n" + m + b" ready 42\n"
+        + m + b" begin 1\nhello\n" + b"\n" + m + b" end 1 3\n"
+        + m + b" begin 12\nno newline, " + m[:-1] + b" almost a marker" + b"\n" + m + b" end 12 0\n"
+    )  # fmt: skip
+    err = (
+        NOISE_ERR.encode() + b"\n" + m + b" ready 42\n"
+        + m + b" begin 1\n" + m + b" pid 777\nerr one\n" + b"\n" + m + b" end 1\n"
+        + m + b" begin 12\n" + m + b" pid 778\n" + b"\n" + m + b" end 12\n"
+    )  # fmt: skip
+    requests = {1: _Request(1, ["a"]), 12: _Request(12, ["b"])}
+    ready: list[int] = []
+    streams = [(_Stream(m, True), out), (_Stream(m, False), err)]
+    ended: list[int] = []
+    for stream, data in streams:
+        for at in range(0, len(data), chunk):
+            ended += [r.id for r in stream.feed(data[at : at + chunk], requests, ready.append)]
+    first, second = requests[1], requests[12]
+    assert (first.out.value(), first.err.value(), first.status, first.pid) == (
+        b"hello\n",
+        b"err one\n",
+        3,
+        777,
+    )
+    assert second.out.value() == b"no newline, " + m[:-1] + b" almost a marker"
+    assert (second.err.value(), second.status, second.pid) == (b"", 0, 778)
+    assert sorted(ended) == [1, 1, 12, 12] and ready == [42, 42]
 
 
 def test_results_are_each_commands_own_in_the_order_sent(session_runner: SshRunner) -> None:
@@ -165,7 +197,9 @@ def test_sftp_tails_of_several_files_at_once_match_tail(session_runner: SshRunne
     for thread in threads:
         thread.join(30)
     for path in files:
-        expected = subprocess.run(["tail", "-n", "400", "--", str(path)], capture_output=True, text=True).stdout
+        expected = subprocess.run(
+            ["tail", "-n", "400", "--", str(path)], capture_output=True, text=True
+        ).stdout
         result = box[path]
         assert result is not None and result.exit_status == 0  # type: ignore[attr-defined]
         assert result.argv == ["sftp-read", "-n", "400", "--", str(path)]  # type: ignore[attr-defined]
@@ -331,3 +365,62 @@ def test_close_is_polite_through_a_jump_host_too(sshd: Sshd, tmp_path: Path, hom
     text = "\n".join(lines)
     assert f"Received disconnect from 127.0.0.1 port {port}:11: disconnected by user" in text, text
     assert "reset by peer" not in text and "Read error" not in text, text
+
+
+# --- the guess reads the master as parse_master and find_nginx do ------------------------------------------
+
+
+def _guess(tmp_path: Path, ps_lines: list[str], flag: str, port: str = "", ss: str = "") -> list[str]:
+    """Run the discovery's guess here against a made-up process table (and `ss`); the argv it ran."""
+    fake = tmp_path / "bin"
+    fake.mkdir(exist_ok=True)
+    table = "".join(f"echo {shlex.quote(line)}\n" for line in ps_lines)
+    for name, body in (("ps", table), ("ss", f"printf '%s\\n' {shlex.quote(ss)}\n"), ("nginx", "exit 0\n")):
+        (fake / name).write_text("#!/bin/sh\n" + body)
+        (fake / name).chmod(0o755)
+    done = subprocess.run(
+        ["sh", "-c", h._SPECULATE, "wsdoctor", flag, "", port],  # noqa: SLF001 - the script under test
+        capture_output=True, env={"PATH": f"{fake}:/usr/bin:/bin"}, timeout=30,
+    )  # fmt: skip
+    head = done.stdout.split(b"\n", 1)[0].split(b"\0")
+    return [part.decode() for part in head[1:]] if head[0] == b"wsdoctor-nginx" else []
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "nginx: master process /usr/sbin/nginx -p /srv/lab/ -c /srv/lab/nginx.conf -g daemon off;",
+        "nginx: master process nginx -g daemon off; pid /run/nginx.pid;",
+        "nginx: master process /usr/sbin/nginx",
+        "nginx: master process /opt/nginx -c/etc/a.conf -gdaemon off; -e /tmp/err",
+        "nginx: master process /opt/nginx -s reload -c /etc/b.conf",
+        "nginx: master process /opt/nginx -c",
+    ],
+)
+def test_the_guess_reads_the_title_as_parse_master(tmp_path: Path, title: str) -> None:
+    proc = h.parse_master(title, 4242)
+    assert proc is not None
+    for flag in ("-T", "-t"):
+        assert _guess(tmp_path, ["   17 nginx: worker process", f" 4242 {title}"], flag) == proc.argv(flag)
+    assert _guess(tmp_path, [f" 4242 {title}"], "-V") == [proc.binary, "-V"]
+
+
+def test_the_guess_picks_the_master_listening_on_the_clients_port(tmp_path: Path) -> None:
+    masters = [
+        " 100 nginx: master process /usr/sbin/nginx -c /a/nginx.conf",
+        " 200 nginx: master process /usr/sbin/nginx -c /b/nginx.conf",
+    ]
+    ss = (
+        "State  Recv-Q Send-Q Local Address:Port Peer Address:Port Process\n"
+        'LISTEN 0      511          0.0.0.0:8443      0.0.0.0:*    users:(("nginx",pid=201,fd=6),("nginx",pid=200,fd=6))\n'
+        'LISTEN 0      511          0.0.0.0:443       0.0.0.0:*    users:(("nginx",pid=100,fd=6))'
+    )
+    ps = [*masters, "  201 nginx: worker process"]
+    for port, conf in (
+        ("8443", "/b/nginx.conf"),
+        ("443", "/a/nginx.conf"),
+        ("9999", "/a/nginx.conf"),
+        ("", "/a/nginx.conf"),
+    ):
+        assert _guess(tmp_path, ps, "-T", port, ss) == ["/usr/sbin/nginx", "-T", "-c", conf], port
+    assert _guess(tmp_path, ["  17 sshd: root@notty"], "-T") == []  # no master: nothing runs

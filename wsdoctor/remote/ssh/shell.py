@@ -157,7 +157,8 @@ class _Stream:
                     del self.buf[: nl + 1]
                 self.pid_next = False
                 continue
-            end = b"\n" + m + b" end " + str(req.id).encode()
+            # "MARKER end ID STATUS" on stdout, "MARKER end ID" on stderr: exactly this request's line.
+            end = b"\n" + m + b" end " + str(req.id).encode() + (b" " if self.with_status else b"\n")
             at = self.buf.find(end)
             if at < 0:
                 keep = len(end) + 16
@@ -166,7 +167,7 @@ class _Stream:
                     sink.add(bytes(self.buf[: len(self.buf) - keep]))
                     del self.buf[: len(self.buf) - keep]
                 return ended
-            nl = self.buf.find(b"\n", at + len(end))
+            nl = self.buf.find(b"\n", at + len(end)) if self.with_status else at + len(end) - 1
             if nl < 0:
                 return ended
             sink = req.out if self.with_status else req.err
