@@ -134,7 +134,7 @@ def main() -> None:
     from wsdoctor.demo import lab_target
     from wsdoctor.lab import Lab
 
-    print(f"== a remote check over a {RTT_MS:g} ms round-trip link vs ssh HOST true (issue 13) ==")
+    print(f"== a remote check over a {RTT_MS:g} ms round-trip link vs ssh HOST true ==")
     with tempfile.TemporaryDirectory() as d:
         env = {**installed_env(), "XDG_STATE_HOME": str(Path(d) / "state")}
         os.environ["XDG_STATE_HOME"] = env["XDG_STATE_HOME"]

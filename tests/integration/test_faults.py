@@ -5,8 +5,8 @@ Each fault is injected at a state of the run, never after a delay: the run holds
 there is a "during", and the fault goes in once the state it needs is reached (the config is in, the
 backends are probed, the held tunnel is through nginx to a backend).  For each: the run ends in bounded
 time, without a traceback, with a verdict for every check, and with an explanation its own evidence
-supports.  Where today's wording contradicts the evidence the assertion is a strict xfail naming the
-defect: the probes and checks own that wording; this file owns the faults and the remote side.
+supports.  Where today's wording contradicts the evidence the assertion is a strict xfail that says how
+(the wording belongs to the probes and checks; the faults and the remote side are tested here).
 """
 
 from __future__ import annotations
@@ -181,7 +181,7 @@ def test_backend_killed_mid_hold_fails_timeout_with_the_measured_drop(killed_bac
 
 @pytest.mark.xfail(
     strict=True,
-    reason="defect 13.6 (probes/checks wording, another helper's): a tunnel cut because its backend died "
+    reason="the checks' wording: a tunnel cut because its backend died "
     "is blamed on 'a load balancer in front' instead of the backend the evidence names",
 )
 def test_backend_killed_mid_hold_names_the_backend_not_a_load_balancer(killed_backend) -> None:  # type: ignore[no-untyped-def]
@@ -226,7 +226,7 @@ def test_stopped_backend_fails_upstream_naming_it_and_recovers_when_resumed(stop
 
 @pytest.mark.xfail(
     strict=True,
-    reason="defect 13.6 (probes/checks wording, another helper's): a SIGSTOPped backend (listening, not "
+    reason="the checks' wording: a SIGSTOPped backend (listening, not "
     "answering) is reported as 'Backend down … check its own logs for the crash': a hang is not a crash",
 )
 def test_stopped_backend_is_called_hung_not_down(stopped_backend) -> None:  # type: ignore[no-untyped-def]
@@ -285,7 +285,7 @@ def test_nginx_killed_mid_hold_fails_timeout_with_the_measured_drop(killed_nginx
 
 @pytest.mark.xfail(
     strict=True,
-    reason="defect 13.6 (probes/checks wording, another helper's): with nginx killed mid-run the dropped "
+    reason="the checks' wording: with nginx killed mid-run the dropped "
     "tunnel is blamed on 'a load balancer in front' although nginx itself is gone",
 )
 def test_nginx_killed_mid_hold_blames_nginx_not_a_load_balancer(killed_nginx) -> None:  # type: ignore[no-untyped-def]
@@ -370,7 +370,7 @@ def test_ssh_dropped_during_a_backend_probe_still_finishes_with_one_sentence(
 
 @pytest.mark.xfail(
     strict=True,
-    reason="defect 13.6 (backend probes, another helper's): a backend probe cut by the SSH connection's drop "
+    reason="the backend probes' wording: a backend probe cut by the SSH connection's drop "
     "reads as the backend's own failure ('Backend down … reset the connection'): the evidence is the tunnel",
 )
 def test_ssh_dropped_during_a_backend_probe_is_not_blamed_on_the_backend(
