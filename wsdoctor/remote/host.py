@@ -340,18 +340,23 @@ def nginx_test(runner: Runner, proc: NginxProcess, timeout: float = COMMAND_TIME
 
 # --- the discovery, sent as one batch -----------------------------------------------------------------
 
-# Pick the nginx master as find_nginx does without --nginx-conf — the only one; of several, the first one
-# listening on the client's port ($3, via `ss -ltnp`), else the first — and run `nginx FLAG` ($1) with the
-# binary, -p, -c and -g it was started with, read as parse_master reads them ($2 "sudo": through
-# `sudo -n`).  The argv used is printed first (NUL-separated), so the caller uses the output only when it
-# is the very command it chose itself.  No master: nothing runs.  The title is matched through
-# "maste[r]", so this script's own line in the process table never looks like a master.
-_SPECULATE = (
+# The process table into $t: `ps`, or /proc where ps lacks -o (busybox, minimal containers).
+_TABLE = (
+    't=$(ps -eo pid=,args= 2>/dev/null) || t=$(for d in /proc/[0-9]*; do '
+    'c=$(tr "\\000" " " < "$d/cmdline" 2>/dev/null); [ -n "$c" ] && echo "${d#/proc/} $c"; done); '
+)
+# From the table in $t, pick the nginx master as find_nginx does without --nginx-conf — the only one; of
+# several, the first one listening on the client's port ($3, via `ss -ltnp`), else the first — and run
+# `nginx FLAG` ($1) with the binary, -p, -c and -g it was started with, read as parse_master reads them
+# ($2 "sudo": through `sudo -n`).  The argv used is printed first (NUL-separated), so the caller uses the
+# output only when it is the very command it chose itself.  No master: nothing runs.  The title is matched
+# through "maste[r]", so this script's own line in the process table never looks like a master.
+_GUESS = (
     'f=$1; s=$2; o=${3-}; L=" "; set -f; '
     '[ -n "$o" ] && L=" $(ss -ltnp 2>/dev/null | while read -r x y z w r; do case $w in *:"$o") '
     'while case $r in *pid=*) true;; *) false;; esac; do r=${r#*pid=}; printf "%s " "${r%%[!0-9]*}"; '
     'done;; esac; done)"; '
-    'ps -eo pid=,args= 2>/dev/null | { c=0; t=; q=; k=; '
+    'printf "%s\\n" "$t" | { c=0; t=; q=; k=; '
     'while IFS=" " read -r n a; do case $a in *"nginx: maste"[r]" process"*) c=$((c+1)); '
     '[ "$c" = 1 ] && { q=$n; t=${a#*"maste"[r]" process"}; }; '
     'case $L in *" $n "*) [ -z "$k" ] && { k=1; q=$n; t=${a#*"maste"[r]" process"}; };; esac;; '
@@ -369,6 +374,13 @@ _SPECULATE = (
     "printf wsdoctor-nginx; printf '\\000%s' \"$@\"; printf '\\n'; "
     '[ "$s" = sudo ] && exec sudo -n -- "$@"; exec "$@"; }'
 )
+_SPECULATE = _TABLE + _GUESS
+# The first request of a run: the host's clock and the process table (what PS_ARGV prints), then, after a
+# NUL-marked line, the guessed `nginx -T` from that same table: one scan of the processes, one round trip.
+_DISCOVER = 'date "+wsdoctor-clock %s %z"; ' + _TABLE + '[ -n "$t" ] && printf "%s\\n" "$t"; ' + (
+    "printf '\\000wsdoctor-guess\\n'; " + _GUESS
+)
+_GUESS_MARK = b"\0wsdoctor-guess\n"
 _SPECULATED = b"wsdoctor-nginx"
 
 
@@ -427,15 +439,30 @@ def start_discovery(
     (not when ``--nginx-conf`` names the config to read); LISTEN_PORT: the client's port, which picks the
     master among several."""
     before = time.time()
-    found = Discovery(runner, before, runner.submit(PS_ARGV, timeout), submit_privileged(runner, SS_ARGV, timeout))
     raw = getattr(runner, "submit_raw", None)
-    if guess and raw is not None:
-        sudo = "" if runner.is_root else "sudo"
-        for flag in ("-T", "-V", "-t"):
-            extra = sudo if flag != "-V" else ""
-            port = str(listen_port or "")
-            found.guesses[flag] = raw(["sh", "-c", _SPECULATE, "wsdoctor", flag, extra, port], timeout,
-                                      phase="nginx -T" if flag == "-T" else "discovery")  # fmt: skip
+    if not guess or raw is None:
+        ps = runner.submit(PS_ARGV, timeout)
+        return Discovery(runner, before, ps, submit_privileged(runner, SS_ARGV, timeout))
+    sudo = "" if runner.is_root else "sudo"
+    port = str(listen_port or "")
+    first = raw(["sh", "-c", _DISCOVER, "wsdoctor", "-T", sudo, port], timeout, phase="nginx -T")
+
+    def table() -> CommandResult:
+        out = first()
+        head, mark, _ = out.stdout.partition(_GUESS_MARK)
+        if not mark:  # it could not run (the error is the command's own): ask for the table alone
+            return runner.run(PS_ARGV, timeout)
+        return finish(PS_ARGV, runner.host, Output(0, head, b""), sudo=False, user=runner.user)
+
+    def dump() -> Output:
+        out = first()
+        _, mark, rest = out.stdout.partition(_GUESS_MARK)
+        return dataclasses.replace(out, stdout=rest) if mark else dataclasses.replace(out, stdout=b"")
+
+    found = Discovery(runner, before, Pending(table), submit_privileged(runner, SS_ARGV, timeout))
+    found.guesses["-T"] = dump
+    for flag, extra in (("-V", ""), ("-t", sudo)):
+        found.guesses[flag] = raw(["sh", "-c", _SPECULATE, "wsdoctor", flag, extra, port], timeout)
     return found
 
 
