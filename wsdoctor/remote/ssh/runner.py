@@ -40,7 +40,8 @@ from wsdoctor.remote.text import decode
 if TYPE_CHECKING:
     from wsdoctor.target import Target
 
-MAX_SESSIONS = 8  # concurrent exec channels (OpenSSH's MaxSessions defaults to 10)
+MAX_SESSIONS = 6  # exec channels at once: with the run's shell, its SFTP channel and a live tail or two, within
+# OpenSSH's default MaxSessions of 10
 # Mark where our command starts on both streams (everything before is the login shell's start-up noise),
 # print our pid, then become the command: on timeout we can kill exactly that process by pid.  $1 is the
 # run's random marker ($0 stays "wsdoctor": sh names itself so in its own error messages).
@@ -197,7 +198,6 @@ class SshRunner(Runner):
             for key, value in deltas.items():
                 self._counts[key] += value
 
-    _count = count
 
     def note(self, phase: str, start: float, end: float, requests: int = 1) -> None:
         """Record REQUESTS waits of PHASE between START and END (monotonic clock), for ``timeline()``."""
@@ -243,7 +243,7 @@ class SshRunner(Runner):
                 f"{self.host} refused a new SSH channel ({exc}); raise MaxSessions in its sshd_config or retry."
             ) from exc
         finally:
-            self._count(channels=1, round_trips=1)
+            self.count(channels=1, round_trips=1)
         return chan
 
     def open_exec(self, command: str, timeout: float) -> paramiko.Channel:
@@ -265,7 +265,7 @@ class SshRunner(Runner):
             return
         with contextlib.suppress(Exception):
             chan = self._transport.open_session(timeout=3)
-            self._count(channels=1, round_trips=1)
+            self.count(channels=1, round_trips=1)
             send_request(
                 chan,
                 "exec",
@@ -275,7 +275,6 @@ class SshRunner(Runner):
             chan.status_event.wait(3)
             chan.close()
 
-    _kill_remote = kill_remote
 
     # -- Runner API ------------------------------------------------------------
 
@@ -283,12 +282,12 @@ class SshRunner(Runner):
         self, argv: list[str], timeout: float, sudo: bool = False, stdin: bytes | None = None
     ) -> CommandResult:
         full = sudo_argv(argv) if sudo else list(argv)
-        self._count(commands=1)
+        self.count(commands=1)
         return finish(argv, self.host, self._exec(full, timeout, stdin), sudo=sudo, user=self.user)
 
     def exec_output(self, argv: list[str], timeout: float) -> Output:
         """ARGV (already with ``sudo`` if wanted) on its own channel, as raw Output."""
-        self._count(commands=1)
+        self.count(commands=1)
         return self._exec(argv, timeout, None)
 
     def _exec(self, argv: list[str], timeout: float, stdin: bytes | None) -> Output:
@@ -363,7 +362,7 @@ class SshRunner(Runner):
         raw_out, _ = strip_head(out.value(), marker)
         raw_err, pid = strip_pid(err.value(), marker)
         if error is not None and pid is not None and status is None:
-            self._kill_remote(pid)
+            self.kill_remote(pid)
         return Output(status, raw_out, raw_err, error, truncated=bool(out.dropped or err.dropped))
 
     def read_file(self, path: str, max_bytes: int = OUTPUT_CAP, timeout: float = 10.0) -> bytes:
@@ -392,7 +391,7 @@ class SshRunner(Runner):
                 send_request(chan, "subsystem", "sftp")
                 sftp = Sftp(chan)
                 sftp.ready(timeout or self.timeout)
-                self._count(round_trips=1)
+                self.count(round_trips=1)
             except Exception:  # noqa: BLE001 - no SFTP here (disabled subsystem, old server): use tail
                 self._sftp_refused = self.connected
                 return None
@@ -435,7 +434,7 @@ class SshRunner(Runner):
             return None
         finally:
             self.note("logs", started, time.monotonic(), 2)
-            self._count(round_trips=2)
+            self.count(round_trips=2)
         return CommandResult(argv=argv, host=self.host, exit_status=0, stdout=decode(data))
 
     def close_sftp(self) -> None:
@@ -465,7 +464,7 @@ class SshRunner(Runner):
         try:
             chan.get_pty(term="dumb", width=500, height=24)
             send_request(chan, "exec", self._wrapped(full))
-            self._count(round_trips=1, commands=1)
+            self.count(round_trips=1, commands=1)
         except Exception:
             chan.close()
             stream.end(self._dropped(f"while starting `{argv[0]}`"))
@@ -517,7 +516,7 @@ class SshRunner(Runner):
             with contextlib.suppress(Exception):
                 chan.close()
             if pid_box:
-                self._kill_remote(pid_box[0])
+                self.kill_remote(pid_box[0])
             thread.join(timeout=3)
 
         thread = threading.Thread(target=pump, name="wsdoctor-ssh-tail", daemon=True)
@@ -556,7 +555,7 @@ class SshRunner(Runner):
                 "check AllowTcpForwarding on the proxy host."
             ) from exc
         finally:
-            self._count(channels=1, round_trips=1)
+            self.count(channels=1, round_trips=1)
             self.note("forwards", started, time.monotonic())
         return chan
 
