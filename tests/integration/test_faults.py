@@ -325,6 +325,7 @@ def test_ssh_session_dropped_mid_run_gives_one_sentence_and_a_finished_run(survi
     (note,) = dropped
     assert note.startswith(f"the SSH connection to {ssh} dropped during the run: ")
     assert "the nginx logs" in note and note.endswith("(re-run when the host is reachable).")
+    assert "did not finish, so the findings use what was gathered before it" in note
     assert ". " not in note, note  # one sentence
     # What was gathered before the drop still gives verdicts: the config and every probe.
     assert out.findings["route"].status is Status.PASS, out.findings["route"].summary
@@ -366,6 +367,9 @@ def test_ssh_dropped_during_a_backend_probe_still_finishes_with_one_sentence(
     assert out.injected
     dropped = [note for note in out.report.notes if "dropped" in note]
     assert len(dropped) == 1 and ". " not in dropped[0], out.report.notes
+    # Whatever else was done by then, the probe the drop cut short is named (the tunnel's own end).
+    backend = lab.info()["backends"][1].split("//", 1)[1]
+    assert f"a backend probe through the tunnel to {backend}" in dropped[0], dropped[0]
 
 
 @pytest.mark.xfail(

@@ -51,15 +51,15 @@ class _Handoff:
     lost_note: int | None = None  # where in the notes the one sentence about it is
 
     def dropped(self, session: RemoteSession, notes: list[str], what: str) -> None:
-        """The connection dropped and WHAT could not be read: ONE note says so for the whole run (each
-        command's own error repeats the same cause)."""
+        """The connection dropped and cut WHAT short (a read, a command, a tunnel's probe): ONE note says
+        so for the whole run (each command's own error repeats the same cause)."""
         if what not in self.lost:
             self.lost.append(what)
         items = self.lost[:-1] and ", ".join(self.lost[:-1]) + " and " + self.lost[-1] or self.lost[0]
         host = self.runner.host if self.runner is not None else session.target.ssh
         sentence = (
-            f"the SSH connection to {host} dropped during the run: {items} could not be read, so the "
-            "findings use what was gathered before (re-run when the host is reachable)."
+            f"the SSH connection to {host} dropped during the run: {items} did not finish, so the findings "
+            "use what was gathered before it (re-run when the host is reachable)."
         )
         if self.lost_note is None or self.lost_note >= len(notes):
             self.lost_note = len(notes)
@@ -100,6 +100,13 @@ def remote_gatherers(
 
     async def remote_host(facts: Facts) -> None:
         facts.pending |= set(REMOTE_FACTS)
+        loop = asyncio.get_running_loop()
+
+        def dropped_while(what: str) -> None:  # (from a tunnel's thread: the note is written by the loop)
+            with contextlib.suppress(RuntimeError):  # the run is over: nothing left to tell
+                loop.call_soon_threadsafe(handoff.dropped, session, notes, what)
+
+        session.on_drop(dropped_while)  # (this run's: it replaces a previous run's)
         try:
             try:
                 runner = await session.call(session.connect, True)

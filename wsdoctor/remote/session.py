@@ -60,6 +60,7 @@ class RemoteSession:
         self._failure: ConnectError | None = None
         self._early: Future[None] | None = None  # the connection started by ``start``
         self._discovery: Discovery | None = None  # the first batch of commands, sent on connecting
+        self._drop_listener: Callable[[str], None] | None = None
 
     # -- lifetime -------------------------------------------------------------------------------------
 
@@ -157,6 +158,7 @@ class RemoteSession:
                         self.error, self._failure = str(exc), exc
                         raise
                     runner.prepare()  # the discovery shell and the SFTP channel, opening side by side
+                    runner.on_drop = self._dropped_while
                     self._runner = runner
                     # The discovery goes with the connection: its requests travel with the shell's start.
                     self._discovery = start_discovery(
@@ -185,6 +187,17 @@ class RemoteSession:
             found.runner.close()
             return None
         return found
+
+    def on_drop(self, listener: Callable[[str], None] | None) -> None:
+        """The current run's LISTENER(what), called when the connection drops while WHAT is under way (from
+        any thread); it replaces the previous run's."""
+        self._drop_listener = listener
+
+    def _dropped_while(self, what: str) -> None:
+        listener = self._drop_listener
+        if listener is not None:
+            with contextlib.suppress(Exception):
+                listener(what)
 
     @property
     def dropped(self) -> bool:

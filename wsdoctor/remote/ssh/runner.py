@@ -12,6 +12,7 @@ import shlex
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import paramiko
@@ -121,6 +122,9 @@ class SshRunner(Runner):
         self._sftp: Sftp | None = None
         self._sftp_lock = threading.Lock()  # one SFTP channel, opened by one thread
         self._sftp_refused = False  # the host has no SFTP subsystem: reads run `tail` instead
+        # Told what was under way when the connection dropped (a tunnel's probe cut short), so the run
+        # can say it once, as one sentence.
+        self.on_drop: Callable[[str], None] | None = None
 
     # -- construction ------------------------------------------------------
 
@@ -211,6 +215,13 @@ class SshRunner(Runner):
         """Per phase: the waits it made, its first start and last end (monotonic clock)."""
         with self._lock:
             return {name: (int(c), s, e) for name, (c, s, e) in self._timeline.items()}
+
+    def notice_drop(self, what: str) -> None:
+        """The connection dropped (not closed by us) while WHAT was under way: tell ``on_drop``."""
+        hook = self.on_drop
+        if hook is not None and not self._closed:
+            with contextlib.suppress(Exception):
+                hook(what)
 
     @property
     def local_address(self) -> tuple[str, int] | None:

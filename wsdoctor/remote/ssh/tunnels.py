@@ -83,6 +83,9 @@ class Forwarder:
         except (OSError, EOFError, paramiko.SSHException):
             pass
         finally:
+            if not self._closed.is_set() and not self.runner.connected:
+                # Said before the probe sees its connection end, so the run's note is there in time.
+                self.runner.notice_drop(f"a backend probe through the tunnel to {self.target[0]}:{self.target[1]}")
             with contextlib.suppress(Exception):
                 chan.close()
             with contextlib.suppress(Exception):
