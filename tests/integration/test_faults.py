@@ -56,6 +56,17 @@ def _established(port: int) -> bool:
     return bool(done.stdout.strip())
 
 
+def _tunnelled(port: int) -> bool:
+    """The proxy host's sshd holds a TCP connection to local port PORT: a backend probe's tunnel is open."""
+    done = subprocess.run(
+        ["ss", "-Htnp", "state", "established", f"( dport = :{port} )"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    return '"sshd"' in done.stdout
+
+
 def _backend_ports(lab: Any) -> list[int]:
     return [int(b.rsplit(":", 1)[1]) for b in lab.info()["backends"]]
 
@@ -343,13 +354,13 @@ def test_ssh_session_dropped_mid_run_gives_one_sentence_and_a_finished_run(survi
 @pytest.fixture(scope="module")
 def dropped_during_a_backend_probe(survivor_lab) -> tuple[Any, Outcome]:  # type: ignore[no-untyped-def]
     """The SSH connection drops while a backend probe waits in its tunnel (the backend is stopped, so the
-    probe is surely in flight: the proxy host's TCP connection to it is established, no answer comes)."""
+    probe is surely in flight: the proxy host's sshd holds a TCP connection to it, no answer comes)."""
     lab = survivor_lab
     info = lab.info()
     pid, port = info["pids"]["backend-1"], _backend_ports(lab)[1]
 
-    def ready(d: Diagnosis) -> bool:
-        return Fact.CONFIG not in d.facts.pending and _established(port)
+    def ready(d: Diagnosis) -> bool:  # (nginx's own connection to the stopped backend does not count)
+        return Fact.CONFIG not in d.facts.pending and _tunnelled(port)
 
     os.kill(pid, signal.SIGSTOP)
     try:

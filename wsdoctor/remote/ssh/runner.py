@@ -216,6 +216,15 @@ class SshRunner(Runner):
         with self._lock:
             return {name: (int(c), s, e) for name, (c, s, e) in self._timeline.items()}
 
+    def lost_connection(self, wait: float = 0.5) -> bool:
+        """Whether the connection dropped (not closed by us).  A dropped transport closes its channels a
+        moment before it marks itself inactive: wait up to WAIT for its thread to finish ending."""
+        if self._closed:
+            return False
+        if self._transport.is_active():
+            self._transport.join(wait)
+        return not self._closed and not self._transport.is_active()
+
     def notice_drop(self, what: str) -> None:
         """The connection dropped (not closed by us) while WHAT was under way: tell ``on_drop``."""
         hook = self.on_drop
@@ -540,6 +549,8 @@ class SshRunner(Runner):
     def open_direct(self, host: str, port: int, timeout: float = 5.0) -> paramiko.Channel:
         """A ``direct-tcpip`` channel to ``host:port`` as the proxy host reaches it."""
         if not self.connected:
+            if not self._closed:
+                self.notice_drop(f"a backend probe through the tunnel to {host}:{port}")
             raise ForwardError(self._dropped(f"before {host}:{port} could be reached"))
         started = time.monotonic()
         try:
@@ -553,6 +564,7 @@ class SshRunner(Runner):
             ) from exc
         except Exception as exc:
             if not self._transport.is_active():
+                self.notice_drop(f"a backend probe through the tunnel to {host}:{port}")
                 raise ForwardError(self._dropped(f"while reaching {host}:{port}")) from exc
             if "unable to open channel" in str(exc).lower():
                 # The host refused the tunnel, but paramiko keeps ONE refusal per connection: another

@@ -83,8 +83,10 @@ class Forwarder:
         except (OSError, EOFError, paramiko.SSHException):
             pass
         finally:
-            if not self._closed.is_set() and not self.runner.connected:
-                # Said before the probe sees its connection end, so the run's note is there in time.
+            # The channel ended without the server's EOF (not the backend closing, not us): if that is the
+            # connection dropping, say so before the probe sees its connection end, so the note is in time.
+            cut = chan.closed and not chan.eof_received
+            if cut and not self._closed.is_set() and self.runner.lost_connection():
                 self.runner.notice_drop(f"a backend probe through the tunnel to {self.target[0]}:{self.target[1]}")
             with contextlib.suppress(Exception):
                 chan.close()
