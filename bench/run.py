@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ["bench_offline.py", "bench_live.py", "bench_logs.py", "bench_tui.py"]
+BENCHES = ["bench_offline.py", "bench_live.py", "bench_logs.py", "bench_remote.py", "bench_tui.py"]
 
 
 def main() -> int:

@@ -24,7 +24,7 @@ def pids_matching(marker: str) -> list[int]:
     return [int(p) for p in done.stdout.split() if int(p) != os.getpid()]
 
 
-def wait_gone(marker: str, timeout: float = 5.0) -> list[int]:
+def wait_gone(marker: str, timeout: float = 20.0) -> list[int]:
     """Wait (bounded) until no process names MARKER; return what is left."""
     deadline = time.monotonic() + timeout
     left = pids_matching(marker)
@@ -41,3 +41,39 @@ def kill_pids(pids: list[int]) -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def _at_end(pid: int, path: str) -> bool:
+    """Process PID holds PATH open with its offset at the file's end (``tail -n 0`` is then following it)."""
+    try:
+        size = os.path.getsize(path)
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") != path:
+                    continue
+                with open(f"/proc/{pid}/fdinfo/{fd}") as info:
+                    pos = next((int(line.split()[1]) for line in info if line.startswith("pos:")), -1)
+            except OSError:
+                continue
+            if pos == size:
+                return True
+    except OSError:
+        return False
+    return False
+
+
+def tail_pattern(path: str) -> str:
+    """``pgrep -f`` pattern of a ``tail -n N -F -- PATH`` (any backlog N)."""
+    return f"^tail -n [0-9]+ -F -- {path}"
+
+
+def wait_following(path: str, timeout: float = 30.0) -> bool:
+    """Wait (bounded) until ``tail -n N -F -- PATH`` runs AND has PATH open at its end: lines appended from
+    then on are the ones it shows (waiting on that state, never on a delay)."""
+    pattern = tail_pattern(path)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(_at_end(pid, path) for pid in pids_matching(pattern)):
+            return True
+        time.sleep(0.02)
+    return False

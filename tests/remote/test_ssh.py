@@ -120,7 +120,7 @@ def test_wrong_key_fails_with_a_sentence(sshd: Sshd, tmp_path: Path, home: Path)
 
 def test_no_key_at_all_points_at_identity_and_the_agent(sshd: Sshd, home: Path) -> None:
     with pytest.raises(ConnectError, match="no SSH key to log in to root@127.0.0.1") as err:
-        SshRunner.connect(sshd.destination, known_hosts=str(sshd.known_hosts), timeout=5)
+        SshRunner.connect(sshd.destination, known_hosts=str(sshd.known_hosts), timeout=30)
     assert "--identity KEY" in str(err.value) and "ssh-agent" in str(err.value)
     assert "check the host" not in str(err.value)
 
@@ -139,7 +139,7 @@ def test_agent_auth(sshd: Sshd, tmp_path: Path, home: Path, monkeypatch: pytest.
         ["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 30
         while not sock.exists() and time.monotonic() < deadline:
             time.sleep(0.02)
         env = {**os.environ, "SSH_AUTH_SOCK": str(sock)}

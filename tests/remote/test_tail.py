@@ -14,7 +14,7 @@ from wsdoctor.remote.logs import AccessFormat, LogFollower, LogSource
 from wsdoctor.remote.runner import LocalRunner, Runner
 from wsdoctor.remote.ssh import SshRunner
 
-from .helpers import connect, kill_pids, pids_matching, wait_gone
+from .helpers import connect, kill_pids, pids_matching, wait_following, wait_gone
 
 REFUSED = (
     "2026/05/01 10:00:00 [error] 7#7: *3 connect() failed (111: Connection refused) while connecting to upstream, "
@@ -32,7 +32,7 @@ def runner(request: pytest.FixtureRequest, sshd: Sshd) -> Iterator[Runner]:
         r.close()
 
 
-def _wait_for_lines(stream, count: int, timeout: float = 5.0) -> list[str]:  # type: ignore[no-untyped-def]
+def _wait_for_lines(stream, count: int, timeout: float = 20.0) -> list[str]:  # type: ignore[no-untyped-def]
     lines: list[str] = []
     deadline = time.monotonic() + timeout
     while len(lines) < count and time.monotonic() < deadline:
@@ -44,12 +44,9 @@ def _wait_for_lines(stream, count: int, timeout: float = 5.0) -> list[str]:  # t
 
 
 def _wait_running(marker: str) -> None:
-    """Until ``tail`` itself runs (over SSH the login shell and the wrapper name the path first)."""
-    pattern = f"^tail -n 0 -F -- {marker}"
-    deadline = time.monotonic() + 5
-    while not pids_matching(pattern) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.2)  # let tail open the file and seek to its end
+    """Until ``tail`` itself runs with the file open at its end (over SSH the login shell and the wrapper
+    name the path first, and tail opens the file a moment after it starts)."""
+    assert wait_following(marker), f"tail -F of {marker} did not start following it"
 
 
 def test_tail_streams_sanitized_lines_and_close_leaves_no_tail(runner: Runner, tmp_path: Path) -> None:
@@ -99,7 +96,7 @@ def test_follower_classifies_live_lines_and_cancel_stops_tails(runner: Runner, t
                 '127.0.0.1 - - [01/May/2026:10:00:02 +0000] "GET /chat/socket.io/?EIO=4&transport=polling&sid=x '
                 'HTTP/1.1" 400 33 "-" "curl"\n'
             )
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 20
         while len(got) < 2 and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         task.cancel()
@@ -125,14 +122,13 @@ def test_ssh_tail_of_a_missing_file_reports_and_keeps_following(sshd: Sshd, tmp_
         assert isinstance(ssh, SshRunner)
         follower = LogFollower(ssh, [LogSource("error", str(log))])
         try:
-            _wait_running(str(log))
-            deadline = time.monotonic() + 5
+            deadline = time.monotonic() + 20  # (the file does not exist yet: tail says so, then waits)
             while not follower.notes and time.monotonic() < deadline:
                 follower.poll(0.1)
             assert any("cannot open" in note for note in follower.notes)
             log.write_text(REFUSED + "\n")
             events: list = []
-            deadline = time.monotonic() + 8  # tail -F retries once a second
+            deadline = time.monotonic() + 20  # tail -F retries once a second
             while not events and time.monotonic() < deadline:
                 events += follower.poll(0.2) or []
             assert [e.kind for e in events] == ["connect-refused"]

@@ -95,6 +95,8 @@ def _combine(facts: Facts, place: Place, said: Verdict | None, seen: _Seen) -> V
         return _unprobed(facts, r)
 
     # A backend that answers HTTP at all is up; a 404 there means nginx sends the wrong path (route's finding).
+    cut = {k: h for k, h in backends.items() if not h.ok and _cut_by_ssh(h)}
+    backends = {k: h for k, h in backends.items() if k not in cut}
     dead = {k: h for k, h in backends.items() if not h.ok and _unreachable(h)}
     wrong_path = {k: h for k, h in backends.items() if not h.ok and not _unreachable(h)}
     alive = {k: h for k, h in backends.items() if h.ok}
@@ -115,6 +117,8 @@ def _combine(facts: Facts, place: Place, said: Verdict | None, seen: _Seen) -> V
     upstream_name = (r.upstream_name if r is not None else None) or "the upstream"
     cfg_ev = _upstream_ev(facts, r)
 
+    if cut and not dead:
+        return _not_judged(cut, alive, upstream_name, [u.probe_ev(h.exchange) for h in cut.values()] + cfg_ev)
     if dead:
         return _down(facts, r, dead, len(backends), alive, upstream_name, evidence + cfg_ev)
     if proxy is not None and wrong_path and not alive:
@@ -371,6 +375,30 @@ def _listening(facts: Facts, server: str) -> int | None:
 
 
 # --- helpers --------------------------------------------------------------------------------------------
+
+
+def _cut_by_ssh(h: Handshake) -> bool:
+    """The backend's probe was cut by the SSH connection's drop (its tunnel), not by the backend."""
+    return h.exchange.status is None and "ssh connection" in (h.exchange.error or "").lower()
+
+
+def _not_judged(
+    cut: dict[str, Handshake], alive: dict[str, Handshake], upstream: str, ev: list[Evidence]
+) -> Verdict:
+    names = ", ".join(_short(k) for k in cut)
+    why = next(iter(cut.values())).exchange.error or "the SSH connection dropped"
+    answered = f"; {u.plural(len(alive), 'other backend')} of {upstream} answered before it" if alive else ""
+    return Verdict(
+        Status.WARN,
+        f"{names}: not judged (the SSH connection dropped)",
+        f"{why[:1].upper() + why[1:]} to {names}, so nothing is known about {'it' if len(cut) == 1 else 'them'}{answered}.",
+        ev,
+        Fix(
+            summary="Re-run once the SSH connection to the proxy host holds (check the network or the host's "
+            "sshd, e.g. its MaxStartups/ClientAlive settings)."
+        ),
+        lead=False,
+    )
 
 
 def _unreachable(h: Handshake) -> bool:

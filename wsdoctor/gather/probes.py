@@ -277,11 +277,23 @@ async def _backend_handshakes(
                 facts.handshakes[base] = Handshake(where=base, exchange=ex, error=msg)
                 return
         hs = await probes.handshake(base, path, ctx=bctx, where=base)
+        if via is not None and hs.exchange.status is None and _dropped(via):
+            # The probe's tunnel went down with the SSH connection: no fact about the backend itself.
+            hs.error = hs.exchange.error = (
+                f"the SSH connection to {via.target.ssh} dropped while this probe waited in its tunnel"
+            )
+            hs.exchange.stage = "connect"
         facts.handshakes[base] = hs
         if hs.exchange.status == 404:
             await _find_engine_path(facts, base, path, bctx)
 
     await asyncio.gather(*(one(b) for b in bases))
+
+
+def _dropped(session: RemoteSession) -> bool:
+    """The session's SSH connection has gone down (its forwards with it)."""
+    runner = session.runner
+    return runner is not None and not getattr(runner, "connected", True)
 
 
 async def _backends_again(facts: Facts, ctx: ProbeContext, via: RemoteSession | None) -> dict[str, Handshake]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -45,6 +46,33 @@ class _Handoff:
     pm2: asyncio.Task[dict[str, CommandResult]] | None = None
     commands: dict[str, asyncio.Task] = field(default_factory=dict)  # still running when the config is in
     nginx: h.NginxProcess | None = None  # the master diagnosed (its pid marks nginx's sockets in ss)
+    users: int = 2  # the commands and logs gatherers: the last one done ends the run's remote shell
+    lost: list[str] = field(default_factory=list)  # what the run could not read once the connection dropped
+    lost_note: int | None = None  # where in the notes the one sentence about it is
+
+    def dropped(self, session: RemoteSession, notes: list[str], what: str) -> None:
+        """The connection dropped and cut WHAT short (a read, a command, a tunnel's probe): ONE note says
+        so for the whole run (each command's own error repeats the same cause)."""
+        if what not in self.lost:
+            self.lost.append(what)
+        items = self.lost[:-1] and ", ".join(self.lost[:-1]) + " and " + self.lost[-1] or self.lost[0]
+        host = self.runner.host if self.runner is not None else session.target.ssh
+        sentence = (
+            f"the SSH connection to {host} dropped during the run: {items} did not finish, so the findings "
+            "use what was gathered before it (re-run when the host is reachable)."
+        )
+        if self.lost_note is None or self.lost_note >= len(notes):
+            self.lost_note = len(notes)
+            notes.append(sentence)
+        else:
+            notes[self.lost_note] = sentence
+
+    def release(self, session: RemoteSession) -> None:
+        """One of the two gatherers is done with the run's shell; the last one closes it (unless it is the
+        session's own runner, as without SSH)."""
+        self.users -= 1
+        if self.users == 0 and self.runner is not None and self.runner is not session.runner:
+            self.runner.close()
 
 
 def remote_gatherers(
@@ -72,6 +100,13 @@ def remote_gatherers(
 
     async def remote_host(facts: Facts) -> None:
         facts.pending |= set(REMOTE_FACTS)
+        loop = asyncio.get_running_loop()
+
+        def dropped_while(what: str) -> None:  # (from a tunnel's thread: the note is written by the loop)
+            with contextlib.suppress(RuntimeError):  # the run is over: nothing left to tell
+                loop.call_soon_threadsafe(handoff.dropped, session, notes, what)
+
+        session.on_drop(dropped_while)  # (this run's: it replaces a previous run's)
         try:
             try:
                 runner = await session.call(session.connect, True)
@@ -92,9 +127,10 @@ def remote_gatherers(
         facts.pending.add(Fact.COMMANDS)
         try:
             await handoff.ready.wait()
-            await _gather_commands(handoff, facts)
+            await _gather_commands(handoff, session, facts, notes)
         finally:
             facts.pending.discard(Fact.COMMANDS)
+            handoff.release(session)
 
     async def remote_logs(facts: Facts) -> None:
         facts.pending.add(Fact.LOGS)
@@ -106,6 +142,7 @@ def remote_gatherers(
             await _gather_logs(handoff, session, facts, notes, since)
         finally:
             facts.pending.discard(Fact.LOGS)
+            handoff.release(session)
 
     return [remote_host, remote_commands, remote_logs]
 
@@ -137,38 +174,48 @@ async def _gather_host(
     handoff: _Handoff,
 ) -> None:
     """ps → nginx -T (the config) → nginx -V (the version, the log plan); the other commands are left
-    running in HANDOFF for the commands gatherer.  Every session on the host starts a login shell, and
-    shells started together slow each other down on a small host: what is not on the way to the config
-    (the backend hints) starts once the config is in."""
+    running in HANDOFF for the commands gatherer.
+
+    Over SSH every command goes through ONE remote shell (one channel, one login shell: its start-up files
+    often cost more than the commands), in the order they should run.  The discovery batch (``ps`` with
+    the clock, ``ss``, and the only master's ``nginx -T``/``-V``/``-t`` guessed) left with the connection
+    (``session.take_discovery``); a guess that is not the master ``find_nginx`` picks is replaced by the
+    command itself.  The backend hints (not on the way to the config) start once the dump is in, while it
+    is parsed and the backends are probed.  Each result is the command's own (argv, output, exit status),
+    as if it had run alone."""
     target = session.target
     port = facts.client.port if facts.client is not None else None
     if target.nginx_version:
         facts.nginx_version, facts.version_source = target.nginx_version, "--nginx-version"
-    ss_task = session.spawn(h.listening_ports, runner)  # beside ps: with several masters it picks the one
+    batch = session.take_discovery() or h.start_discovery(
+        runner.shell(), guess=not target.nginx_conf, listen_port=port
+    )
+    shell = handoff.runner = batch.runner
+    ss_task = session.spawn(batch.ss.result)  # beside ps: with several masters it picks the one
     tasks: list[asyncio.Task] = [ss_task]
     try:
-        ps, clock = await session.call(h.processes_and_clock, runner)
+        ps, clock = h.split_clock(await session.call(batch.ps.result), batch.before, time.time())
         handoff.clock = session.clock = clock if target.ssh else local_clock()
         masters = h.nginx_masters(ps)
         # ss decides only between several masters (the one listening on the client's port).
         ss = await ss_task if len(masters) > 1 and not target.nginx_conf and port is not None else None
         found = await session.call(
-            h.find_nginx, runner, conf=target.nginx_conf, listen_port=port, ss=ss, ps=ps
+            h.find_nginx, shell, conf=target.nginx_conf, listen_port=port, ss=ss, ps=ps
         )
         if found.note:
             notes.append(found.note)
         proc = found.process or h.NginxProcess(
-            pid=None, binary=await session.call(h.nginx_binary, runner, 5.0)
+            pid=None, binary=await session.call(h.nginx_binary, shell, 5.0)
         )
-        # Then everything else at once, one channel each, nginx -T first.
-        dump_task = session.spawn(h.nginx_dump, runner, proc)
-        version_task = session.spawn(h.nginx_version, runner, proc)
-        test_task = session.spawn(h.nginx_test, runner, proc)
+        # Then the three nginx commands (already run, when the batch guessed this master), nginx -T first.
+        dump_task = session.spawn(batch.nginx(proc, "-T").result)
+        version_task = session.spawn(batch.nginx(proc, "-V").result)
+        test_task = session.spawn(batch.nginx(proc, "-t").result)
         tasks += [dump_task, version_task, test_task]
         dump_result = await dump_task
         # The backend hints are not on the way to the config: they start once it is in, beside the logs.
-        pm2_task = session.spawn(h.pm2_hint, runner)
-        units_task = session.spawn(h.units_hint, runner)
+        pm2_task = session.spawn(h.pm2_hint, shell)
+        units_task = session.spawn(h.units_hint, shell)
         tasks += [pm2_task, units_task]
         handoff.pm2 = pm2_task
         handoff.commands = {"nginx -t": test_task, "ss -ltnp": ss_task, "pm2": pm2_task, "units": units_task}
@@ -196,6 +243,8 @@ async def _gather_host(
         if plan is not None:
             _publish_plan(plan, session, handoff, notes)
         version_result = await version_task
+        if version_result.error and session.dropped:
+            handoff.dropped(session, notes, "`nginx -V`")
         version, compiled = h.parse_nginx_v(version_result)
         session.nginx_prefix, session.compiled = proc.prefix, compiled
         facts.commands["nginx -V"] = version_result
@@ -227,7 +276,9 @@ async def _outcome(task: asyncio.Task[_T]) -> _T | None:
         raise
 
 
-async def _gather_commands(handoff: _Handoff, facts: Facts) -> None:
+async def _gather_commands(
+    handoff: _Handoff, session: RemoteSession, facts: Facts, notes: list[str]
+) -> None:
     """``nginx -t``, ``ss -ltnp`` (cut to nginx and the upstream: needs the config), the backend hints."""
     tasks = handoff.commands
     if not tasks:  # the host gatherer stopped before starting them, and said why
@@ -244,6 +295,11 @@ async def _gather_commands(handoff: _Handoff, facts: Facts) -> None:
     finally:
         for task in tasks.values():
             task.cancel()
+    if session.dropped:
+        for name in ("nginx -t", "ss -ltnp", "pm2 jlist", "systemctl list-units"):
+            result = facts.commands.get(name)
+            if result is not None and result.error is not None:
+                handoff.dropped(session, notes, f"`{name}`")
 
 
 def _log_plan(facts: Facts, prefix: str | None, compiled: dict[str, str] | None) -> lp.LogPlan | None:
@@ -318,13 +374,15 @@ async def _gather_logs(
     tails = [
         session.spawn(lp.tail_log, runner, source) for source in (plan.sources if plan is not None else [])
     ]
-    backend = asyncio.create_task(_backend_log(session, runner, facts, notes, handoff.pm2))
+    backend = asyncio.create_task(_backend_log(session, runner, facts, notes, handoff.pm2, handoff))
     events: list[LogEvent] = []
     for result, found, sudo in await asyncio.gather(*tails):
         facts.commands[f"tail {result.argv[-1]}"] = result
         session.tail_sudo = session.tail_sudo or sudo
         events.extend(found)
-        if result.error or result.exit_status != 0:
+        if result.error and session.dropped:
+            handoff.dropped(session, notes, "the nginx logs")
+        elif result.error or result.exit_status != 0:
             why = result.error or h.last_line(result.stderr) or f"exit status {result.exit_status}"
             notes.append(f"the nginx log {result.argv[-1]} could not be read on {runner.host}: {why}")
     events.extend(await backend)
@@ -337,6 +395,7 @@ async def _backend_log(
     facts: Facts,
     notes: list[str],
     pm2: asyncio.Task[dict[str, CommandResult]] | None,
+    handoff: _Handoff | None = None,
 ) -> list[LogEvent]:
     """``--backend-log``: its auth failures as events, and a note when it cannot be read."""
     target = session.target
@@ -350,7 +409,9 @@ async def _backend_log(
             hints = await _outcome(pm2)
             apps = h.pm2_apps(hints) if hints is not None else None
     problem = h.backend_log_problem(target.backend_log, result, apps)
-    if problem and problem not in notes:
+    if problem and result.error and handoff is not None and session.dropped:
+        handoff.dropped(session, notes, "the backend log")
+    elif problem and problem not in notes:
         notes.append(problem)
     return events
 

@@ -15,16 +15,13 @@ import dataclasses
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from wsdoctor.facts import CommandResult, LogEvent
 from wsdoctor.logtime import Clock, parse_clock
-from wsdoctor.remote.runner import Runner, not_found
+from wsdoctor.remote.runner import Output, Pending, Runner, finish, not_found
 from wsdoctor.remote.text import sanitize
-
-if TYPE_CHECKING:
-    pass
 
 COMMAND_TIMEOUT = 15.0
 BACKEND_LOG_LINES = 300
@@ -55,6 +52,25 @@ def run_privileged(runner: Runner, argv: list[str], timeout: float = COMMAND_TIM
     if plain.error is None and plain.exit_status == 0:
         return plain
     return elevated if elevated.error else plain
+
+
+def submit_privileged(runner: Runner, argv: list[str], timeout: float = COMMAND_TIMEOUT) -> Pending:
+    """:func:`run_privileged`, started now: the first attempt (plain as root, else ``sudo -n``) is sent at
+    once, in order with the caller's other submissions; a fallback runs when the result is asked for."""
+    if runner.is_root:
+        return runner.submit(argv, timeout)
+    elevated = runner.submit(argv, timeout, sudo=True)
+
+    def settle() -> CommandResult:
+        first = elevated.result()
+        if first.error is None and first.exit_status == 0:
+            return first
+        plain = runner.run(argv, timeout)
+        if plain.error is None and plain.exit_status == 0:
+            return plain
+        return first if first.error else plain
+
+    return Pending(settle)
 
 
 def run_readable(
@@ -221,12 +237,21 @@ _PS_AND_CLOCK = (
 )
 
 
+PS_ARGV = ["sh", "-c", _PS_AND_CLOCK]
+SS_ARGV = ["ss", "-ltnp"]
+
+
 def processes_and_clock(runner: Runner, timeout: float = COMMAND_TIMEOUT) -> tuple[CommandResult, Clock]:
     """``ps -eo pid=,args=`` (kept out of the evidence: other processes' arguments may hold secrets) and
     the host's clock (``date +%s %z``), which says which log lines this run caused."""
     before = time.time()
-    result = runner.run(["sh", "-c", _PS_AND_CLOCK], timeout)
-    after = time.time()
+    result = runner.run(PS_ARGV, timeout)
+    return split_clock(result, before, time.time())
+
+
+def split_clock(result: CommandResult, before: float, after: float) -> tuple[CommandResult, Clock]:
+    """The process list and the host's clock from the output of PS_ARGV, run between BEFORE and AFTER
+    (our clock)."""
     lines = result.stdout.splitlines()
     clock = Clock(0.0, None)
     if lines and lines[0].startswith("wsdoctor-clock "):
@@ -313,6 +338,134 @@ def nginx_test(runner: Runner, proc: NginxProcess, timeout: float = COMMAND_TIME
     return run_privileged(runner, proc.argv("-t"), timeout)
 
 
+# --- the discovery, sent as one batch -----------------------------------------------------------------
+
+# The process table into $t: `ps`, or /proc where ps lacks -o (busybox, minimal containers).
+_TABLE = (
+    't=$(ps -eo pid=,args= 2>/dev/null) || t=$(for d in /proc/[0-9]*; do '
+    'c=$(tr "\\000" " " < "$d/cmdline" 2>/dev/null); [ -n "$c" ] && echo "${d#/proc/} $c"; done); '
+)
+# From the table in $t, pick the nginx master as find_nginx does without --nginx-conf — the only one; of
+# several, the first one listening on the client's port ($3, via `ss -ltnp`), else the first — and run
+# `nginx FLAG` ($1) with the binary, -p, -c and -g it was started with, read as parse_master reads them
+# ($2 "sudo": through `sudo -n`).  The argv used is printed first (NUL-separated), so the caller uses the
+# output only when it is the very command it chose itself.  No master: nothing runs.  The title is matched
+# through "maste[r]", so this script's own line in the process table never looks like a master.
+_GUESS = (
+    'f=$1; s=$2; o=${3-}; L=" "; set -f; '
+    '[ -n "$o" ] && L=" $(ss -ltnp 2>/dev/null | while read -r x y z w r; do case $w in *:"$o") '
+    'while case $r in *pid=*) true;; *) false;; esac; do r=${r#*pid=}; printf "%s " "${r%%[!0-9]*}"; '
+    'done;; esac; done)"; '
+    'printf "%s\\n" "$t" | { c=0; t=; q=; k=; '
+    'while IFS=" " read -r n a; do case $a in *"nginx: maste"[r]" process"*) c=$((c+1)); '
+    '[ "$c" = 1 ] && { q=$n; t=${a#*"maste"[r]" process"}; }; '
+    'case $L in *" $n "*) [ -z "$k" ] && { k=1; q=$n; t=${a#*"maste"[r]" process"}; };; esac;; '
+    'esac; done; '
+    '[ "$c" -gt 0 ] || { echo wsdoctor-nginx-none; exit 0; }; IFS=" "; set -- $t; b=$1; shift; '
+    'P=; C=; G=; while [ $# -gt 0 ]; do case $1 in '
+    '-c) C=${2-}; shift; [ $# -gt 0 ] && shift;; -c*) C=${1#-c}; shift;; '
+    '-p) P=${2-}; shift; [ $# -gt 0 ] && shift;; -p*) P=${1#-p}; shift;; '
+    '-e) shift; [ $# -gt 0 ] && shift;; -e*) shift;; '
+    '-g*) G=${1#-g}; shift; while [ $# -gt 0 ]; do case $1 in -[cpgestTqvVh?]*) break;; esac; '
+    'G=${G:+$G }$1; shift; done;; *) shift;; esac; done; '
+    'case $b in /*) ;; *) e=$(readlink "/proc/$q/exe" 2>/dev/null) && case $e in /*) b=$e;; esac;; esac; '
+    'set -- "$b" "$f"; if [ "$f" != -V ]; then [ -n "$P" ] && set -- "$@" -p "$P"; '
+    '[ -n "$C" ] && set -- "$@" -c "$C"; [ -n "$G" ] && set -- "$@" -g "$G"; fi; '
+    "printf wsdoctor-nginx; printf '\\000%s' \"$@\"; printf '\\n'; "
+    '[ "$s" = sudo ] && exec sudo -n -- "$@"; exec "$@"; }'
+)
+_SPECULATE = _TABLE + _GUESS
+# The first request of a run: the host's clock and the process table (what PS_ARGV prints), then, after a
+# NUL-marked line, the guessed `nginx -T` from that same table: one scan of the processes, one round trip.
+_DISCOVER = 'date "+wsdoctor-clock %s %z"; ' + _TABLE + '[ -n "$t" ] && printf "%s\\n" "$t"; ' + (
+    "printf '\\000wsdoctor-guess\\n'; " + _GUESS
+)
+_GUESS_MARK = b"\0wsdoctor-guess\n"
+_SPECULATED = b"wsdoctor-nginx"
+
+
+@dataclass
+class Discovery:
+    """The first batch of a run's commands, sent together the moment the connection is up (through one
+    remote shell over SSH): the process table with the host's clock, ``ss -ltnp``, and — when the host
+    runs exactly one nginx master and no ``--nginx-conf`` picks another — that master's ``nginx -T``,
+    ``-V`` and ``-t`` guessed in the same batch, so the config does not wait for a round trip to choose
+    the master.  A guess is used only when it ran the very command :func:`find_nginx` chooses."""
+
+    runner: Runner
+    before: float  # when it was sent (our clock): the host's clock is read between this and the answer
+    ps: Pending
+    ss: Pending
+    guesses: dict[str, Callable[[], Output]] = field(default_factory=dict)  # flag -> raw output
+    started: float = field(default_factory=time.monotonic)
+
+    def nginx(self, proc: NginxProcess, flag: str, timeout: float = COMMAND_TIMEOUT) -> Pending:
+        """``nginx FLAG`` of PROC (-T and -t as root, -V as ourselves): the guess when it ran exactly that,
+        else the command itself, sent now."""
+        argv = [proc.binary, "-V"] if flag == "-V" else proc.argv(flag)
+        privileged = flag != "-V"
+        guess = self.guesses.get(flag)
+
+        def send() -> Pending:
+            if privileged:
+                return submit_privileged(self.runner, argv, timeout)
+            return self.runner.submit(argv, timeout)
+
+        if guess is None:
+            return send()
+        sudo = privileged and not self.runner.is_root
+
+        def settle() -> CommandResult:
+            out = guess()
+            head, _, rest = out.stdout.partition(b"\n")
+            if not head.startswith(_SPECULATED) or head.split(b"\0")[1:] != [a.encode() for a in argv]:
+                return send().result()  # another master, or none: the command itself
+            result = finish(argv, self.runner.host, dataclasses.replace(out, stdout=rest), sudo=sudo,
+                            user=self.runner.user)  # fmt: skip
+            if sudo and (result.error is not None or result.exit_status != 0):
+                plain = self.runner.run(argv, timeout)  # as run_privileged: plain when sudo would not
+                if plain.error is None and plain.exit_status == 0:
+                    return plain
+                return result if result.error else plain
+            return result
+
+        return Pending(settle)
+
+
+def start_discovery(
+    runner: Runner, *, guess: bool, listen_port: int | None = None, timeout: float = COMMAND_TIMEOUT
+) -> Discovery:
+    """Send the discovery batch now (see :class:`Discovery`); GUESS: also the nginx commands of the master
+    (not when ``--nginx-conf`` names the config to read); LISTEN_PORT: the client's port, which picks the
+    master among several."""
+    before = time.time()
+    raw = getattr(runner, "submit_raw", None)
+    if not guess or raw is None:
+        ps = runner.submit(PS_ARGV, timeout)
+        return Discovery(runner, before, ps, submit_privileged(runner, SS_ARGV, timeout))
+    sudo = "" if runner.is_root else "sudo"
+    port = str(listen_port or "")
+    first = raw(["sh", "-c", _DISCOVER, "wsdoctor", "-T", sudo, port], timeout, phase="nginx -T")
+
+    def table() -> CommandResult:
+        out = first()
+        head, mark, _ = out.stdout.partition(_GUESS_MARK)
+        if not mark:  # it could not run (the error is the command's own): ask for the table alone
+            return runner.run(PS_ARGV, timeout)
+        return finish(PS_ARGV, runner.host, Output(0, head, b""), sudo=False, user=runner.user)
+
+    def dump() -> Output:
+        out = first()
+        _, mark, rest = out.stdout.partition(_GUESS_MARK)
+        return dataclasses.replace(out, stdout=rest) if mark else dataclasses.replace(out, stdout=b"")
+
+    found = Discovery(runner, before, Pending(table), submit_privileged(runner, SS_ARGV, timeout))
+    found.guesses["-T"] = dump
+    for flag, extra in (("-V", ""), ("-t", sudo)):
+        found.guesses[flag] = raw(["sh", "-c", _SPECULATE, "wsdoctor", flag, extra, port], timeout)
+    return found
+
+
 def dump_text(result: CommandResult) -> str | None:
     """The dump part of ``nginx -T`` stdout (from the first ``# configuration file``), None if absent."""
     at = result.stdout.find("# configuration file ")
@@ -326,7 +479,7 @@ def dump_text(result: CommandResult) -> str | None:
 
 def listening_ports(runner: Runner, timeout: float = COMMAND_TIMEOUT) -> CommandResult:
     """``ss -ltnp``: which processes listen where (process names need root; ports do not)."""
-    return run_privileged(runner, ["ss", "-ltnp"], timeout)
+    return run_privileged(runner, SS_ARGV, timeout)
 
 
 def backend_hints(runner: Runner, timeout: float = COMMAND_TIMEOUT) -> dict[str, CommandResult]:

@@ -21,6 +21,7 @@ import subprocess
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -222,6 +223,22 @@ class LineStream:
         self.close()
 
 
+class Pending:
+    """A command already under way; ``result()`` waits for its CommandResult (bounded by its own timeout)
+    and returns the same one to every caller."""
+
+    def __init__(self, wait: Callable[[], CommandResult]) -> None:
+        self._wait = wait
+        self._lock = threading.Lock()
+        self._value: CommandResult | None = None
+
+    def result(self) -> CommandResult:
+        with self._lock:
+            if self._value is None:
+                self._value = self._wait()
+            return self._value
+
+
 class Runner:
     """The interface both runners implement (see the module docstring)."""
 
@@ -233,6 +250,25 @@ class Runner:
         self, argv: list[str], timeout: float, sudo: bool = False, stdin: bytes | None = None
     ) -> CommandResult:
         raise NotImplementedError
+
+    def submit(self, argv: list[str], timeout: float, sudo: bool = False) -> Pending:
+        """Start ARGV now and return at once: commands submitted one after the other start in that order
+        (here each in its own thread; a remote shell runs them in order on one channel)."""
+        done: Future[CommandResult] = Future()
+
+        def work() -> None:
+            try:
+                done.set_result(self.run(argv, timeout, sudo=sudo))
+            except BaseException as exc:  # noqa: BLE001 - handed to whoever waits for the result
+                done.set_exception(exc)
+
+        threading.Thread(target=work, name=f"wsdoctor-run-{argv[0]}", daemon=True).start()
+        return Pending(done.result)
+
+    def shell(self) -> Runner:
+        """A runner for a batch of commands sent together (over SSH: one remote shell on one channel,
+        see ``RemoteShell``); here the runner itself."""
+        return self
 
     def read_file(self, path: str, max_bytes: int = OUTPUT_CAP, timeout: float = 10.0) -> bytes:
         raise NotImplementedError

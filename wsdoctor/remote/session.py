@@ -18,14 +18,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import socket
 import threading
+import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, TypeVar
 
 from wsdoctor.logtime import Clock, local_clock
 from wsdoctor.remote.errors import ConnectError
+from wsdoctor.remote.host import Discovery, start_discovery
 from wsdoctor.remote.runner import LocalRunner, Runner
+from wsdoctor.remote.ssh.config import DEFAULT_TIMEOUT, SshSpec, dial, resolve
+from wsdoctor.wire.client import client_request
 
 if TYPE_CHECKING:
     from wsdoctor.remote.logplan import LogPlan
@@ -33,6 +38,7 @@ if TYPE_CHECKING:
 
 _T = TypeVar("_T")
 POOL_THREADS = 24
+DISCOVERY_FRESH = 20.0  # seconds a discovery sent on connecting still describes the host
 
 
 class RemoteSession:
@@ -52,10 +58,14 @@ class RemoteSession:
         self.clock: Clock | None = None  # the host's clock against ours, from the run's `date`
         self.error: str | None = None
         self._failure: ConnectError | None = None
+        self._early: Future[None] | None = None  # the connection started by ``start``
+        self._discovery: Discovery | None = None  # the first batch of commands, sent on connecting
+        self._drop_listener: Callable[[str], None] | None = None
 
     # -- lifetime -------------------------------------------------------------------------------------
 
     def __enter__(self) -> RemoteSession:
+        self.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -67,20 +77,65 @@ class RemoteSession:
             runner, self._runner = self._runner, None
             self._forwards.clear()
             self._closed = True
+            self._discovery = None  # (its shell is the runner's: closed with it)
         if runner is not None:
             runner.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     # -- the connection -------------------------------------------------------------------------------
 
-    def connect(self, fresh: bool = False) -> Runner:
+    def start(self) -> None:
+        """Start connecting now, in the background (with ``--ssh``): the TCP and SSH handshakes, which wait
+        on the network, overlap whatever the run does before it needs the host (loading the probes, parsing
+        options).  Entering the session (``with``) calls it.  The run's first ``connect`` waits for this
+        attempt and gets its runner or its failure (it does not try a second time)."""
+        if not self.target.ssh:
+            return
+        with self._lock:
+            if self._closed or self._early is not None or self._runner is not None:
+                return
+            self._early = self._pool.submit(self._connect_early)
+        # paramiko loads here (the measured boundary, a quarter of a second of CPU) while the pool thread
+        # resolves the destination and opens the TCP connection: the network waits overlap the load.
+        import wsdoctor.remote.ssh.runner  # noqa: F401
+
+    def _connect_early(self) -> None:
+        target = self.target
+        assert target.ssh
+        dialed: tuple[SshSpec, socket.socket | OSError | None] | None = None
+        with contextlib.suppress(ConnectError):  # (a bad destination: connect says it)
+            spec = resolve(
+                target.ssh,
+                config_file=target.ssh_config,
+                identity=target.identity,
+                known_hosts=target.known_hosts,
+            )
+            dialed = (spec, dial(spec, max(DEFAULT_TIMEOUT, target.timeout)))
+        with contextlib.suppress(ConnectError):
+            self.connect(dialed=dialed)
+
+    def connect(
+        self,
+        fresh: bool = False,
+        dialed: tuple[SshSpec, socket.socket | OSError | None] | None = None,
+    ) -> Runner:
         """The runner, connecting once (blocking; run it with ``call``).  Raises ConnectError.
 
         A failed connection is not retried within the run: the gatherer has already stopped the run with
         its sentence, and a backend probe must not wait for a second refusal (or a second timeout).  The
         gatherer of a new run (the TUI's re-run) passes ``fresh``: try again, and replace a dropped one.
         """
+        early = self._early
+        if early is not None and fresh:
+            with contextlib.suppress(Exception):  # this run's own attempt, started early: wait for it,
+                early.result()  # and do not repeat it (its runner or its failure is this run's)
+            fresh = False
+            self._early = None
         with self._lock:
+            if dialed is not None and isinstance(dialed[1], socket.socket) and (
+                self._closed or self._runner is not None or self._failure is not None
+            ):
+                dialed[1].close()  # not needed after all: nothing left open
             if self._closed:
                 raise ConnectError("the run is over: its connection to the proxy host was closed.")
             if fresh:
@@ -96,14 +151,59 @@ class RemoteSession:
                 if self.target.ssh:
                     from wsdoctor.remote.ssh import SshRunner  # paramiko: only when there is a host to reach
 
+                    spec, sock = dialed if dialed is not None else (None, None)
                     try:
-                        self._runner = SshRunner.from_target(self.target)
+                        runner = SshRunner.from_target(self.target, spec=spec, dialed=sock)
                     except ConnectError as exc:
                         self.error, self._failure = str(exc), exc
                         raise
+                    runner.prepare()  # the discovery shell and the SFTP channel, opening side by side
+                    runner.on_drop = self._dropped_while
+                    self._runner = runner
+                    # The discovery goes with the connection: its requests travel with the shell's start.
+                    self._discovery = start_discovery(
+                        runner.shell(), guess=not self.target.nginx_conf, listen_port=self._client_port()
+                    )
                 else:
                     self._runner = LocalRunner()
             return self._runner
+
+    def _client_port(self) -> int | None:
+        """The port the client connects to (which picks the nginx master among several)."""
+        target = self.target
+        if not target.url:
+            return None
+        try:
+            return client_request(target.url, target.path, target.transports, target.raw).port
+        except ValueError:
+            return None
+
+    def take_discovery(self) -> Discovery | None:
+        """The discovery batch sent when the connection was made, for the run that needs it first (None
+        when there is none, or it is too old to describe the host now: its shell is closed then)."""
+        with self._lock:
+            found, self._discovery = self._discovery, None
+        if found is not None and time.monotonic() - found.started > DISCOVERY_FRESH:
+            found.runner.close()
+            return None
+        return found
+
+    def on_drop(self, listener: Callable[[str], None] | None) -> None:
+        """The current run's LISTENER(what), called when the connection drops while WHAT is under way (from
+        any thread); it replaces the previous run's."""
+        self._drop_listener = listener
+
+    def _dropped_while(self, what: str) -> None:
+        listener = self._drop_listener
+        if listener is not None:
+            with contextlib.suppress(Exception):
+                listener(what)
+
+    @property
+    def dropped(self) -> bool:
+        """The SSH connection of this run dropped (the host or the network ended it, not us)."""
+        runner = self._runner
+        return runner is not None and not self._closed and not getattr(runner, "connected", True)
 
     @property
     def runner(self) -> Runner | None:

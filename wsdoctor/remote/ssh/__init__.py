@@ -15,11 +15,32 @@ The parts, each with its own reason to change (as fabric splits its SSH layer):
 - ``hostkeys``: fingerprints, the accept-only policy, wsdoctor's own known_hosts;
 - ``connect``: one hop, ProxyJump chains and ProxyCommand, failures as sentences;
 - ``runner``: ``SshRunner`` — commands, SFTP reads, tails, on one connection;
-- ``tunnels``: local listeners forwarded over ``direct-tcpip`` channels (the backend probes).
+- ``tunnels``: local listeners forwarded over ``direct-tcpip`` channels (the backend probes);
+- ``shell``: ``RemoteShell`` — a batch of commands through one remote shell on one channel;
+- ``sftp``: pipelined reads of the logs' last lines over the ``sftp`` subsystem.
 """
 
+
+from typing import TYPE_CHECKING, Any
+
 from wsdoctor.remote.ssh.config import SshSpec, own_known_hosts, parse_destination, resolve
-from wsdoctor.remote.ssh.hostkeys import fingerprint
-from wsdoctor.remote.ssh.runner import SshRunner
+
+if TYPE_CHECKING:
+    from wsdoctor.remote.ssh.hostkeys import fingerprint
+    from wsdoctor.remote.ssh.runner import SshRunner
 
 __all__ = ["SshRunner", "SshSpec", "fingerprint", "own_known_hosts", "parse_destination", "resolve"]
+
+
+def __getattr__(name: str) -> Any:
+    """``SshRunner`` and ``fingerprint`` load paramiko (a quarter of a second): only when asked for, so a
+    run can resolve the destination and dial it while paramiko loads."""
+    if name == "SshRunner":
+        from wsdoctor.remote.ssh.runner import SshRunner
+
+        return SshRunner
+    if name == "fingerprint":
+        from wsdoctor.remote.ssh.hostkeys import fingerprint
+
+        return fingerprint
+    raise AttributeError(name)

@@ -8,13 +8,14 @@ import os
 import pwd
 import re
 import shutil
+import socket
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import paramiko
-
 from wsdoctor.remote.errors import ConnectError
+
+DEFAULT_TIMEOUT = 10.0  # connect, banner, auth, channel open
 
 # What `ssh -G` lists when no IdentityFile is configured: then paramiko may look for keys itself.
 _DEFAULT_IDENTITIES = {
@@ -250,6 +251,8 @@ def _paramiko_lookup(host: str, config_file: str | None) -> dict[str, list[str]]
     path = os.path.expanduser(config_file or "~/.ssh/config")
     if not os.path.isfile(path):
         return {}
+    import paramiko  # the measured boundary: only without OpenSSH's client, and a config file to read
+
     try:
         config = paramiko.SSHConfig.from_path(path)
         found = config.lookup(host)
@@ -259,3 +262,15 @@ def _paramiko_lookup(host: str, config_file: str | None) -> dict[str, list[str]]
     for key, value in found.items():
         options[key.lower()] = list(value) if isinstance(value, list) else [str(value)]
     return options
+
+
+def dial(spec: SshSpec, timeout: float) -> socket.socket | OSError | None:
+    """The TCP connection to SPEC, opened before paramiko is even loaded (its handshake and the server's
+    banner travel meanwhile); the OSError when it failed (connecting says it as a sentence); None when a
+    ProxyJump or ProxyCommand decides the way, which only connecting can take."""
+    if spec.proxy_jump or spec.proxy_command:
+        return None
+    try:
+        return socket.create_connection((spec.hostname, spec.port), timeout=spec.connect_timeout or timeout)
+    except OSError as exc:
+        return exc

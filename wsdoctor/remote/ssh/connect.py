@@ -12,14 +12,13 @@ from typing import Any
 import paramiko
 
 from wsdoctor.remote.errors import ConnectError, HostKeyChanged, HostKeyUnknown
-from wsdoctor.remote.ssh.config import SshSpec, own_known_hosts, resolve
+from wsdoctor.remote.ssh.config import DEFAULT_TIMEOUT, SshSpec, own_known_hosts, resolve
 from wsdoctor.remote.ssh.hostkeys import AcceptOnlyPolicy, fingerprint
 
 # paramiko logs refused channels and dropped transports itself; with no handler configured Python would
 # print them on stderr as raw tracebacks.  wsdoctor reports those as sentences instead.
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
-DEFAULT_TIMEOUT = 10.0  # connect, banner, auth, channel open
 KEEPALIVE = 15  # seconds between keepalive packets
 MAX_JUMPS = 8
 
@@ -141,8 +140,11 @@ def connect(
     config_file: str | None = None,
     identity: str | None = None,
     known_hosts: str | None = None,
+    dialed: socket.socket | OSError | None = None,
 ) -> list[paramiko.SSHClient]:
-    """Open the connection (through each ProxyJump hop, or the ProxyCommand); the target's client is last."""
+    """Open the connection (through each ProxyJump hop, or the ProxyCommand); the target's client is last.
+
+    DIALED: the TCP connection to SPEC already opened by ``config.dial`` (or why it failed)."""
     clients: list[paramiko.SSHClient] = []
 
     def hops_of(current: SshSpec, depth: int) -> list[SshSpec]:
@@ -171,6 +173,11 @@ def connect(
                         raise ConnectError(
                             f"the ProxyCommand for {hop.destination} could not start ({exc}); fix the ssh config."
                         ) from exc
+                    sock.settimeout(hop_timeout)
+                elif isinstance(dialed, OSError) and len(chain) == 1:
+                    raise ConnectError(_describe_connect_error(dialed, hop, hop_timeout)) from dialed
+                elif dialed is not None and len(chain) == 1:
+                    sock = dialed
                     sock.settimeout(hop_timeout)
                 else:
                     try:

@@ -7,6 +7,7 @@ import contextlib
 import select
 import socket
 import threading
+import time
 from typing import TYPE_CHECKING
 
 import paramiko
@@ -61,9 +62,9 @@ class Forwarder:
                     continue
             with self._lock:
                 self._pairs.append((conn, chan))
-            threading.Thread(target=self._pump, args=(conn, chan), daemon=True).start()
+            threading.Thread(target=self._pump, args=(conn, chan, time.monotonic()), daemon=True).start()
 
-    def _pump(self, conn: socket.socket, chan: paramiko.Channel) -> None:
+    def _pump(self, conn: socket.socket, chan: paramiko.Channel, started: float) -> None:
         try:
             while not self._closed.is_set():
                 ready, _, _ = select.select([conn, chan], [], [], 0.5)
@@ -82,12 +83,18 @@ class Forwarder:
         except (OSError, EOFError, paramiko.SSHException):
             pass
         finally:
+            # The channel ended without the server's EOF (not the backend closing, not us): if that is the
+            # connection dropping, say so before the probe sees its connection end, so the note is in time.
+            cut = chan.closed and not chan.eof_received
+            if cut and not self._closed.is_set() and self.runner.lost_connection():
+                self.runner.notice_drop(f"a backend probe through the tunnel to {self.target[0]}:{self.target[1]}")
             with contextlib.suppress(Exception):
                 chan.close()
             with contextlib.suppress(Exception):
                 conn.close()
             with self._lock, contextlib.suppress(ValueError):
                 self._pairs.remove((conn, chan))
+            self.runner.note("probes", started, time.monotonic())
 
     def close(self) -> None:
         self._closed.set()
