@@ -35,7 +35,7 @@ import asyncio
 import dataclasses
 import os
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
@@ -290,9 +290,11 @@ class WsdoctorApp(App[int]):
         self._log_bytes = log_bytes
         self._formatter = LogFormatter()
         self._inbox_posted = False
-        self._inbox_since: float | None = None  # when the oldest line in the inbox arrived (monotonic)
+        self._arrivals: deque[list[float]] = deque()  # [lines still in the inbox, when they arrived] per batch
         self._skipped_at: float | None = None
         self._seeded: set[tuple[str, str]] = set()  # lines shown from the run's gathered logs
+        self._echoes: Counter[tuple[str, str]] = Counter()  # seeded lines the live tail may deliver again
+        self._live: set[tuple[str, str]] = set()  # classified live lines handed to the diagnosis
         self._log_started = False
         self._log_worker: Worker | None = None
         self._diagnosis_worker: Worker | None = None
@@ -323,6 +325,7 @@ class WsdoctorApp(App[int]):
         self.install_screen(self.logs_screen, name="logs")
         self.set_interval(TICK_INTERVAL, self._tick)
         self.set_interval(LOG_APPLY_INTERVAL, self._apply_log_events)
+        self.set_interval(0.5, self._recheck_log_status)
         self.render_state()
         if self.target is None:
             self.push_screen(TargetScreen(self.initial_target), callback=self._target_chosen)
@@ -360,13 +363,15 @@ class WsdoctorApp(App[int]):
             self.shown_update = None
             self.log_lines.clear()
             self._seeded.clear()
+            self._echoes.clear()
+            self._live.clear()
             if self.logs_screen is not None and self.logs_screen.is_mounted:
                 self.logs_screen.rerender()
         self.done_elapsed = None
         self._log_started = False
         self._events_for_diagnosis.clear()
         self.log_inbox.clear()
-        self._inbox_since = None
+        self._arrivals.clear()
         self._formatter = LogFormatter(self.secrets)
         self.started_at = self.clock()
         try:
@@ -448,41 +453,55 @@ class WsdoctorApp(App[int]):
 
     def _receive(self, batch: list[LogEvent], generation: int) -> None:
         """A batch from the log source: into the inbox (long lines spooled at once), drained by the app."""
-        spool = self.log_spool
-        self.log_inbox.extend(receive(e, spool) for e in batch)
-        if self._inbox_since is None:
-            self._inbox_since = time.monotonic()
+        # Spool the whole text of long lines, the newest first and no more than the spool holds: older
+        # ones would be overwritten before anyone could ask for them.
+        spool, budget = self.log_spool, self.log_spool.limit
+        items: list[Incoming] = []
+        for event in reversed(batch):
+            item = receive(event, spool if budget >= len(event.text) else None)
+            budget -= len(event.text) if item.spool is not None else 0
+            items.append(item)
+        items.reverse()
+        self.log_inbox.extend(items)
+        self._arrivals.append([len(batch), time.monotonic()])
         excess = len(self.log_inbox) - INBOX_LINES
         if excess > 0:  # a flood: skip the oldest noise (classified lines are evidence and stay)
             kept = [i for i in self.log_inbox if i.event.check]
             noise = [i for i in self.log_inbox if not i.event.check]
             skipped = min(excess, len(noise))
             self.log_inbox = deque(kept + noise[skipped:])
+            self._take_arrivals(skipped)
             self.log_skipped += skipped
             self._skipped_at = time.monotonic()
         if not self._inbox_posted:
             self._inbox_posted = True
             self.post_message(LogsArrived(generation))
+        self._update_log_status()  # a flood says "behind" as soon as it piles up, not at the next drain
 
     def on_logs_arrived(self, message: LogsArrived) -> None:
-        """Format and show at most LOG_SLICE lines, then let other messages (keys) in before the rest."""
-        self._inbox_posted = False
-        if message.generation != self.generation:
-            return
-        now = time.monotonic()
-        self.log_behind = now - self._inbox_since if self._inbox_since is not None else 0.0
-        items = [self.log_inbox.popleft() for _ in range(min(LOG_SLICE, len(self.log_inbox)))]
-        if self.log_inbox:
-            self._inbox_since = now  # the rest waits from now (an approximation, on the safe side)
-            self._inbox_posted = True
-            self.post_message(LogsArrived(message.generation))
+        if message.generation == self.generation:
+            self._drain()
         else:
-            self._inbox_since = None
-        if self._seeded:
-            items = [i for i in items if (i.event.source, i.event.text) not in self._seeded]
+            self._inbox_posted = False
+
+    def _drain(self) -> None:
+        """Format and show at most LOG_SLICE lines; the rest after the next frame is painted, so the keys
+        and the screen (which says how far behind the view is) get their turn during a flood."""
+        self._inbox_posted = False
+        self.log_behind = self._waited()  # how long the lines shown now have waited
+        items = [self.log_inbox.popleft() for _ in range(min(LOG_SLICE, len(self.log_inbox)))]
+        self._take_arrivals(len(items))
+        if self.log_inbox:
+            self._inbox_posted = True
+            generation = self.generation
+            self.call_after_refresh(lambda: self._drain() if generation == self.generation else None)
+        if self._echoes:  # the tail's first lines may be ones the run gathered and the screen shows already
+            items = [i for i in items if not self._echo(i.event)]
         lines = self._formatter.format_all(items)
         self._show_lines(lines)
-        self._events_for_diagnosis.extend(_evidence(i.event) for i in items if i.event.check in CHECK_IDS)
+        evidence = [_evidence(i.event) for i in items if i.event.check in CHECK_IDS]
+        self._live.update((e.source, e.text) for e in evidence)
+        self._events_for_diagnosis.extend(evidence)
         self.log_received += len(items)
         self._update_log_status()
 
@@ -496,19 +515,52 @@ class WsdoctorApp(App[int]):
     def _seed_logs(self, events: list[LogEvent]) -> None:
         """The lines the run gathered (nginx's and the backend's, the ones the detail cites) on the logs
         screen too, once each, merged by time with the live tail (which may have shown some already)."""
-        new = [e for e in events if (e.source, e.text) not in self._seeded]
+        new = [e for e in events if (e.source, e.text) not in self._seeded and (e.source, e.text) not in self._live]
         if not new:
             return
         self._seeded.update((e.source, e.text) for e in new)
+        self._echoes.update((e.source, e.text) for e in new)
         lines = [line for line in self._formatter.format_all(new) if not self.log_lines.has(line.source, line.text)]
         self._show_lines(lines)
+
+    def _echo(self, event: LogEvent) -> bool:
+        """Whether EVENT repeats a seeded line (each seeded line absorbs one repeat: the same request twice
+        in a second writes the same line twice, and both are shown)."""
+        key = (event.source, event.text)
+        if self._echoes[key] <= 0:
+            return False
+        self._echoes[key] -= 1
+        if not self._echoes[key]:
+            del self._echoes[key]
+        return True
 
     def whole_line(self, line: LogLine) -> str | None:
         return whole_text(line, self.log_spool, self.secrets)
 
+    def _take_arrivals(self, count: int) -> None:
+        """COUNT lines left the inbox (shown or skipped), oldest first."""
+        while count and self._arrivals:
+            taken = min(count, int(self._arrivals[0][0]))
+            self._arrivals[0][0] -= taken
+            count -= taken
+            if not self._arrivals[0][0]:
+                self._arrivals.popleft()
+
+    def _lag(self) -> float:
+        """How late the view is: the oldest waiting line's wait (0 once everything received is shown)."""
+        if not self.log_inbox:
+            return 0.0
+        return max(self._waited(), self.log_behind)
+
+    def _waited(self) -> float:
+        """How long the oldest line in the inbox has waited (0 when it is empty)."""
+        return time.monotonic() - self._arrivals[0][1] if self._arrivals else 0.0
+
     def _update_log_status(self) -> None:
+        """"live" only while every line received is shown within a moment; else "behind", with how far."""
+        lag = self._lag()
         recent_skip = self._skipped_at is not None and time.monotonic() - self._skipped_at < 5
-        if self.log_behind > BEHIND_AFTER or len(self.log_inbox) > LOG_SLICE or recent_skip:
+        if lag > BEHIND_AFTER or len(self.log_inbox) > LOG_SLICE or recent_skip:
             status = "behind"
         else:
             status = "live"
@@ -516,13 +568,18 @@ class WsdoctorApp(App[int]):
             self.log_status = status
             self._show_log_status()
 
+    def _recheck_log_status(self) -> None:
+        """Nothing arrives after a flood: "behind" must still turn back into "live"."""
+        if self.log_status == "behind":
+            self._update_log_status()
+
     def log_status_content(self) -> Content:
         status = self.log_status
         if status == "live":
             return Content.styled("live", "bold $success")
         if status == "behind":
             waiting = len(self.log_inbox)
-            parts = [f"behind: {waiting:,} lines waiting ({self.log_behind:.1f} s)"]
+            parts = [f"behind: {waiting:,} lines waiting, {self._lag():.1f} s late"]
             if self.log_skipped:
                 parts.append(f"{self.log_skipped:,} lines of noise skipped to keep up")
             return Content.styled(", ".join(parts), "bold $warning")

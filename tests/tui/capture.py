@@ -15,8 +15,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import socket
 import shutil
+import socket
 import sys
 from pathlib import Path
 

@@ -60,7 +60,12 @@ def settled(app) -> bool:
     rows = screen.findings.rows
     if any(row.shown != app.board.shown(cid) for cid, row in rows.items()):
         return False
-    return app.screen is not screen or "done in" in screen_text(app)
+    return app.screen is not screen or _painted(screen_text(app), "done in")
+
+
+def _painted(text: str, state: str) -> bool:
+    """The header says STATE and the footer has been laid out (it recomposes after the bindings change)."""
+    return state in text and "q Quit" in text.splitlines()[-1]
 
 
 def stopped(app) -> bool:
@@ -68,7 +73,7 @@ def stopped(app) -> bool:
     screen = app.diagnosis_screen
     if app.board.state is not RunState.STOPPED or screen is None or not screen.is_mounted:
         return False
-    return app.screen is not screen or "stopped" in screen_text(app)
+    return app.screen is not screen or _painted(screen_text(app), "stopped")
 
 
 @pytest.fixture

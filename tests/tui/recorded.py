@@ -366,6 +366,11 @@ class Step:
     elapsed: float
     nginx_version: str | None = None
     notes: list[str] = field(default_factory=list)
+    facts_pending: frozenset[str] = frozenset()  # the facts still being gathered (Fact names)
+
+
+PROBE_FACTS = frozenset({"handshake:proxy", "handshake:backends", "websocket", "upgrade", "connect", "sticky", "tls", "cors"})
+HOST_FACTS = frozenset({"config", "version", "logs", "commands"})
 
 
 def seed_steps() -> list[Step]:
@@ -375,8 +380,15 @@ def seed_steps() -> list[Step]:
     first = {cid: (FINAL[cid] if cid == "client" else _waiting(cid)) for cid in CHECK_IDS}
     second = {cid: (_waiting(cid) if cid in probe_ids else FINAL[cid]) for cid in CHECK_IDS}
     return [
-        Step(first, frozenset(config_ids | probe_ids), chain_len=3, elapsed=0.02),
-        Step(second, frozenset(probe_ids), chain_len=5, elapsed=0.41, nginx_version="1.22.1"),
+        Step(first, frozenset(config_ids | probe_ids), chain_len=3, elapsed=0.02, facts_pending=HOST_FACTS | PROBE_FACTS),
+        Step(
+            second,
+            frozenset(probe_ids),
+            chain_len=5,
+            elapsed=0.41,
+            nginx_version="1.22.1",
+            facts_pending=PROBE_FACTS | {"logs"},
+        ),
         Step(dict(FINAL), frozenset(), chain_len=5, elapsed=2.73, nginx_version="1.22.1"),
     ]
 
@@ -406,7 +418,7 @@ class RecordedDiagnosis(Diagnosis):
         self.index = 0
         self.closed = False  # the update stream was closed (finished or cancelled)
         self.facts.ssh_host = target.ssh
-        self.facts.pending = {"probes"}
+        self.facts.pending = set(self.steps[0].facts_pending)
 
     def evaluate(self, done: bool = False) -> Update:
         step = self.steps[self.index]
@@ -438,6 +450,7 @@ class RecordedDiagnosis(Diagnosis):
                 while self.manual and self.allowed < i:
                     await asyncio.sleep(0.01)
                 self.index = i
+                self.facts.pending = set(self.steps[i].facts_pending)
                 if i == last and not self.hold:
                     self.facts.pending = set()
                 yield self.evaluate(done=i == last and not self.hold)

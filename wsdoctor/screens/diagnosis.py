@@ -37,7 +37,6 @@ class NotesBar(Static):
         text-overflow: ellipsis;
         &.-empty { display: none; }
     }
-    DiagnosisScreen.-compact NotesBar { max-height: 1; }
     """
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -102,6 +101,8 @@ class DiagnosisScreen(Screen):
     DEFAULT_CSS = """
     DiagnosisScreen {
         layout: vertical;
+        &.-compact ChainHeader { border-bottom: none; }
+        &.-compact NotesBar { max-height: 1; }
     }
     """
 

@@ -30,7 +30,8 @@ PANEL_CHARS = 600  # of a long line, shown under the view (Enter shows it whole)
 
 
 def line_panel(line: LogLine) -> Content:
-    """The selected row in full: what it was classified as, where it was read, the line (a long one cut)."""
+    """The selected row in full: what it was classified as, where it was read, the line (a long one cut,
+    and said so first: the panel is a few lines high)."""
     if line.classified:
         head = Content.assemble(
             (line.mark, _MARK_CONTENT_STYLE.get(line.mark, "")),
@@ -43,11 +44,11 @@ def line_panel(line: LogLine) -> Content:
         )
     else:
         head = Content.styled(f"· noise (no check speaks for it) · {line.source} log", "$text-muted")
-    text = Content(line.text if len(line.text) <= PANEL_CHARS and not line.cut else line.text[:PANEL_CHARS] + " …")
-    parts = [head, Content.styled(line.where, "$text-muted"), text]
-    if line.cut or len(line.text) > PANEL_CHARS:
-        parts.append(Content.styled(f"{line.size:,} characters: Enter shows the whole line, y copies it", "$accent"))
-    return Content("\n").join(parts)
+    long = line.cut or len(line.text) > PANEL_CHARS
+    if long:
+        head = Content.assemble(head, " · ", (f"{line.size:,} characters: Enter shows the whole line", "bold $accent"))
+    text = Content(line.text[:PANEL_CHARS] + " …" if long else line.text)
+    return Content("\n").join([head, Content.styled(line.where, "$text-muted"), text])
 
 
 class WholeLineScreen(ModalScreen[None]):
@@ -195,10 +196,12 @@ class LogsScreen(Screen):
 
     def set_source_status(self, status: Content | str) -> None:
         self.source_status = status if isinstance(status, Content) else Content.styled(status, "$text-muted")
-        if self.is_mounted:
+        if self.is_mounted and self.query(LogView):
             self.show_status()
 
     def flush(self) -> None:
+        if not self.is_mounted or not self.query(LogView):  # the app is closing
+            return
         if self._buffer and not self.paused:
             lines, self._buffer = self._buffer, []
             self.view.write_lines(lines)

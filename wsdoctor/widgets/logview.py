@@ -176,13 +176,14 @@ class Incoming(NamedTuple):
     spool: tuple[int, int, int] | None
 
 
-def receive(event: LogEvent, spool: LogSpool) -> Incoming:
-    """Spool a long line's whole text at once and keep only what can be shown: memory stays bounded
-    however long the lines a log (or an attacker writing to it) produces."""
+def receive(event: LogEvent, spool: LogSpool | None) -> Incoming:
+    """Spool a long line's whole text at once (unless SPOOL is None: then only its start is kept) and keep
+    only what can be shown: memory stays bounded however long the lines a log (or an attacker writing to
+    it) produces."""
     size = len(event.text)
     if size <= LINE_CHARS + _MARGIN:
         return Incoming(event, size, None)
-    ref = spool.put(event.text)
+    ref = spool.put(event.text) if spool is not None else None
     event = LogEvent(**{**event.__dict__, "text": event.text[: LINE_CHARS + _MARGIN]})
     return Incoming(event, size, ref)
 
@@ -213,18 +214,14 @@ def severity(event: LogEvent) -> str:
     return WARN
 
 
-def line_stamp(event: LogEvent) -> str | None:
-    """The line's timestamp as written (classified lines carry it; the others are read from the text)."""
-    if event.time:
-        return event.time
+def line_stamps(event: LogEvent) -> list[str]:
+    """The line's timestamp as written: the one its classifier read, then the one at the line's start
+    (error log, ISO) or in its brackets (access log)."""
+    out = [event.time] if event.time else []
     text = event.text
-    if m := _ERROR_STAMP.match(text):
-        return m.group(1)
-    if m := _ISO_STAMP.match(text):
-        return m.group(1)
-    if m := _ACCESS_STAMP.search(text, 0, 200):
-        return m.group(1)
-    return None
+    if (m := _ERROR_STAMP.match(text)) or (m := _ISO_STAMP.match(text)) or (m := _ACCESS_STAMP.search(text, 0, 200)):
+        out.append(m.group(1))
+    return out
 
 
 class LogFormatter:
@@ -260,8 +257,11 @@ class LogFormatter:
         event = item.event
         mark = severity(event)
         kind = "" if mark == INFO else (event.kind or "")
-        stamp = line_stamp(event)
-        when = self._epoch(stamp) if stamp else None
+        when = None
+        for stamp in line_stamps(event):
+            when = self._epoch(stamp)
+            if when is not None:
+                break
         if when is None:
             when = self._last.get(event.file, self._newest)
         else:
