@@ -64,9 +64,10 @@ from wsdoctor.screens.hostkey import HostKeyScreen
 from wsdoctor.screens.logs import LogsScreen
 from wsdoctor.screens.target import TargetScreen
 from wsdoctor.target import Target
-from wsdoctor.widgets.board import Board, Kind, RunState
+from wsdoctor.widgets.board import Board, Kind, RunState, load_checks
 from wsdoctor.widgets.keys import APP, bindings, key_name
 from wsdoctor.widgets.logview import (
+    LINE_CHARS,
     LOG_BYTES,
     LOG_CAP,
     Incoming,
@@ -88,6 +89,7 @@ LOG_SLICE = 5_000  # lines formatted per turn of the event loop: keys get in bet
 INBOX_LINES = 50_000  # lines waiting beyond this: the oldest noise is skipped (the view keeps 10,000 anyway)
 BEHIND_AFTER = 1.0  # seconds a line may wait before the logs screen says it is behind
 EVIDENCE_CHARS = 16_384  # of a classified line handed to the diagnosis as evidence
+EVIDENCE_PER_CHECK = 100  # classified lines per check handed to the diagnosis at a time (its newest ones)
 BACKEND_POLL = 2.0  # seconds between reads of the --backend-log (pm2 and journald cannot be tailed alike)
 
 
@@ -302,6 +304,7 @@ class WsdoctorApp(App[int]):
         self.diagnosis_screen: DiagnosisScreen | None = None
         self.logs_screen: LogsScreen | None = None
         self.session: RemoteSession | None = None  # the current target's proxy host (see the module doc)
+        self._checks_loaded = False
 
     # -- keys and themes ----------------------------------------------------------------
 
@@ -422,8 +425,14 @@ class WsdoctorApp(App[int]):
         batches = self.log_source_factory(session, facts)
         try:
             async for batch in batches:
-                if batch and generation == self.generation:
-                    self._receive(batch, generation)
+                if not batch or generation != self.generation:
+                    continue
+                if any(len(e.text) > LINE_CHARS for e in batch):  # long lines: spool them off the event loop
+                    items = await asyncio.to_thread(self._spool, batch)
+                else:
+                    items = [Incoming(e, len(e.text), None) for e in batch]
+                if generation == self.generation:
+                    self._receive(items, generation)
         finally:
             await _aclose(batches)
         self.post_message(LogSourceEnded(generation))
@@ -440,6 +449,9 @@ class WsdoctorApp(App[int]):
         if update.done and self.done_elapsed is None:
             self.done_elapsed = update.elapsed
         self.render_state()
+        if not self._checks_loaded:  # the pending rows' names and what they wait for, after this paint
+            self._checks_loaded = True
+            self.call_after_refresh(self._load_checks)
         if Fact.LOGS not in facts.pending and facts.logs:
             self._seed_logs(facts.logs)
         if not self._log_started and Fact.CONFIG not in facts.pending and self.session is not None:
@@ -449,12 +461,15 @@ class WsdoctorApp(App[int]):
             self._log_worker = self._tail_logs(self.session, facts, self.generation)
             self._show_log_status()
 
+    def _load_checks(self) -> None:
+        if load_checks(self.board.check_ids):
+            self.render_state()
+
     # -- logs ---------------------------------------------------------------------------
 
-    def _receive(self, batch: list[LogEvent], generation: int) -> None:
-        """A batch from the log source: into the inbox (long lines spooled at once), drained by the app."""
-        # Spool the whole text of long lines, the newest first and no more than the spool holds: older
-        # ones would be overwritten before anyone could ask for them.
+    def _spool(self, batch: list[LogEvent]) -> list[Incoming]:
+        """Spool the whole text of long lines (in a thread: it writes to disk), the newest first and no more
+        than the spool holds: older ones would be overwritten before anyone could ask for them."""
         spool, budget = self.log_spool, self.log_spool.limit
         items: list[Incoming] = []
         for event in reversed(batch):
@@ -462,8 +477,12 @@ class WsdoctorApp(App[int]):
             budget -= len(event.text) if item.spool is not None else 0
             items.append(item)
         items.reverse()
+        return items
+
+    def _receive(self, items: list[Incoming], generation: int) -> None:
+        """Lines from the log source: into the inbox, which the app drains a slice at a time."""
         self.log_inbox.extend(items)
-        self._arrivals.append([len(batch), time.monotonic()])
+        self._arrivals.append([len(items), time.monotonic()])
         excess = len(self.log_inbox) - INBOX_LINES
         if excess > 0:  # a flood: skip the oldest noise (classified lines are evidence and stay)
             kept = [i for i in self.log_inbox if i.event.check]
@@ -600,7 +619,7 @@ class WsdoctorApp(App[int]):
         """Hand classified lines to the diagnosis in one batch: the checks re-run at most twice a second."""
         if not self._events_for_diagnosis or self.diagnosis is None:
             return
-        events, self._events_for_diagnosis = self._events_for_diagnosis, []
+        events, self._events_for_diagnosis = _newest_per_check(self._events_for_diagnosis), []
         try:
             update = self.diagnosis.add_log_events(events)
         except Exception as e:  # noqa: BLE001 - a check bug must not take the TUI down
@@ -777,6 +796,19 @@ class WsdoctorApp(App[int]):
     def exit_code(self) -> int:
         """1 when a row shows a failure (fresh or the last run's), as the screen says; else 0."""
         return self.board.exit_code()
+
+
+def _newest_per_check(events: list[LogEvent]) -> list[LogEvent]:
+    """The newest EVIDENCE_PER_CHECK lines of each check: a flood of the same failure does not make the
+    checks re-sort tens of thousands of lines twice a second (they cite the last few)."""
+    kept: dict[str, int] = {}
+    out: list[LogEvent] = []
+    for event in reversed(events):
+        if kept.get(event.check, 0) < EVIDENCE_PER_CHECK:
+            kept[event.check] = kept.get(event.check, 0) + 1
+            out.append(event)
+    out.reverse()
+    return out
 
 
 def _evidence(event: LogEvent) -> LogEvent:

@@ -23,6 +23,7 @@ from wsdoctor.widgets.logview import (
     LOG_BYTES,
     LOG_CAP,
     WARN,
+    Incoming,
     LogView,
     format_event,
     short_text,
@@ -85,7 +86,7 @@ async def test_lines_are_tagged_filtered_paused_and_followed():
 
         await pilot.press("p")
         assert screen.paused
-        app._receive([LOG_LINES[0]], app.generation)
+        app._receive([Incoming(LOG_LINES[0], len(LOG_LINES[0].text), None)], app.generation)
         # the line is kept and counted, and the paused view does not move
         await wait_for(pilot, lambda: len(app.log_lines) == len(LOG_LINES) + 1 and "paused: 1 new lines" in screen_text(app))
         assert len(view_lines(app)) == len(LOG_LINES)

@@ -16,10 +16,10 @@ and the detail can never disagree.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import cache
 
 from wsdoctor.facts import Fact
 from wsdoctor.report import CHECK_IDS, Finding, Status
@@ -62,25 +62,33 @@ class Shown:
         return self.status in PROBLEMS
 
 
-@cache
 def check_title(check_id: str) -> str:
-    """The check's own name ("Backends answer"): what a row says before it has a verdict."""
+    """The check's own name ("Backends answer"): what a row says before it has a verdict. Read from the
+    check's module once it is loaded (the diagnosis loads them; ``load_checks`` does after the first paint);
+    the check's id until then."""
+    module = sys.modules.get(f"wsdoctor.checks.{check_id}")
+    return str(getattr(module, "TITLE", check_id)) if module is not None else check_id
+
+
+def check_needs(check_id: str) -> tuple[str, ...]:
+    """The facts CHECK_ID waits for (none known until its module is loaded)."""
+    module = sys.modules.get(f"wsdoctor.checks.{check_id}")
+    return tuple(str(n) for n in getattr(module, "NEEDS", ()))
+
+
+def load_checks(check_ids: Iterable[str]) -> bool:
+    """Import the check modules not loaded yet (their names and NEEDS); whether any was."""
     from wsdoctor import checks  # the check modules load with the diagnosis, after the first paint
 
-    try:
-        return str(getattr(checks.module(check_id), "TITLE", check_id))
-    except ImportError:
-        return check_id
-
-
-@cache
-def check_needs(check_id: str) -> tuple[str, ...]:
-    from wsdoctor import checks
-
-    try:
-        return tuple(str(n) for n in getattr(checks.module(check_id), "NEEDS", ()))
-    except ImportError:
-        return ()
+    loaded = False
+    for cid in check_ids:
+        if f"wsdoctor.checks.{cid}" not in sys.modules:
+            try:
+                checks.module(cid)
+                loaded = True
+            except ImportError:
+                continue
+    return loaded
 
 
 # What gathering each fact means to the engineer, in the order a run gets them. {host}: the proxy host.
@@ -205,7 +213,7 @@ class Board:
             f = self.verdicts[check_id]
             kind = Kind.STALE
             return Shown(check_id, kind, f, f.title, self.waiting(check_id) if self.state is RunState.RUNNING else "")
-        title = check_title(check_id) if self.updated else check_id
+        title = check_title(check_id)
         if self.state is RunState.STOPPED:
             return Shown(check_id, Kind.STOPPED, None, title)
         return Shown(check_id, Kind.PENDING, None, title, self.waiting(check_id))

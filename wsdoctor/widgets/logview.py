@@ -25,9 +25,9 @@ parses markup.
 from __future__ import annotations
 
 import bisect
-import heapq
 import re
 import tempfile
+import threading
 import time
 import zlib
 from collections import Counter
@@ -138,9 +138,14 @@ class LogSpool:
         self._file = None
         self._round = 0
         self._size = 0
+        self._lock = threading.Lock()  # written from a worker thread, read on the event loop
 
     def put(self, text: str) -> tuple[int, int, int]:
         data = text.encode("utf-8", "replace")
+        with self._lock:
+            return self._put(data)
+
+    def _put(self, data: bytes) -> tuple[int, int, int]:
         if self._file is None:
             self._file = tempfile.TemporaryFile(prefix="wsdoctor-logs-")  # noqa: SIM115 - open until close()
         if self._size + len(data) > self.limit:
@@ -157,15 +162,18 @@ class LogSpool:
     def get(self, ref: tuple[int, int, int]) -> str | None:
         """The text put at REF, or None when the spool has started over since."""
         round_, offset, length = ref
-        if self._file is None or round_ != self._round:
-            return None
-        self._file.seek(offset)
-        return self._file.read(length).decode("utf-8", "replace")
+        with self._lock:
+            if self._file is None or round_ != self._round:
+                return None
+            self._file.seek(offset)
+            data = self._file.read(length)
+        return data.decode("utf-8", "replace")
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
 
 
 class Incoming(NamedTuple):
@@ -181,7 +189,7 @@ def receive(event: LogEvent, spool: LogSpool | None) -> Incoming:
     only what can be shown: memory stays bounded however long the lines a log (or an attacker writing to
     it) produces."""
     size = len(event.text)
-    if size <= LINE_CHARS + _MARGIN:
+    if size <= LINE_CHARS:
         return Incoming(event, size, None)
     ref = spool.put(event.text) if spool is not None else None
     event = LogEvent(**{**event.__dict__, "text": event.text[: LINE_CHARS + _MARGIN]})
@@ -269,7 +277,8 @@ class LogFormatter:
             self._newest = max(self._newest, when)
         self._seq += 1
         text = event.text
-        if len(text) > LINE_CHARS:
+        long = item.size > LINE_CHARS  # its start was kept; the whole is in the spool, if it still fits
+        if long:
             text = clean(text[: LINE_CHARS + _MARGIN], self.secrets, multiline=False)[:LINE_CHARS]
         else:
             text = clean(text, self.secrets, multiline=False)
@@ -283,7 +292,7 @@ class LogFormatter:
             clean(where, self.secrets, multiline=False),
             when,
             self._seq,
-            max(item.size, len(text)),
+            item.size if long else len(text),
             item.spool,
         )
 
@@ -338,14 +347,18 @@ class SortedLines:
         """Add NEW; returns (the index of the first row that moved or was added, rows dropped at the front)."""
         if not new:
             return len(self.lines), 0
-        new = sorted(new, key=attrgetter("when", "seq"))
+        order = attrgetter("when", "seq")
+        new = sorted(new, key=order)
         lines = self.lines
-        if not lines or new[0].key >= lines[-1].key:
+        if not lines or order(new[0]) >= order(lines[-1]):
             start = len(lines)
             lines.extend(new)
-        else:
-            start = bisect.bisect_right(lines, new[0].key, key=attrgetter("key"))
-            lines[start:] = list(heapq.merge(lines[start:], new, key=attrgetter("key")))
+        else:  # two sorted runs: Timsort merges them in linear time, in C
+            start = bisect.bisect_right(lines, order(new[0]), key=order)
+            tail = lines[start:]
+            tail.extend(new)
+            tail.sort(key=order)
+            lines[start:] = tail
         self.bytes += sum(len(line.text) for line in new)
         self._texts.update(hash((line.source, line.text)) for line in new)
         drop = max(0, len(lines) - self.max_lines)
