@@ -105,7 +105,9 @@ async def no_log_source(session: RemoteSession, facts: Facts) -> AsyncIterator[l
     yield []  # pragma: no cover - makes this an async generator
 
 
-async def backend_log_lines(session: RemoteSession, interval: float = BACKEND_POLL) -> AsyncIterator[list[LogEvent]]:
+async def backend_log_lines(
+    session: RemoteSession, interval: float = BACKEND_POLL
+) -> AsyncIterator[list[LogEvent]]:
     """The ``--backend-log``'s authentication lines as they appear: its last lines are read every INTERVAL
     seconds (a file, ``pm2:NAME`` or ``journald:UNIT``, with the same reader the diagnosis uses) and the
     lines not seen before are yielded."""
@@ -292,7 +294,9 @@ class WsdoctorApp(App[int]):
         self._log_bytes = log_bytes
         self._formatter = LogFormatter()
         self._inbox_posted = False
-        self._arrivals: deque[list[float]] = deque()  # [lines still in the inbox, when they arrived] per batch
+        self._arrivals: deque[list[float]] = (
+            deque()
+        )  # [lines still in the inbox, when they arrived] per batch
         self._skipped_at: float | None = None
         self._seeded: set[tuple[str, str]] = set()  # lines shown from the run's gathered logs
         self._echoes: Counter[tuple[str, str]] = Counter()  # seeded lines the live tail may deliver again
@@ -324,7 +328,9 @@ class WsdoctorApp(App[int]):
         return self.diagnosis_screen
 
     def on_mount(self) -> None:
-        self.logs_screen = LogsScreen(self.log_lines, cap=self.log_cap, max_bytes=self._log_bytes, whole=self.whole_line)
+        self.logs_screen = LogsScreen(
+            self.log_lines, cap=self.log_cap, max_bytes=self._log_bytes, whole=self.whole_line
+        )
         self.install_screen(self.logs_screen, name="logs")
         self.set_interval(TICK_INTERVAL, self._tick)
         self.set_interval(LOG_APPLY_INTERVAL, self._apply_log_events)
@@ -444,7 +450,11 @@ class WsdoctorApp(App[int]):
         self.last_update = self.shown_update = update
         facts = update.facts
         self.board.accept(
-            update.findings, update.pending, done=update.done, facts_pending=facts.pending, host=facts.ssh_host
+            update.findings,
+            update.pending,
+            done=update.done,
+            facts_pending=facts.pending,
+            host=facts.ssh_host,
         )
         if update.done and self.done_elapsed is None:
             self.done_elapsed = update.elapsed
@@ -534,12 +544,18 @@ class WsdoctorApp(App[int]):
     def _seed_logs(self, events: list[LogEvent]) -> None:
         """The lines the run gathered (nginx's and the backend's, the ones the detail cites) on the logs
         screen too, once each, merged by time with the live tail (which may have shown some already)."""
-        new = [e for e in events if (e.source, e.text) not in self._seeded and (e.source, e.text) not in self._live]
+        new = [
+            e
+            for e in events
+            if (e.source, e.text) not in self._seeded and (e.source, e.text) not in self._live
+        ]
         if not new:
             return
         self._seeded.update((e.source, e.text) for e in new)
         self._echoes.update((e.source, e.text) for e in new)
-        lines = [line for line in self._formatter.format_all(new) if not self.log_lines.has(line.source, line.text)]
+        lines = [
+            line for line in self._formatter.format_all(new) if not self.log_lines.has(line.source, line.text)
+        ]
         self._show_lines(lines)
 
     def _echo(self, event: LogEvent) -> bool:
@@ -576,7 +592,7 @@ class WsdoctorApp(App[int]):
         return time.monotonic() - self._arrivals[0][1] if self._arrivals else 0.0
 
     def _update_log_status(self) -> None:
-        """"live" only while every line received is shown within a moment; else "behind", with how far."""
+        """ "live" only while every line received is shown within a moment; else "behind", with how far."""
         lag = self._lag()
         recent_skip = self._skipped_at is not None and time.monotonic() - self._skipped_at < 5
         if lag > BEHIND_AFTER or len(self.log_inbox) > LOG_SLICE or recent_skip:
@@ -653,7 +669,9 @@ class WsdoctorApp(App[int]):
             return
         self.board.stop(_sentence(error))
         if not isinstance(self.screen, DiagnosisScreen):  # the diagnosis screen shows the reason itself
-            self.notify(f"The diagnosis stopped: {self.board.error}.", severity="error", markup=False, timeout=10)
+            self.notify(
+                f"The diagnosis stopped: {self.board.error}.", severity="error", markup=False, timeout=10
+            )
         self.render_state()
 
     @property
@@ -752,7 +770,9 @@ class WsdoctorApp(App[int]):
             )
             return
         partial = "" if self.board.state is RunState.DONE else " (the run had not finished: partial)"
-        self.notify(f"Report written to {md} and {js.name}{partial}.", title="Exported", markup=False, timeout=10)
+        self.notify(
+            f"Report written to {md} and {js.name}{partial}.", title="Exported", markup=False, timeout=10
+        )
 
     def action_logs(self) -> None:
         """Open the logs over whatever is open (Esc comes back to it); ``l`` on the logs closes them."""

@@ -369,7 +369,9 @@ class Step:
     facts_pending: frozenset[str] = frozenset()  # the facts still being gathered (Fact names)
 
 
-PROBE_FACTS = frozenset({"handshake:proxy", "handshake:backends", "websocket", "upgrade", "connect", "sticky", "tls", "cors"})
+PROBE_FACTS = frozenset(
+    {"handshake:proxy", "handshake:backends", "websocket", "upgrade", "connect", "sticky", "tls", "cors"}
+)
 HOST_FACTS = frozenset({"config", "version", "logs", "commands"})
 
 
@@ -380,7 +382,13 @@ def seed_steps() -> list[Step]:
     first = {cid: (FINAL[cid] if cid == "client" else _waiting(cid)) for cid in CHECK_IDS}
     second = {cid: (_waiting(cid) if cid in probe_ids else FINAL[cid]) for cid in CHECK_IDS}
     return [
-        Step(first, frozenset(config_ids | probe_ids), chain_len=3, elapsed=0.02, facts_pending=HOST_FACTS | PROBE_FACTS),
+        Step(
+            first,
+            frozenset(config_ids | probe_ids),
+            chain_len=3,
+            elapsed=0.02,
+            facts_pending=HOST_FACTS | PROBE_FACTS,
+        ),
         Step(
             second,
             frozenset(probe_ids),
@@ -602,7 +610,9 @@ class ReplayDiagnosis(Diagnosis):
     """Replays a recorded real run update by update (``manual``: each only once the test allows it), the
     facts still being gathered included, then the error it stopped with, if it did."""
 
-    def __init__(self, target: Target, recording: Recording, *, manual: bool = False, hold: bool = False) -> None:
+    def __init__(
+        self, target: Target, recording: Recording, *, manual: bool = False, hold: bool = False
+    ) -> None:
         super().__init__(target, gatherers=[])
         self.recording = recording
         self.manual = manual

@@ -19,7 +19,7 @@ from wsdoctor.screens.hostkey import HostKeyScreen
 from wsdoctor.screens.logs import LogsScreen
 from wsdoctor.screens.target import TargetScreen
 from wsdoctor.widgets.logview import LogView
-from wsdoctor.widgets.theme import DARK_NAME, LIGHT_NAME
+from wsdoctor.widgets.theme import DARK_NAME, LIGHT_NAME, PALETTES
 
 from .conftest import make_app, settled, stopped, wait_for
 from .logsources import scripted_source
@@ -83,11 +83,27 @@ def _measure(segment, where: str) -> list[str]:
     return out
 
 
+def _backgrounds(app) -> set[str]:
+    """The background colours the top screen renders with now."""
+    chops = app.screen._compositor._render_chops(app.screen.region, lambda y: True)
+    return {
+        segment.style.bgcolor.triplet.hex
+        for chop in chops
+        for strip in chop.values()
+        for segment in strip
+        if segment.style is not None and segment.style.bgcolor is not None and segment.style.bgcolor.triplet
+    }
+
+
 async def _each_theme(app, pilot, where: str, out: list[str]) -> None:
     for theme in (DARK_NAME, LIGHT_NAME):
+        other = PALETTES[LIGHT_NAME if theme == DARK_NAME else DARK_NAME]
+        others = {other.background, other.surface, other.panel}
         app.theme = theme
-        await wait_for(pilot, lambda theme=theme: app.current_theme.name == theme)
-        await pilot.pause()
+        # measured once the screen is rendered in the new theme: none of the other theme's backgrounds left
+        await wait_for(
+            pilot, lambda t=theme, o=others: app.current_theme.name == t and not _backgrounds(app) & o
+        )
         out.extend(low_contrast(app, f"{where} [{theme}]"))
 
 
@@ -108,7 +124,9 @@ async def test_diagnosis_detail_logs_help_in_both_themes():
         await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen))
         await _each_theme(app, pilot, "detail (config)", bad)
         await pilot.press("escape", "down", "down", "down", "enter")  # sticky: a probe transcript and a diff
-        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen) and app.screen.check_id == "sticky")
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, DetailScreen) and app.screen.check_id == "sticky"
+        )
         await pilot.press("f")
         await _each_theme(app, pilot, "detail (diff)", bad)
         await pilot.press("escape", "l")
@@ -140,7 +158,11 @@ async def test_rerun_stopped_form_and_host_key_in_both_themes(export_dir):
         factory.made[1].allowed = 3  # a few updates: some rows fresh, the rest stale or pending
         await wait_for(pilot, lambda: factory.made[1].index >= 2 and app.board.rerunning)
         await _each_theme(app, pilot, "re-run", bad)
-        app.push_screen(HostKeyScreen("lb1.x-or.cloud", "SHA256:Zm9vYmFy", remember_in="~/.local/state/wsdoctor/known_hosts"))
+        app.push_screen(
+            HostKeyScreen(
+                "lb1.x-or.cloud", "SHA256:Zm9vYmFy", remember_in="~/.local/state/wsdoctor/known_hosts"
+            )
+        )
         await wait_for(pilot, lambda: isinstance(app.screen, HostKeyScreen))
         await _each_theme(app, pilot, "host key", bad)
         await pilot.press("n")
@@ -160,7 +182,10 @@ async def test_rerun_stopped_form_and_host_key_in_both_themes(export_dir):
         form.query_one("#field-ssh").value = "root@lb1.x-or.cloud"
         form.query_one("#field-identity").value = "/nonexistent/id_ed25519"
         await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: "No file /nonexistent/id_ed25519" in str(form.query_one("#error-identity").render()))
+        await wait_for(
+            pilot,
+            lambda: "No file /nonexistent/id_ed25519" in str(form.query_one("#error-identity").render()),
+        )
         await _each_theme(app, pilot, "form", bad)
         await pilot.press("ctrl+q")
     assert bad == []

@@ -57,7 +57,13 @@ async def test_pending_rows_say_what_they_wait_for_then_verdicts_arrive_in_place
         await wait_for(pilot, lambda: settled(app))
         assert row_statuses(app) == {cid: f.status for cid, f in FINAL.items()}
         text = screen_text(app)
-        for line in ("✗ FAIL  client", "✗ FAIL  route", "✓ PASS  upstream", "! WARN  timeout", "✗ FAIL  sticky"):
+        for line in (
+            "✗ FAIL  client",
+            "✗ FAIL  route",
+            "✓ PASS  upstream",
+            "! WARN  timeout",
+            "✗ FAIL  sticky",
+        ):
             assert line in text
         assert "– SKIP  cors" in text and "! WARN  tls" in text
         assert "done in 2.7 s" in text and "nginx 1.22.1" in text and "ssh root@lb1.x-or.cloud" in text
@@ -88,7 +94,10 @@ async def test_the_first_failure_is_selected_with_its_fix_under_it_and_enter_sho
         assert TOKEN not in body and "Authorization: Bearer ***" in body and "Cookie: ***" in body
 
         await pilot.press("c")
-        assert app.clipboard.startswith("--- a/etc/nginx/conf.d/upstream.conf") and "+    ip_hash;" in app.clipboard
+        assert (
+            app.clipboard.startswith("--- a/etc/nginx/conf.d/upstream.conf")
+            and "+    ip_hash;" in app.clipboard
+        )
         await pilot.press("y")
         assert app.clipboard.startswith("[config] /etc/nginx/conf.d/upstream.conf:2")
         assert TOKEN not in app.clipboard
@@ -162,13 +171,17 @@ async def test_export_writes_markdown_and_json_equal_to_the_report(export_dir):
     async with app.run_test(size=(100, 32)) as pilot:
         await wait_for(pilot, lambda: settled(app))
         await pilot.press("e")
-        await wait_for(pilot, lambda: (export_dir / "out").exists() and len(list((export_dir / "out").iterdir())) == 2)
+        await wait_for(
+            pilot, lambda: (export_dir / "out").exists() and len(list((export_dir / "out").iterdir())) == 2
+        )
         await pilot.press("q")
     files = sorted((export_dir / "out").iterdir())
     assert [f.suffix for f in files] == [".json", ".md"]
     data = json.loads(files[0].read_text())
     diagnosis = factory.made[0]
-    expected = Report(target=target_summary(diagnosis.facts), findings=list(FINAL.values()), secrets=[TOKEN]).to_json()
+    expected = Report(
+        target=target_summary(diagnosis.facts), findings=list(FINAL.values()), secrets=[TOKEN]
+    ).to_json()
     assert files[0].read_text() == expected == diagnosis.report().to_json()
     assert data["summary"] == {"pass": 5, "warn": 2, "fail": 3, "skip": 1}
     markdown = files[1].read_text()
@@ -199,7 +212,9 @@ async def test_export_dir_from_the_environment(export_dir, monkeypatch):
     async with app.run_test(size=(100, 32), notifications=True) as pilot:
         await wait_for(pilot, lambda: settled(app))
         await pilot.press("e")
-        await wait_for(pilot, lambda: any(n.message.startswith("Report written to") for n in app._notifications))
+        await wait_for(
+            pilot, lambda: any(n.message.startswith("Report written to") for n in app._notifications)
+        )
         notes = [n.message for n in app._notifications]
         assert any(str(export_dir / "env-out") in n for n in notes)
         await pilot.press("q")
@@ -223,13 +238,20 @@ async def test_quit_cancels_every_worker_and_closes_the_sources():
 async def test_quit_mid_run_exits_with_what_the_screen_shows():
     """Pending checks' provisional failures are not on screen, so they do not make the exit code 1."""
     steps = recorded_factory().__call__(recorded_target()).steps
-    first = {cid: (f if cid == "upgrade" else Finding(cid, Status.FAIL, "provisional", "from missing facts"))
-             for cid, f in steps[0].findings.items()}
-    steps[0] = type(steps[0])(**{**steps[0].__dict__, "findings": first, "pending": frozenset(first) - {"upgrade"}})
+    first = {
+        cid: (f if cid == "upgrade" else Finding(cid, Status.FAIL, "provisional", "from missing facts"))
+        for cid, f in steps[0].findings.items()
+    }
+    steps[0] = type(steps[0])(
+        **{**steps[0].__dict__, "findings": first, "pending": frozenset(first) - {"upgrade"}}
+    )
     factory = recorded_factory(steps=steps, manual=True)
     app = make_app(factory=factory)
     async with app.run_test(size=(100, 32)) as pilot:
-        await wait_for(pilot, lambda: row_statuses(app)["upgrade"] is Status.SKIP and "✗0 !0 ✓0 –1 ⠋10" in screen_text(app))
+        await wait_for(
+            pilot,
+            lambda: row_statuses(app)["upgrade"] is Status.SKIP and "✗0 !0 ✓0 –1 ⠋10" in screen_text(app),
+        )
         await pilot.press("q")
     assert app.return_value == 0
 
@@ -238,7 +260,10 @@ async def test_a_failing_diagnosis_worker_is_shown_until_dismissed_and_the_app_s
     factory = recorded_factory(fail_with=RuntimeError("probe exploded"))
     app = make_app(factory=factory)
     async with app.run_test(size=(100, 32)) as pilot:
-        await wait_for(pilot, lambda: stopped(app) and "The run stopped: RuntimeError: probe exploded." in screen_text(app))
+        await wait_for(
+            pilot,
+            lambda: stopped(app) and "The run stopped: RuntimeError: probe exploded." in screen_text(app),
+        )
         assert app.is_running and app.error == "RuntimeError: probe exploded"
         text = screen_text(app)
         assert "■ stopped" in text and "r runs it again · o changes the target" in text
@@ -269,11 +294,25 @@ async def test_help_and_palette_name_the_keys_as_the_footers_do(export_dir):
     async with app.run_test(size=(120, 60)) as pilot:
         await wait_for(pilot, lambda: settled(app))
         await pilot.press("question_mark")
-        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen) and "Copy evidence" in screen_text(app))
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, HelpScreen) and "Copy evidence" in screen_text(app)
+        )
         text = screen_text(app)
-        for key in ("Rerun", "Export", "Logs", "Copy fix", "Copy evidence", "Filter", "Pause", "Next problem", "Ctrl+Q"):
+        for key in (
+            "Rerun",
+            "Export",
+            "Logs",
+            "Copy fix",
+            "Copy evidence",
+            "Filter",
+            "Pause",
+            "Next problem",
+            "Ctrl+Q",
+        ):
             assert key in text
-        assert "↻" in text and "↪" in text and "judged for the corrected request" in text  # the signs, explained
+        assert (
+            "↻" in text and "↪" in text and "judged for the corrected request" in text
+        )  # the signs, explained
         assert "⏎" not in text and "^p" not in text
         await pilot.press("escape")
         await pilot.press("ctrl+p")
@@ -334,7 +373,9 @@ async def test_unknown_host_key_is_trusted_only_after_the_fingerprint_is_shown(m
 
     app = make_app(factory=factory)
     async with app.run_test(size=(100, 32)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, HostKeyScreen) and "SHA256:Zm9vYmFy" in screen_text(app))
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, HostKeyScreen) and "SHA256:Zm9vYmFy" in screen_text(app)
+        )
         assert "lb1.x-or.cloud" in screen_text(app)
         assert app.screen.remember_in == str(tmp_path / "state" / "wsdoctor" / "known_hosts")
         await pilot.press("n")
@@ -367,7 +408,9 @@ async def test_no_color_keeps_every_status_readable(monkeypatch):
 
 def test_a_row_shortens_the_corrected_request_lead_and_explains_it_on_the_focus_line():
     """Six checks may open with the corrected-request lead; at 80 columns it hid their verdicts."""
-    sentence = Place(None, corrected="/dev/aiwm/chat/socket.io/").say("No location proxies it to the backend.")
+    sentence = Place(None, corrected="/dev/aiwm/chat/socket.io/").say(
+        "No location proxies it to the backend."
+    )
     assert sentence.startswith("For the corrected request /dev/aiwm/chat/socket.io/… (see client): ")
     finding = Finding(
         id="route", title="Route", status=Status.PASS, summary=sentence, corrected="/dev/aiwm/chat/socket.io/"

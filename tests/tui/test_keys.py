@@ -12,7 +12,7 @@ from wsdoctor.screens.detail import DetailScreen
 from wsdoctor.screens.help import help_sections
 from wsdoctor.screens.logs import LogsScreen
 from wsdoctor.screens.target import TargetScreen
-from wsdoctor.widgets.keys import KEYS, key_label, key_name
+from wsdoctor.widgets.keys import DETAIL, KEYS, has_action, key_label, key_name, offered
 from wsdoctor.widgets.logview import LogView
 
 from .conftest import make_app, screen_text, settled, stopped, wait_for
@@ -44,7 +44,9 @@ def check_footer(app, where: str) -> list[tuple[str, str]]:
     items = footer_items(app)
     assert items, where
     names = help_names(app)
-    palette = {k.name for k, _ in palette_entries(app, app.screen)}
+    entries = [k.name for k, _ in palette_entries(app, app.screen)]
+    assert len(entries) == len(set(entries)), (where, entries)  # each action once
+    palette = set(entries)
     for key, name in items:
         assert name in names and key in names[name], (where, key, name, names.get(name))
         assert name in palette, (where, name, sorted(palette))
@@ -54,7 +56,9 @@ def check_footer(app, where: str) -> list[tuple[str, str]]:
 def test_every_key_is_named_once_and_shown_as_people_write_it():
     labels = {key_label(k.keys) for k in KEYS}
     assert "Enter" in labels and "Esc" in labels and "Ctrl+P" in labels and "? " not in labels
-    assert key_name("ctrl+p") == "Ctrl+P" and key_name("question_mark") == "?" and key_name("enter") == "Enter"
+    assert (
+        key_name("ctrl+p") == "Ctrl+P" and key_name("question_mark") == "?" and key_name("enter") == "Enter"
+    )
     # one name per action and scope; the same key means the same thing wherever it exists
     by_scope: dict[tuple[str, str], str] = {}
     for k in KEYS:
@@ -72,7 +76,9 @@ def test_every_key_is_named_once_and_shown_as_people_write_it():
 
 async def test_every_footer_key_is_in_the_help_and_the_palette_under_its_name():
     steps = seed_steps()
-    steps[-1] = type(steps[-1])(**{**steps[-1].__dict__, "notes": ["pm2 is not installed on the proxy host."]})
+    steps[-1] = type(steps[-1])(
+        **{**steps[-1].__dict__, "notes": ["pm2 is not installed on the proxy host."]}
+    )
     app = make_app(factory=recorded_factory(steps=steps), log_source=scripted_source([LOG_LINES]))
     async with app.run_test(size=(160, 40)) as pilot:
         await wait_for(pilot, lambda: settled(app) and "i Notes" in screen_text(app))
@@ -87,7 +93,9 @@ async def test_every_footer_key_is_in_the_help_and_the_palette_under_its_name():
         await pilot.press("up")
         seen |= {name for _, name in check_footer(app, "logs")}
         await pilot.press("escape", "escape", "escape", "o")
-        await wait_for(pilot, lambda: isinstance(app.screen, TargetScreen) and "Ctrl+S Start" in screen_text(app))
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, TargetScreen) and "Ctrl+S Start" in screen_text(app)
+        )
         seen |= {name for _, name in check_footer(app, "form")}
         await pilot.press("escape")
         await pilot.press("q")
@@ -105,3 +113,22 @@ async def test_a_stopped_runs_footer_offers_what_helps():
         assert "Next problem" not in items and "Copy fix" not in items
         assert items["Rerun"] == "r" and items["Dismiss"] == "Esc" and items["Quit"] == "q"
         await pilot.press("q")
+
+
+def test_a_key_a_screen_gains_later_shows_up_by_itself():
+    """`a` Apply is in the vocabulary already: the detail screen offers it once it has the action."""
+
+    class WithApply(DetailScreen):
+        def action_apply(self) -> None:
+            """What the apply dialog will do."""
+
+    assert "Apply" not in {k.name for k in offered(DETAIL, DetailScreen)}
+    assert not has_action(DetailScreen, "apply") and has_action(WithApply, "apply")
+    assert "Apply" in {k.name for k in offered(DETAIL, WithApply)}
+
+
+def test_the_palette_holds_wsdoctors_actions_only_each_once():
+    from wsdoctor.app import WsdoctorApp
+    from wsdoctor.screens.commands import WsdoctorCommands
+
+    assert {WsdoctorCommands} == WsdoctorApp.COMMANDS  # no second "Keys", no theme picker beside `t`

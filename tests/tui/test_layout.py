@@ -36,7 +36,9 @@ NOTES = [
 def _row(cid: str, status: Status | None, title: str = "", kind: Kind = Kind.FRESH) -> Shown:
     if status is None:
         return Shown(cid, kind if kind is not Kind.FRESH else Kind.PENDING, None, cid, "waiting for x")
-    return Shown(cid, kind, Finding(cid, status, title or f"{cid} {status}", "summary"), title or f"{cid} {status}")
+    return Shown(
+        cid, kind, Finding(cid, status, title or f"{cid} {status}", "summary"), title or f"{cid} {status}"
+    )
 
 
 def test_a_group_header_says_what_its_checks_found_in_their_words():
@@ -49,15 +51,25 @@ def test_a_group_header_says_what_its_checks_found_in_their_words():
         "✗ Backend down: 127.0.0.1:3352",
         "upstream",
     )
-    assert say("Drops after 60 s", _row("timeout", F, "proxy_read_timeout 3 s is shorter than the ping"))[0] == (
-        "✗ proxy_read_timeout 3 s is shorter than the ping"
+    assert say("Drops after 60 s", _row("timeout", F, "proxy_read_timeout 3 s is shorter than the ping"))[
+        0
+    ] == ("✗ proxy_read_timeout 3 s is shorter than the ping")
+    assert say("404 Not Found", _row("client", F, "Wrong path"), _row("route", None)) == (
+        "✗ Wrong path",
+        "client",
     )
-    assert say("404 Not Found", _row("client", F, "Wrong path"), _row("route", None)) == ("✗ Wrong path", "client")
-    assert say("502 Bad Gateway", _row("upstream", W, "Slow backend")) == ("! suspicious: Slow backend", "upstream")
-    assert say("404 Not Found", _row("client", P), _row("route", None))[0] == "checking…"  # nothing claimed yet
+    assert say("502 Bad Gateway", _row("upstream", W, "Slow backend")) == (
+        "! suspicious: Slow backend",
+        "upstream",
+    )
+    assert (
+        say("404 Not Found", _row("client", P), _row("route", None))[0] == "checking…"
+    )  # nothing claimed yet
     assert say("404 Not Found", _row("client", P), _row("route", S))[0] == "✓ not happening (1 not checked)"
     assert say("404 Not Found", _row("client", P), _row("route", P))[0] == "✓ not happening"
-    assert say("404 Not Found", _row("client", S), _row("route", S))[0] == "– not checked"  # never "not happening"
+    assert (
+        say("404 Not Found", _row("client", S), _row("route", S))[0] == "– not checked"
+    )  # never "not happening"
     stale = _row("upstream", F, "Backend down: 127.0.0.1:3352", Kind.STALE)
     assert say("502 Bad Gateway", stale)[0] == "↻ ✗ Backend down: 127.0.0.1:3352"  # the last run's, said so
     stopped = Shown("upstream", Kind.STOPPED, None, "Backends answer")
@@ -106,16 +118,35 @@ async def test_80x24_header_takes_three_lines_and_every_check_and_key_shows():
         assert " Checklist  ✓ 2 passing · – 3 not checked" in text
         # the notes go under the list (one line at this height), and i shows them all
         assert "! 3 notes from gathering: i shows them" in text
-        for key in ("Enter Detail", "r Rerun", "l Logs", "n Next problem", "c Copy fix", "i Notes", "? Help", "q Quit"):
+        for key in (
+            "Enter Detail",
+            "r Rerun",
+            "l Logs",
+            "n Next problem",
+            "c Copy fix",
+            "i Notes",
+            "? Help",
+            "q Quit",
+        ):
             assert key in rows[-1], key
         await pilot.press("i")
-        await wait_for(pilot, lambda: isinstance(app.screen, NotesScreen) and "pm2 is not installed" in screen_text(app))
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, NotesScreen) and "pm2 is not installed" in screen_text(app)
+        )
         await pilot.press("escape")
 
         await pilot.press("down", "enter")
         await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen) and "Esc Back" in screen_text(app))
         footer = screen_text(app).splitlines()[-1]
-        for key in ("Esc Back", "n Next problem", "f Fix", "c Copy fix", "y Copy evidence", "? Help", "q Quit"):
+        for key in (
+            "Esc Back",
+            "n Next problem",
+            "f Fix",
+            "c Copy fix",
+            "y Copy evidence",
+            "? Help",
+            "q Quit",
+        ):
             assert key in footer, key
         await pilot.press("l")  # the logs open over the detail, and Esc comes back to it
         await wait_for(pilot, lambda: isinstance(app.screen, LogsScreen) and "/ Filter" in screen_text(app))
@@ -135,7 +166,9 @@ async def test_rerun_keeps_the_last_verdicts_marked_until_the_new_run_decides_th
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: bool(factory.made))
         factory.made[0].allowed = len(factory.recording.updates)
-        await wait_for(pilot, lambda: settled(app) and "✗ 1 fail ! 0 warn ✓ 10 pass – 0 skip" in screen_text(app))
+        await wait_for(
+            pilot, lambda: settled(app) and "✗ 1 fail ! 0 warn ✓ 10 pass – 0 skip" in screen_text(app)
+        )
         await pilot.press("r")
         await wait_for(pilot, lambda: len(factory.made) == 2)
         # the new run has reported nothing: every row keeps its verdict, marked as the last run's
@@ -151,7 +184,9 @@ async def test_rerun_keeps_the_last_verdicts_marked_until_the_new_run_decides_th
         factory.made[1].allowed = 8
         await wait_for(pilot, lambda: factory.made[1].index == 7 and "↻ 11 last run's" in screen_text(app))
         factory.made[1].allowed = 9
-        await wait_for(pilot, lambda: rows["sticky"].shown.kind is Kind.FRESH and "↻ 5 last run's" in screen_text(app))
+        await wait_for(
+            pilot, lambda: rows["sticky"].shown.kind is Kind.FRESH and "↻ 5 last run's" in screen_text(app)
+        )
         assert rows["sticky"].status is Status.FAIL and rows["route"].shown.kind is Kind.STALE
         factory.made[1].allowed = len(factory.recording.updates)
         await wait_for(pilot, lambda: settled(app) and "last run's" not in screen_text(app))

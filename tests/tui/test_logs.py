@@ -88,10 +88,15 @@ async def test_lines_are_tagged_filtered_paused_and_followed():
         assert screen.paused
         app._receive([Incoming(LOG_LINES[0], len(LOG_LINES[0].text), None)], app.generation)
         # the line is kept and counted, and the paused view does not move
-        await wait_for(pilot, lambda: len(app.log_lines) == len(LOG_LINES) + 1 and "paused: 1 new lines" in screen_text(app))
+        await wait_for(
+            pilot,
+            lambda: len(app.log_lines) == len(LOG_LINES) + 1 and "paused: 1 new lines" in screen_text(app),
+        )
         assert len(view_lines(app)) == len(LOG_LINES)
         await pilot.press("p")  # p again follows
-        await wait_for(pilot, lambda: len(view_lines(app)) == len(LOG_LINES) + 1 and "● following" in screen_text(app))
+        await wait_for(
+            pilot, lambda: len(view_lines(app)) == len(LOG_LINES) + 1 and "● following" in screen_text(app)
+        )
         await pilot.press("slash", *"sticky", "enter")  # a kept filter: Esc clears it before it goes back
         await wait_for(pilot, lambda: len(view_lines(app)) == 1 and view.has_focus)
         await pilot.press("escape")
@@ -122,15 +127,34 @@ async def test_at_80_columns_the_message_gets_the_width_and_rows_can_be_selected
         await wait_for(pilot, lambda: "03:12:14 [notice]" in screen_text(app))
         rows = screen_text(app).splitlines()
         # a short tag, then nginx's line from its time of day on: the message starts at column 11
-        assert "\n✗ upstream 03:12:12 [error] *5517 connect() failed (111: Connection refused) w" in "\n".join(rows)
+        assert (
+            "\n✗ upstream 03:12:12 [error] *5517 connect() failed (111: Connection refused) w"
+            in "\n".join(rows)
+        )
         # an access line says its status first, so it is never the part cut off at the right
-        assert "\n✗ client   03:12:09 404 GET /socket.io/?EIO=4&transport=polling HTTP/1.1 · 203." in "\n".join(rows)
+        assert (
+            "\n✗ client   03:12:09 404 GET /socket.io/?EIO=4&transport=polling HTTP/1.1 · 203."
+            in "\n".join(rows)
+        )
         assert "\n·          03:12:14 [notice] signal process started" in "\n".join(rows)
-        for key in ("/ Filter", "p Pause", "Enter Whole line", "n Next problem", "Esc Back", "? Help", "q Quit"):
+        for key in (
+            "/ Filter",
+            "p Pause",
+            "Enter Whole line",
+            "n Next problem",
+            "Esc Back",
+            "? Help",
+            "q Quit",
+        ):
             assert key in rows[-1], key
 
         await pilot.press("u")  # unclassified lines hidden, then shown again
-        await wait_for(pilot, lambda: all(line.classified for line in view_lines(app)) and "noise hidden (u)" in screen_text(app))
+        await wait_for(
+            pilot,
+            lambda: (
+                all(line.classified for line in view_lines(app)) and "noise hidden (u)" in screen_text(app)
+            ),
+        )
         assert len(view_lines(app)) == len(LOG_LINES) - 1
         await pilot.press("u")
         await wait_for(pilot, lambda: len(view_lines(app)) == len(LOG_LINES) + 1)
@@ -152,8 +176,10 @@ async def test_at_80_columns_the_message_gets_the_width_and_rows_can_be_selected
         await wait_for(pilot, lambda: view.scroll_offset.x > 40)
         await wait_for(
             pilot,
-            lambda: "Connection refused"
-            not in next(r for r in screen_text(app).splitlines() if r.startswith("✗ upstream ")),
+            lambda: (
+                "Connection refused"
+                not in next(r for r in screen_text(app).splitlines() if r.startswith("✗ upstream "))
+            ),
         )
         row = next(r for r in screen_text(app).splitlines() if r.startswith("✗ upstream "))
         assert "03:12:12" not in row
@@ -183,10 +209,14 @@ async def test_classified_lines_land_in_the_diagnosis_live():
         )
         assert app.diagnosis_screen.query_one(FindingList).selected == "client"
         await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen))
-        await pilot.pause()
-        body = "\n".join(str(w.render()) for w in app.screen.query("#detail-body Static"))
-        assert '"GET /socket.io/?EIO=4&transport=polling HTTP/1.1" 404 153' in body
+        line = '"GET /socket.io/?EIO=4&transport=polling HTTP/1.1" 404 153'
+        await wait_for(
+            pilot,
+            lambda: (
+                isinstance(app.screen, DetailScreen)
+                and line in "\n".join(str(w.render()) for w in app.screen.query("#detail-body Static"))
+            ),
+        )
         await pilot.press("q")
 
 
@@ -207,7 +237,9 @@ async def test_markup_and_escape_sequences_in_log_lines_are_shown_literally():
         assert "[bold red]x[/] [@click=app.quit]click[/] cleared" in text
         assert TOKEN not in text and "Authorization: Bearer ***" in text
         await pilot.click(LogView, offset=(80, 1))  # clicking the [@click=app.quit] text does nothing
-        await wait_for(pilot, lambda: app.screen.query_one(LogView).cursor is not None)  # the click selected it
+        await wait_for(
+            pilot, lambda: app.screen.query_one(LogView).cursor is not None
+        )  # the click selected it
         assert app.is_running and isinstance(app.screen, LogsScreen)
         await pilot.press("q")
 
@@ -346,8 +378,16 @@ async def test_a_pasted_filter_lands_in_the_filter_field():
 
 # --- every source, in time order; long lines; floods -------------------------------------------------
 
+
 def _error(when: str, text: str, kind: str = "connect-refused", check: str = "upstream") -> LogEvent:
-    return LogEvent("error", "/var/log/nginx/error.log", None, f"2026/11/26 {when} [error] 811#811: *1 {text}", kind, check)
+    return LogEvent(
+        "error",
+        "/var/log/nginx/error.log",
+        None,
+        f"2026/11/26 {when} [error] 811#811: *1 {text}",
+        kind,
+        check,
+    )
 
 
 def _access(when: str, status: int, path: str = "/socket.io/?EIO=4&transport=polling") -> LogEvent:
@@ -356,7 +396,9 @@ def _access(when: str, status: int, path: str = "/socket.io/?EIO=4&transport=pol
 
 
 def _backend(when: str, text: str) -> LogEvent:
-    return LogEvent("backend", "/var/log/chat/app.log", None, f"2026-11-26T{when}Z {text}", "backend-auth", "auth")
+    return LogEvent(
+        "backend", "/var/log/chat/app.log", None, f"2026-11-26T{when}Z {text}", "backend-auth", "auth"
+    )
 
 
 async def test_lines_from_every_source_are_merged_by_their_own_time(monkeypatch):
@@ -367,7 +409,10 @@ async def test_lines_from_every_source_are_merged_by_their_own_time(monkeypatch)
         [_error("07:46:44", "connect() failed (111) b"), _error("07:44:31", "connect() failed (111) a")],
         [_access("07:44:29", 200), _access("07:46:45", 502), _access("07:44:30", 404)],
         [_backend("07:44:32", "authentication failed: jwt expired")],
-        [_access("07:44:28", 101), LogEvent("error", "/var/log/nginx/error.log", None, "no time here", "", "")],
+        [
+            _access("07:44:28", 101),
+            LogEvent("error", "/var/log/nginx/error.log", None, "no time here", "", ""),
+        ],
     ]
     app = make_app(log_source=scripted_source(batches))
     async with app.run_test(size=(140, 32)) as pilot:
@@ -442,7 +487,9 @@ async def test_n_moves_between_problem_lines_and_enter_shows_a_long_line_whole()
         assert kept.cut and len(kept.text) == LINE_CHARS and kept.size == len(long_text)
         await pilot.press("N")  # from the end: the last problem line is the long one
         assert view.selected is kept
-        await wait_for(pilot, lambda: f"{len(long_text):,} characters: Enter shows the whole line" in screen_text(app))
+        await wait_for(
+            pilot, lambda: f"{len(long_text):,} characters: Enter shows the whole line" in screen_text(app)
+        )
         await pilot.press("N", "N")
         assert view.selected.check == "sticky"
         await pilot.press("n")
@@ -500,7 +547,9 @@ async def test_a_flood_faster_than_the_screen_says_behind_then_live():
         await wait_for(pilot, lambda: "behind" in screen_text(app).splitlines()[0])
         status = screen_text(app).splitlines()[0]
         assert "lines waiting" in status and "live" not in status
-        await wait_for(pilot, lambda: app.log_received + app.log_skipped == 60_000 and not app.log_inbox, timeout=30)
+        await wait_for(
+            pilot, lambda: app.log_received + app.log_skipped == 60_000 and not app.log_inbox, timeout=30
+        )
         # while lines waited in bulk, the status never said live
         assert "behind" in seen
         await wait_for(pilot, lambda: screen_text(app).splitlines()[0].rstrip().endswith("live"), timeout=10)

@@ -79,7 +79,9 @@ async def test_a_failed_start_says_why_whole_and_what_to_do_and_nothing_pretends
         assert all(row.shown.kind is Kind.STOPPED for row in rows.values())
         assert "■ STOP  client" in text
         await pilot.press("enter")  # the detail agrees with the row: not decided, never "✓ PASS"
-        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen) and "Not decided" in screen_text(app))
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, DetailScreen) and "Not decided" in screen_text(app)
+        )
         text = screen_text(app)
         assert "PASS" not in text and "FAIL" not in text and "the run stopped" in text
         await pilot.press("q")
@@ -116,7 +118,9 @@ async def test_during_a_rerun_the_detail_never_shows_a_verdict_built_from_missin
             else:
                 await wait_for(
                     pilot,
-                    lambda: detail.shown.kind is Kind.FRESH and "The last run's verdict" not in screen_text(app),
+                    lambda: (
+                        detail.shown.kind is Kind.FRESH and "The last run's verdict" not in screen_text(app)
+                    ),
                 )
             assert shown.kind == rows["cors"].shown.kind  # the list and the detail agree, at every step
         await pilot.press("escape", "q")
@@ -131,7 +135,9 @@ async def test_a_pending_check_says_what_it_waits_for_and_shows_no_evidence():
         await wait_for(pilot, lambda: factory.made[0].index == 3)
         await wait_for(pilot, lambda: "waiting for root@127.0.0.1:" in screen_text(app))
         await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen) and "No verdict yet" in screen_text(app))
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, DetailScreen) and "No verdict yet" in screen_text(app)
+        )
         text = screen_text(app)
         assert ": nginx -T" in text and "Evidence" not in text and "no nginx config given" not in text
         factory.made[0].allowed = 99

@@ -64,9 +64,11 @@ def test_detail_with_a_diff(snap_compare):
         await pilot.press("down", "down", "down", "enter")  # client → route → upstream → timeout
         await wait_for(
             pilot,
-            lambda: isinstance(pilot.app.screen, DetailScreen)
-            and pilot.app.screen.check_id == "timeout"
-            and "Esc Back" in screen_text(pilot.app),
+            lambda: (
+                isinstance(pilot.app.screen, DetailScreen)
+                and pilot.app.screen.check_id == "timeout"
+                and "Esc Back" in screen_text(pilot.app)
+            ),
         )
 
     assert snap_compare(make_app(), terminal_size=SIZE, run_before=open_timeout)
@@ -83,7 +85,10 @@ def _open_logs(select: int = 0):
         if select:
             await pilot.press(*["up"] * select)
             await wait_for(pilot, lambda: view.cursor is not None and app.screen.has_class("-selecting"))
-        await wait_for(pilot, lambda: "/ Filter" in screen_text(app) and f"{len(LOG_LINES) + 1} shown" in screen_text(app))
+        await wait_for(
+            pilot,
+            lambda: "/ Filter" in screen_text(app) and f"{len(LOG_LINES) + 1} shown" in screen_text(app),
+        )
 
     return run
 
@@ -112,9 +117,11 @@ def test_target_form_with_its_options_open(snap_compare, export_dir):
         identity = screen.query_one("#field-identity")
         await wait_for(
             pilot,
-            lambda: identity.has_focus
-            and not screen.query_one("#options").collapsed
-            and "No file /nonexistent/id_ed25519 here" in screen_text(app),
+            lambda: (
+                identity.has_focus
+                and not screen.query_one("#options").collapsed
+                and "No file /nonexistent/id_ed25519 here" in screen_text(app)
+            ),
         )
 
     assert snap_compare(make_app(target=None), terminal_size=(100, 40), run_before=open_options)

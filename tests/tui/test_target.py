@@ -97,7 +97,9 @@ async def test_form_shows_inline_errors_then_starts_the_diagnosis(export_dir, mo
         await pilot.press(*"wss://api.x-or.cloud/dev/aiwm/chat")
         assert url.value == "wss://api.x-or.cloud/dev/aiwm/chat" and app.is_running
         app.screen.query_one("#field-token_env").value = "WS_TOKEN"
-        await wait_for(pilot, lambda: "Give a URL" not in screen_text(app))  # editing clears the field's error
+        await wait_for(
+            pilot, lambda: "Give a URL" not in screen_text(app)
+        )  # editing clears the field's error
         assert SECRET not in screen_text(app)
         await pilot.press("enter")
         await wait_for(pilot, lambda: settled(app))
@@ -142,7 +144,9 @@ async def test_save_a_profile_without_the_token_and_pick_it_again(export_dir, mo
         for field in ("url", "ssh", "token_env"):
             screen.query_one(f"#field-{field}").value = ""
         screen.query_one("#profile").value = "prod-chat"
-        await wait_for(pilot, lambda: screen.query_one("#field-url").value == "wss://api.x-or.cloud/dev/aiwm/chat")
+        await wait_for(
+            pilot, lambda: screen.query_one("#field-url").value == "wss://api.x-or.cloud/dev/aiwm/chat"
+        )
         assert screen.query_one("#field-ssh").value == "root@lb1.x-or.cloud"
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: settled(app))
@@ -286,7 +290,9 @@ async def test_escape_asks_before_losing_what_was_typed_and_enter_starts_from_an
         form = app.screen
         await pilot.press(*"wss://api.x-or.cloud/dev/aiwm/chat")
         await pilot.press("escape")  # typed: leaving asks first, and says what leaving means here
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmLeave) and app.screen.leaving == "quit wsdoctor")
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, ConfirmLeave) and app.screen.leaving == "quit wsdoctor"
+        )
         await pilot.press("n")  # keep editing: the form is as it was
         await wait_for(pilot, lambda: app.screen is form)
         assert form.query_one("#field-url").value == "wss://api.x-or.cloud/dev/aiwm/chat" and app.is_running
@@ -298,7 +304,10 @@ async def test_escape_asks_before_losing_what_was_typed_and_enter_starts_from_an
         await wait_for(pilot, lambda: isinstance(app.screen, TargetScreen))
         await pilot.press("ctrl+u", *"wss://other.example")
         await pilot.press("escape")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmLeave) and app.screen.leaving == "go back without starting")
+        await wait_for(
+            pilot,
+            lambda: isinstance(app.screen, ConfirmLeave) and app.screen.leaving == "go back without starting",
+        )
         await pilot.press("y")
         await wait_for(pilot, lambda: app.screen is app.diagnosis_screen)
         assert app.is_running and len(factory.made) == 1

@@ -22,7 +22,12 @@ def _scope_of(screen: Screen) -> str | None:
     from wsdoctor.screens.logs import LogsScreen
     from wsdoctor.screens.target import TargetScreen
 
-    for scope, cls in ((DIAGNOSIS, DiagnosisScreen), (DETAIL, DetailScreen), (LOGS, LogsScreen), (FORM, TargetScreen)):
+    for scope, cls in (
+        (DIAGNOSIS, DiagnosisScreen),
+        (DETAIL, DetailScreen),
+        (LOGS, LogsScreen),
+        (FORM, TargetScreen),
+    ):
         if isinstance(screen, cls):
             return scope
     return None
@@ -38,9 +43,18 @@ def palette_entries(app, screen: Screen) -> list[tuple[Key, object]]:
     for k in KEYS:
         if not k.palette or k.name in seen:
             continue
-        if k.scope == APP and has_action(app, k.action.split("(")[0]) and app.check_action(k.action, ()) is not False:
+        if (
+            k.scope == APP
+            and has_action(app, k.action.split("(")[0])
+            and app.check_action(k.action, ()) is not False
+        ):
             out.append((k, app))
-        elif k.scope == here and not k.action.startswith("app.") and has_action(screen, k.action.split("(")[0]) and hasattr(screen, f"action_{k.action.split('(')[0]}"):
+        elif (
+            k.scope == here
+            and not k.action.startswith("app.")
+            and has_action(screen, k.action.split("(")[0])
+            and hasattr(screen, f"action_{k.action.split('(')[0]}")
+        ):
             out.append((k, screen))
         else:
             continue

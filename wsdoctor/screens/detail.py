@@ -150,7 +150,13 @@ class DetailScreen(Screen):
             return
         self._key = key
         self.query_one("#detail-title", Static).update(
-            Content.assemble(badge(row), "  ", (row.check_id, "bold"), " — ", (clean(row.title, s, multiline=False), "bold"))
+            Content.assemble(
+                badge(row),
+                "  ",
+                (row.check_id, "bold"),
+                " — ",
+                (clean(row.title, s, multiline=False), "bold"),
+            )
         )
         state = self.query_one("#detail-state", Static)
         note = self._state_note()
@@ -287,7 +293,9 @@ class DetailScreen(Screen):
         order = board.check_ids
         here = order.index(self.check_id) if self.check_id in order else -1
         ahead = [c for c in problems if (order.index(c) - here) * direction > 0]
-        target = (ahead[0] if ahead else problems[0]) if direction > 0 else (ahead[-1] if ahead else problems[-1])
+        target = (
+            (ahead[0] if ahead else problems[0]) if direction > 0 else (ahead[-1] if ahead else problems[-1])
+        )
         self.shown, self._key = board.shown(target), None
         self.query_one("#detail-body", VerticalScroll).scroll_home(animate=False)
         self._show()

@@ -57,7 +57,10 @@ class NotesBar(Static):
         lines = [f"! {n}" for n in self.notes]
         if len(lines) > room:
             more = len(self.notes) - room + 1
-            lines = [*lines[: room - 1], f"! {more} {'notes' if more > 1 else 'note'} from gathering: i shows them"]
+            lines = [
+                *lines[: room - 1],
+                f"! {more} {'notes' if more > 1 else 'note'} from gathering: i shows them",
+            ]
         self.update(Content("\n".join(lines)))
 
 
@@ -260,4 +263,3 @@ class DiagnosisScreen(Screen):
         if row is None:
             return
         self.app.push_screen(DetailScreen(row.shown, secrets=self._secrets, error=row.error, at_fix=at_fix))
-

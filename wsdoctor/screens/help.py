@@ -74,9 +74,7 @@ def help_sections(app: App) -> list[tuple[str, list[tuple[str, str, str]]]]:
         if scope == DIAGNOSIS:  # the list's own keys (move, open) live on the list widget
             from wsdoctor.widgets.findings import FindingList
 
-            keys = tuple(k for k in keys) + tuple(
-                k for k in offered(scope, FindingList) if k not in keys
-            )
+            keys = tuple(k for k in keys) + tuple(k for k in offered(scope, FindingList) if k not in keys)
         if scope == LOGS:
             from wsdoctor.widgets.logview import LogView
 

@@ -46,7 +46,9 @@ def line_panel(line: LogLine) -> Content:
         head = Content.styled(f"· noise (no check speaks for it) · {line.source} log", "$text-muted")
     long = line.cut or len(line.text) > PANEL_CHARS
     if long:
-        head = Content.assemble(head, " · ", (f"{line.size:,} characters: Enter shows the whole line", "bold $accent"))
+        head = Content.assemble(
+            head, " · ", (f"{line.size:,} characters: Enter shows the whole line", "bold $accent")
+        )
     text = Content(line.text[:PANEL_CHARS] + " …" if long else line.text)
     return Content("\n").join([head, Content.styled(line.where, "$text-muted"), text])
 
@@ -85,7 +87,9 @@ class WholeLineScreen(ModalScreen[None]):
     def on_mount(self) -> None:
         log = self.query_one(Log)
         if self.text is None:
-            log.write_line("The whole line is no longer kept (the spool of long lines has started over); its start:")
+            log.write_line(
+                "The whole line is no longer kept (the spool of long lines has started over); its start:"
+            )
             log.write_line(self.line.text)
             return
         width = max(20, self.size.width - 6)
@@ -163,7 +167,9 @@ class LogsScreen(Screen):
         yield Static(id="log-status")
         yield LogView(max_lines=self.cap, max_bytes=self.max_bytes, id="log")
         yield Static(id="log-line")
-        yield Input(placeholder="filter (substring, case-insensitive); Enter keeps it, Esc clears", id="log-filter")
+        yield Input(
+            placeholder="filter (substring, case-insensitive); Enter keeps it, Esc clears", id="log-filter"
+        )
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:

@@ -378,7 +378,9 @@ class TargetScreen(Screen[Target | None]):
                 options = [(name, name) for name in sorted(self.profiles)]
                 yield Select(
                     options,
-                    prompt="pick a saved target" if options else "no saved targets yet (Ctrl+O saves this form)",
+                    prompt="pick a saved target"
+                    if options
+                    else "no saved targets yet (Ctrl+O saves this form)",
                     id="profile",
                     compact=True,
                 )
@@ -495,7 +497,9 @@ class TargetScreen(Screen[Target | None]):
         if event.input.id and event.input.id.startswith("field-"):
             self._set_error("error-" + event.input.id.removeprefix("field-"), None)
         if event.input.id == "field-ssh" and event.value.strip():
-            self.query_one("#options", Collapsible).collapsed = False  # the identity and known_hosts come next
+            self.query_one(
+                "#options", Collapsible
+            ).collapsed = False  # the identity and known_hosts come next
 
     def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
         self._set_error("error-ca_file", None)  # "either a CA file or insecure" no longer applies

@@ -179,8 +179,8 @@ class Board:
             if done or cid not in pending:
                 self.verdicts[cid] = finding
                 self.fresh.add(cid)
-        self.pending = frozenset() if done else frozenset(
-            c for c in self.check_ids if c in pending or c not in findings
+        self.pending = (
+            frozenset() if done else frozenset(c for c in self.check_ids if c in pending or c not in findings)
         )
         self.facts_pending = frozenset() if done else frozenset(str(f) for f in facts_pending)
         if host:
@@ -212,7 +212,9 @@ class Board:
         if check_id in self.verdicts:
             f = self.verdicts[check_id]
             kind = Kind.STALE
-            return Shown(check_id, kind, f, f.title, self.waiting(check_id) if self.state is RunState.RUNNING else "")
+            return Shown(
+                check_id, kind, f, f.title, self.waiting(check_id) if self.state is RunState.RUNNING else ""
+            )
         title = check_title(check_id)
         if self.state is RunState.STOPPED:
             return Shown(check_id, Kind.STOPPED, None, title)

@@ -96,7 +96,11 @@ def status_lines(
         )
         for kind, symbol, word, style in extra:
             if tally[kind]:
-                out.append(Content.styled(f"{symbol} {tally[kind]} {word}" if words else f"{symbol}{tally[kind]}", style))
+                out.append(
+                    Content.styled(
+                        f"{symbol} {tally[kind]} {word}" if words else f"{symbol}{tally[kind]}", style
+                    )
+                )
         return Content(" ").join(out)
 
     dot = Content.styled(" · ", "$text-muted")

@@ -84,7 +84,9 @@ def verdict_line(row: Shown, secrets: Sequence[str], *, title: bool = True) -> C
 def focus_line(row: Shown, secrets: Sequence[str], error: str | None = None) -> Content:
     """The selected row's second line: the fix in one line, or why there is no verdict (yet)."""
     if row.kind is Kind.STOPPED:
-        return Content.styled("not decided: the run stopped before its facts were in (the reason is above)", "$text-muted")
+        return Content.styled(
+            "not decided: the run stopped before its facts were in (the reason is above)", "$text-muted"
+        )
     if row.kind is Kind.PENDING:
         return Content.assemble(("no verdict yet: ", "bold $accent"), (row.waiting, "$accent"))
     f = row.finding
@@ -178,7 +180,10 @@ class FindingRow(Widget):
             wrapped = focus_line(row, self.secrets, self.error).wrap(max(10, width - 2))
             if len(wrapped) > FOCUS_LINES:
                 last = wrapped[FOCUS_LINES - 1].rstrip()
-                wrapped = [*wrapped[: FOCUS_LINES - 1], Content.assemble(last.truncate(max(1, width - 3)), "…")]
+                wrapped = [
+                    *wrapped[: FOCUS_LINES - 1],
+                    Content.assemble(last.truncate(max(1, width - 3)), "…"),
+                ]
             out += [Content.assemble("└ " if i == 0 else "  ", line) for i, line in enumerate(wrapped)]
         return out
 
@@ -197,7 +202,9 @@ class FindingRow(Widget):
         self.post_message(self.Clicked(self.check_id))
 
 
-def group_verdict(name: str, rows: Sequence[Shown], secrets: Sequence[str] = ()) -> tuple[Content, str | None]:
+def group_verdict(
+    name: str, rows: Sequence[Shown], secrets: Sequence[str] = ()
+) -> tuple[Content, str | None]:
     """What a runbook issue's header says, from what its rows show, and the check whose title it carries.
 
     A failure or a warning is said in the check's own words, which hold the measured figure ("Backend down:
@@ -436,7 +443,11 @@ class FindingPreview(Static):
             self.update(Content.styled("Select a check to see its finding.", "$text-muted"))
             return
         head = Content.assemble(
-            badge(row), "  ", (row.check_id, "bold"), " — ", (clean(row.title, secrets, multiline=False), "bold")
+            badge(row),
+            "  ",
+            (row.check_id, "bold"),
+            " — ",
+            (clean(row.title, secrets, multiline=False), "bold"),
         )
         finding = row.finding
         if finding is None:
@@ -445,10 +456,16 @@ class FindingPreview(Static):
         else:
             parts = [head]
             if row.kind is Kind.STALE:
-                parts.append(Content.styled(f"{STALE_MARK} the last run's verdict, shown until this run decides", "$text-muted"))
+                parts.append(
+                    Content.styled(
+                        f"{STALE_MARK} the last run's verdict, shown until this run decides", "$text-muted"
+                    )
+                )
             parts.append(Content(clean(finding.summary, secrets, multiline=False)))
             if finding.fix is not None:
                 parts.append(
-                    Content.assemble(("Fix: ", "bold $success"), clean(finding.fix.summary, secrets, multiline=False))
+                    Content.assemble(
+                        ("Fix: ", "bold $success"), clean(finding.fix.summary, secrets, multiline=False)
+                    )
                 )
         self.update(Content("\n").join(parts))

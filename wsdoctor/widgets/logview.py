@@ -227,7 +227,11 @@ def line_stamps(event: LogEvent) -> list[str]:
     (error log, ISO) or in its brackets (access log)."""
     out = [event.time] if event.time else []
     text = event.text
-    if (m := _ERROR_STAMP.match(text)) or (m := _ISO_STAMP.match(text)) or (m := _ACCESS_STAMP.search(text, 0, 200)):
+    if (
+        (m := _ERROR_STAMP.match(text))
+        or (m := _ISO_STAMP.match(text))
+        or (m := _ACCESS_STAMP.search(text, 0, 200))
+    ):
         out.append(m.group(1))
     return out
 
@@ -450,7 +454,9 @@ class LogView(ScrollView, can_focus=True, inherit_bindings=False):
         def control(self) -> LogView:
             return self.view
 
-    def __init__(self, *, max_lines: int = LOG_CAP, max_bytes: int = LOG_BYTES, id: str | None = None) -> None:
+    def __init__(
+        self, *, max_lines: int = LOG_CAP, max_bytes: int = LOG_BYTES, id: str | None = None
+    ) -> None:
         super().__init__(id=id)
         self.auto_scroll = True
         self._rows = SortedLines(max_lines, max_bytes)
@@ -646,4 +652,3 @@ class LogView(ScrollView, can_focus=True, inherit_bindings=False):
         index = self.scroll_offset.y + event.y
         if 0 <= index < len(self._rows):
             self.set_cursor(index)
-
