@@ -553,9 +553,8 @@ class WsdoctorApp(App[int]):
             return
         self._seeded.update((e.source, e.text) for e in new)
         self._echoes.update((e.source, e.text) for e in new)
-        lines = [
-            line for line in self._formatter.format_all(new) if not self.log_lines.has(line.source, line.text)
-        ]
+        shown = {(line.source, line.text) for line in self.log_lines}
+        lines = [line for line in self._formatter.format_all(new) if (line.source, line.text) not in shown]
         self._show_lines(lines)
 
     def _echo(self, event: LogEvent) -> bool:

@@ -30,7 +30,6 @@ import tempfile
 import threading
 import time
 import zlib
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from operator import attrgetter
 from typing import NamedTuple
@@ -323,6 +322,9 @@ def whole_text(line: LogLine, spool: LogSpool | None, secrets: Sequence[str] = (
     return None if text is None else clean(text, secrets, multiline=False)
 
 
+_TEXT = attrgetter("text")
+
+
 class SortedLines:
     """Rows in time order, bounded by lines and by characters: appending in order is O(batch), a late
     line is merged in at its time (the work is the rows after it, usually the last second's)."""
@@ -332,11 +334,6 @@ class SortedLines:
         self.max_bytes = max_bytes
         self.lines: list[LogLine] = []
         self.bytes = 0
-        self._texts: Counter[int] = Counter()  # hash((source, text)) of the kept rows: has()
-
-    def has(self, source: str, text: str) -> bool:
-        """Whether a row of SOURCE with this (cleaned) TEXT is kept."""
-        return self._texts[hash((source, text))] > 0
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -363,25 +360,20 @@ class SortedLines:
             tail.extend(new)
             tail.sort(key=order)
             lines[start:] = tail
-        self.bytes += sum(len(line.text) for line in new)
-        self._texts.update(hash((line.source, line.text)) for line in new)
+        self.bytes += sum(map(len, map(_TEXT, new)))
         drop = max(0, len(lines) - self.max_lines)
-        dropped = sum(len(line.text) for line in lines[:drop])
+        dropped = sum(map(len, map(_TEXT, lines[:drop])))
         while self.bytes - dropped > self.max_bytes and drop < len(lines) - 1:
             dropped += len(lines[drop].text)
             drop += 1
         if drop:
-            self._texts.subtract(hash((line.source, line.text)) for line in lines[:drop])
             del lines[:drop]
             self.bytes -= dropped
-            if len(self._texts) > 4 * self.max_lines:
-                self._texts = Counter({k: v for k, v in self._texts.items() if v > 0})
         return max(0, start - drop), drop
 
     def clear(self) -> None:
         self.lines.clear()
         self.bytes = 0
-        self._texts.clear()
 
     def index(self, key: tuple[float, int]) -> int | None:
         """The index of the row with KEY, or None when it is gone."""
@@ -498,7 +490,7 @@ class LogView(ScrollView, can_focus=True, inherit_bindings=False):
             self._cache.clear()  # rows moved: the cache is keyed by arrival number, but a cursor row moved too
         if self._cursor is not None and self.cursor is None:
             self.set_cursor(None)
-        self._width = max(self._width, max(len(line.text) for line in lines) + 60)
+        self._width = max(self._width, max(map(len, map(_TEXT, lines))) + 60)
         self._update_virtual_size()
         if follow:
             self.scroll_end(animate=False, immediate=True, x_axis=False)
