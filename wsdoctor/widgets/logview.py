@@ -25,6 +25,7 @@ parses markup.
 from __future__ import annotations
 
 import bisect
+import itertools
 import re
 import tempfile
 import threading
@@ -76,16 +77,18 @@ _ISO_PREFIX = re.compile(r"^\d{4}-\d\d-\d\d[T ](\d\d:\d\d:\d\d)(?:[.,]\d+)?(?:Z|
 
 
 class LogLine(NamedTuple):
-    """One display row: how it was classified and the line itself (sanitized, redacted, cut to LINE_CHARS)."""
+    """One display row: when it was written, how it was classified and the line itself (sanitized,
+    redacted, cut to LINE_CHARS). Rows compare by (when, seq) first: a list of them sorts in time order
+    with no key function (``seq`` is unique, so the comparison never goes further)."""
 
+    when: float  # seconds since the epoch (the line's own time, or the time of the line before it)
+    seq: int  # arrival order: ties in time keep it
     mark: str  # severity symbol: FAIL, WARN, OK or INFO (unclassified)
     check: str  # the check the line speaks for, "" when unclassified
     kind: str  # the classification, "" when unclassified
     source: str  # "error", "access", "backend"
     text: str
     where: str  # file[:line]
-    when: float = 0.0  # seconds since the epoch (the line's own time, or the time of the line before it)
-    seq: int = 0  # arrival order: ties in time keep it
     size: int = 0  # the whole line's length in characters (more than len(text) when it was cut)
     spool: tuple[int, int, int] | None = None  # where the whole line is in the spool
 
@@ -235,6 +238,10 @@ def line_stamps(event: LogEvent) -> list[str]:
     return out
 
 
+# Arrival numbers, unique in the process: rows of several runs (and formatters) never tie.
+_ARRIVALS = itertools.count(1)
+
+
 class LogFormatter:
     """LogEvents → display rows: the mark, the text cleaned and cut, the line's time, an arrival number.
 
@@ -244,7 +251,6 @@ class LogFormatter:
     def __init__(self, secrets: Sequence[str] = (), utc_offset: int | None = None) -> None:
         self.secrets = tuple(secrets)
         self.utc_offset = utc_offset
-        self._seq = 0
         self._last: dict[str, float] = {}  # file → the time of its last line
         self._newest = 0.0
         self._stamps: dict[str, float | None] = {}  # a second's lines share their stamp: parse it once
@@ -278,7 +284,6 @@ class LogFormatter:
         else:
             self._last[event.file] = when
             self._newest = max(self._newest, when)
-        self._seq += 1
         text = event.text
         long = item.size > LINE_CHARS  # its start was kept; the whole is in the spool, if it still fits
         if long:
@@ -287,14 +292,14 @@ class LogFormatter:
             text = clean(text, self.secrets, multiline=False)
         where = f"{event.file}:{event.line_no}" if event.line_no is not None else event.file
         return LogLine(
+            when,
+            next(_ARRIVALS),
             mark,
             event.check or "",
             kind,
             (event.source or "")[:7],
             text,
             clean(where, self.secrets, multiline=False),
-            when,
-            self._seq,
             item.size if long else len(text),
             item.spool,
         )
@@ -348,17 +353,16 @@ class SortedLines:
         """Add NEW; returns (the index of the first row that moved or was added, rows dropped at the front)."""
         if not new:
             return len(self.lines), 0
-        order = attrgetter("when", "seq")
-        new = sorted(new, key=order)
+        new = sorted(new)  # by (when, seq): see LogLine
         lines = self.lines
-        if not lines or order(new[0]) >= order(lines[-1]):
+        if not lines or new[0] > lines[-1]:
             start = len(lines)
             lines.extend(new)
         else:  # two sorted runs: Timsort merges them in linear time, in C
-            start = bisect.bisect_right(lines, order(new[0]), key=order)
+            start = bisect.bisect_right(lines, new[0])
             tail = lines[start:]
             tail.extend(new)
-            tail.sort(key=order)
+            tail.sort()
             lines[start:] = tail
         self.bytes += sum(map(len, map(_TEXT, new)))
         drop = max(0, len(lines) - self.max_lines)
@@ -377,7 +381,7 @@ class SortedLines:
 
     def index(self, key: tuple[float, int]) -> int | None:
         """The index of the row with KEY, or None when it is gone."""
-        i = bisect.bisect_left(self.lines, key, key=attrgetter("key"))
+        i = bisect.bisect_left(self.lines, key, key=attrgetter("when", "seq"))
         return i if i < len(self.lines) and self.lines[i].key == key else None
 
 
