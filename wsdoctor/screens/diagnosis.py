@@ -48,7 +48,9 @@ class NotesBar(Static):
         if notes != self.notes:
             self.notes = notes
             self.lay_out()
-            self.screen.refresh_bindings()  # `i Notes` shows in the footer only when there are notes
+            refresh = getattr(self.screen, "refresh_keys", None)
+            if refresh is not None:  # `i Notes` shows in the footer only when there are notes
+                refresh()
 
     def lay_out(self) -> None:
         """One line per note, as many as the screen allows (1 under 34 lines, else 3)."""
@@ -166,7 +168,7 @@ class DiagnosisScreen(Screen):
                 self._dismissed = None
             self.query_one(StopBanner).show(error if error != self._dismissed else None)
             self.show_preview()
-        self.refresh_bindings()
+        self.refresh_keys()
 
     def show_header(
         self,
@@ -194,7 +196,7 @@ class DiagnosisScreen(Screen):
     def on_finding_list_highlighted(self, event: FindingList.Highlighted) -> None:
         event.stop()
         self.show_preview()
-        self.refresh_bindings()  # `c Copy fix` is offered only on a row that has a fix
+        self.refresh_keys()  # `c Copy fix` is offered only on a row that has a fix
 
     def tick(self, frame: int) -> None:
         """Advance the spinners of pending rows (and of the header's pending count)."""
@@ -202,6 +204,16 @@ class DiagnosisScreen(Screen):
         self.findings.tick(frame)
 
     # -- actions ---------------------------------------------------------------------
+
+    def _offered(self) -> tuple[bool, ...]:
+        return tuple(bool(self.check_action(a, ())) for a in ("notes", "dismiss", "next_problem", "copy_fix"))
+
+    def refresh_keys(self) -> None:
+        """Repaint the footer when the keys it offers changed (not on every update of a run)."""
+        offered = self._offered()
+        if offered != getattr(self, "_keys_offered", None):
+            self._keys_offered = offered
+            self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """``i`` is offered only when there are notes, Esc only while a stopped run's reason shows."""
@@ -225,7 +237,7 @@ class DiagnosisScreen(Screen):
         if self._board is not None:
             self._dismissed = self._board.error
         self.query_one(StopBanner).show(None)
-        self.refresh_bindings()
+        self.refresh_keys()
 
     def action_open(self) -> None:
         self.findings.action_open()
