@@ -185,6 +185,41 @@ async def key_latencies(flood: bool, duration: float = 5.0, rate: int = 10_000) 
     }
 
 
+async def flood_status(rate: int = 50_000, duration: float = 3.0) -> dict:
+    """The logs screen under RATE lines/s: how many lines it consumed, and whether its status told the
+    truth at every sample (never "live" while more than a slice waited or a line waited over a second)."""
+    from tests.tui.logsources import flood_source
+    from tests.tui.recorded import LOG_LINES, recorded_factory, recorded_target
+    from wsdoctor.app import BEHIND_AFTER, LOG_SLICE, WsdoctorApp
+    from wsdoctor.screens.logs import LogsScreen
+
+    source = flood_source(LOG_LINES, rate=rate, duration=duration, gated=True)
+    app = WsdoctorApp(recorded_target(), recorded_factory(), source)
+    app.animation_level = "none"
+    samples, lies = 0, 0
+    behind = 0
+    async with app.run_test(size=(100, 32)) as pilot:
+        while not (app.last_update and app.last_update.done):
+            await pilot.pause(0.01)
+        await pilot.press("l")
+        while not isinstance(app.screen, LogsScreen):
+            await pilot.pause(0.01)
+        source.state.go = True
+        t0 = time.perf_counter()
+        while source.state.closed == 0 or app.log_inbox:
+            await asyncio.sleep(0.05)
+            samples += 1
+            late = len(app.log_inbox) > LOG_SLICE or app._waited() > BEHIND_AFTER
+            behind += app.log_status == "behind"
+            lies += late and app.log_status == "live"
+            if time.perf_counter() - t0 > duration + 30:
+                break
+        elapsed = time.perf_counter() - t0
+        received, skipped = app.log_received, app.log_skipped
+        await pilot.press("q")
+    return {"consumed": received / elapsed, "skipped": skipped, "samples": samples, "behind": behind, "lies": lies}
+
+
 def main() -> int:
     base_frame, _ = first_paint("baseline")
     rec_frame, rec_findings = first_paint("recorded")
@@ -212,6 +247,13 @@ def main() -> int:
     print(
         f"flood: {load['received']:,} lines in {load['elapsed']:.2f} s ({rate:,.0f} lines/s consumed), "
         f"{load['n']} keys, app CPU {load['cpu'] * 100:.0f}% of one core (idle run: {idle['cpu'] * 100:.0f}%)"
+    )
+    flood = asyncio.run(flood_status())
+    verdict = "ok" if flood["lies"] == 0 else "WRONG"
+    print(
+        f"flood 50,000 lines/s for 3 s: {flood['consumed']:,.0f} lines/s consumed, {flood['skipped']:,} noise "
+        f"lines skipped; status 'behind' in {flood['behind']} of {flood['samples']} samples, 'live' while late "
+        f"in {flood['lies']}: {verdict}"
     )
     return 0
 
