@@ -8,7 +8,8 @@
    100 ms, on the logs screen (p/f: pause, follow = re-render up to 10,000 kept lines) and on the
    diagnosis screen (↓/↑). A key's latency is from the driver delivering it to its effect being visible in
    the app. Baseline: the same keys without the flood. Also: lines actually consumed per second, and the
-   CPU the app used.
+   CPU the app used; and the same at 50,000 lines/s, where the logs' status must say "behind" whenever
+   lines wait (it is sampled at every key).
 
 Run: ``.venv/bin/python bench/bench_tui.py`` (or ``./run bench``).
 """
@@ -61,8 +62,10 @@ _CHILD = textwrap.dedent(
             target = Target(url="wss://api.x-or.cloud/dev/aiwm/chat", nginx_dump={dump!r}, offline=True)
             app = WsdoctorApp(target, log_source_factory=no_log_source)
         def shown():
-            rows = app.diagnosis_screen.findings.rows if app.diagnosis_screen else {{}}
-            return any(r.state.status is not None for r in rows.values())
+            screen = app.diagnosis_screen
+            if screen is None or not screen.query("FindingList"):
+                return False
+            return any(r.status is not None for r in screen.findings.rows.values())
     marks = {{}}
     # A frame is painted when the app hands it to the driver (App._display); headless, the driver writes
     # nothing, so the frame's terminal bytes are produced here as a real terminal's driver would.
@@ -152,9 +155,9 @@ async def key_latencies(flood: bool, duration: float = 5.0, rate: int = 10_000) 
         i = 0
         while time.perf_counter() < deadline - 0.2:
             await asyncio.sleep(0.1)
-            if i % 10 < 6:  # logs screen: p / f
+            if i % 10 < 6:  # logs screen: p pauses, p again follows (re-rendering up to 10,000 kept lines)
                 paused = i % 2 == 0
-                lat["logs"].append(await press("p" if paused else "f", lambda p=paused: logs.paused is p))
+                lat["logs"].append(await press("p", lambda p=paused: logs.paused is p))
             elif i % 10 == 6:
                 await press("escape", lambda: app.screen is app.diagnosis_screen)
             elif i % 10 < 9:
@@ -180,6 +183,41 @@ async def key_latencies(flood: bool, duration: float = 5.0, rate: int = 10_000) 
         "received": received,
         "elapsed": source.state.elapsed if flood else 0.0,
     }
+
+
+async def flood_status(rate: int = 50_000, duration: float = 3.0) -> dict:
+    """The logs screen under RATE lines/s: how many lines it consumed, and whether its status told the
+    truth at every sample (never "live" while more than a slice waited or a line waited over a second)."""
+    from tests.tui.logsources import flood_source
+    from tests.tui.recorded import LOG_LINES, recorded_factory, recorded_target
+    from wsdoctor.app import BEHIND_AFTER, LOG_SLICE, WsdoctorApp
+    from wsdoctor.screens.logs import LogsScreen
+
+    source = flood_source(LOG_LINES, rate=rate, duration=duration, gated=True)
+    app = WsdoctorApp(recorded_target(), recorded_factory(), source)
+    app.animation_level = "none"
+    samples, lies = 0, 0
+    behind = 0
+    async with app.run_test(size=(100, 32)) as pilot:
+        while not (app.last_update and app.last_update.done):
+            await pilot.pause(0.01)
+        await pilot.press("l")
+        while not isinstance(app.screen, LogsScreen):
+            await pilot.pause(0.01)
+        source.state.go = True
+        t0 = time.perf_counter()
+        while source.state.closed == 0 or app.log_inbox:
+            await asyncio.sleep(0.05)
+            samples += 1
+            late = len(app.log_inbox) > LOG_SLICE or app._waited() > BEHIND_AFTER
+            behind += app.log_status == "behind"
+            lies += late and app.log_status == "live"
+            if time.perf_counter() - t0 > duration + 30:
+                break
+        elapsed = time.perf_counter() - t0
+        received, skipped = app.log_received, app.log_skipped
+        await pilot.press("q")
+    return {"consumed": received / elapsed, "skipped": skipped, "samples": samples, "behind": behind, "lies": lies}
 
 
 def main() -> int:
@@ -209,6 +247,13 @@ def main() -> int:
     print(
         f"flood: {load['received']:,} lines in {load['elapsed']:.2f} s ({rate:,.0f} lines/s consumed), "
         f"{load['n']} keys, app CPU {load['cpu'] * 100:.0f}% of one core (idle run: {idle['cpu'] * 100:.0f}%)"
+    )
+    flood = asyncio.run(flood_status())
+    verdict = "ok" if flood["lies"] == 0 else "WRONG"
+    print(
+        f"flood 50,000 lines/s for 3 s: {flood['consumed']:,.0f} lines/s consumed, {flood['skipped']:,} noise "
+        f"lines skipped; status 'behind' in {flood['behind']} of {flood['samples']} samples, 'live' while late "
+        f"in {flood['lies']}: {verdict}"
     )
     return 0
 

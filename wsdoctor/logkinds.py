@@ -54,6 +54,12 @@ KINDS: dict[str, LogKind] = {
         "a polling request of a session was refused: it reached a backend that did not create it",
         FAIL,
     ),
+    # the same, for a request that is not a poll (a websocket upgrade with sid=): python's server answers 403
+    "sid-refused": LogKind(
+        "sticky",
+        "a request of an existing session (sid=) was refused: it reached a backend that did not create it",
+        FAIL,
+    ),
     # an established tunnel was closed (idle timeout, reset): worth a look, not a broken route
     "upgraded-timeout": LogKind(
         "timeout",

@@ -12,6 +12,7 @@ from rich.console import Console
 
 from tests.tui.recorded import recorded_factory, recorded_target
 from wsdoctor.app import WsdoctorApp, no_log_source
+from wsdoctor.widgets.board import RunState
 
 FROZEN = 1000.0
 RECORDED = object()  # make_app's default target: the recorded incident's
@@ -51,11 +52,28 @@ async def wait_for(pilot, predicate: Callable[[], object], timeout: float = 5.0)
 
 
 def settled(app) -> bool:
-    """The diagnosis is done and its final update is on screen (rows render after the screen mounts)."""
-    if app.last_update is None or not app.last_update.done or app.diagnosis_screen is None:
+    """The run is done and its final state is on screen: every row shows what the board says, and the
+    header's status line, as painted, says done (rows and header render after the screen mounts)."""
+    screen = app.diagnosis_screen
+    if app.board.state is not RunState.DONE or screen is None or not screen.is_mounted:
         return False
-    rows = app.diagnosis_screen.findings.rows
-    return all(rows[cid].state.status is not None for cid in app.last_update.findings if cid in rows)
+    rows = screen.findings.rows
+    if any(row.shown != app.board.shown(cid) for cid, row in rows.items()):
+        return False
+    return app.screen is not screen or _painted(screen_text(app), "done in")
+
+
+def _painted(text: str, state: str) -> bool:
+    """The header says STATE and the footer has been laid out (it recomposes after the bindings change)."""
+    return state in text and "q Quit" in text.splitlines()[-1]
+
+
+def stopped(app) -> bool:
+    """The run stopped and the screen says so (the header and the reason under it)."""
+    screen = app.diagnosis_screen
+    if app.board.state is not RunState.STOPPED or screen is None or not screen.is_mounted:
+        return False
+    return app.screen is not screen or _painted(screen_text(app), "stopped")
 
 
 @pytest.fixture

@@ -48,9 +48,11 @@ def flood_source(
     duration: float = 2.0,
     tick: float = 0.02,
     gated: bool = False,
+    numbered: bool = True,
 ):
     """``rate`` lines per second for ``duration`` seconds in batches every ``tick``, keeping the pace
-    (after ``state.go`` is set, when ``gated``)."""
+    (after ``state.go`` is set, when ``gated``); ``numbered`` lines end with their number (each its own
+    text), else they share the template's text (megabyte lines without copying megabytes here)."""
     state = SourceState(go=not gated)
 
     async def factory(session: RemoteSession, facts: Facts) -> AsyncIterator[list[LogEvent]]:
@@ -67,7 +69,8 @@ def flood_source(
                     batch = []
                     for i in range(n, n + due):
                         t = templates[i % len(templates)]
-                        batch.append(replace(t, line_no=i, text=f"{t.text} #{i}"))
+                        text = f"{t.text} #{i}" if numbered else t.text
+                        batch.append(replace(t, line_no=i, text=text))
                     n += due
                     state.sent = n
                     yield batch

@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from wsdoctor.diagnose import Diagnosis, Update
+from wsdoctor.errors import InputError
 from wsdoctor.facts import LogEvent
 from wsdoctor.report import CHECK_IDS, Evidence, Finding, Fix, Status
 from wsdoctor.target import Target
@@ -383,6 +386,13 @@ class Step:
     elapsed: float
     nginx_version: str | None = None
     notes: list[str] = field(default_factory=list)
+    facts_pending: frozenset[str] = frozenset()  # the facts still being gathered (Fact names)
+
+
+PROBE_FACTS = frozenset(
+    {"handshake:proxy", "handshake:backends", "websocket", "upgrade", "connect", "sticky", "tls", "cors"}
+)
+HOST_FACTS = frozenset({"config", "version", "logs", "commands"})
 
 
 def seed_steps() -> list[Step]:
@@ -392,8 +402,21 @@ def seed_steps() -> list[Step]:
     first = {cid: (FINAL[cid] if cid == "client" else _waiting(cid)) for cid in CHECK_IDS}
     second = {cid: (_waiting(cid) if cid in probe_ids else FINAL[cid]) for cid in CHECK_IDS}
     return [
-        Step(first, frozenset(config_ids | probe_ids), chain_len=3, elapsed=0.02),
-        Step(second, frozenset(probe_ids), chain_len=5, elapsed=0.41, nginx_version="1.22.1"),
+        Step(
+            first,
+            frozenset(config_ids | probe_ids),
+            chain_len=3,
+            elapsed=0.02,
+            facts_pending=HOST_FACTS | PROBE_FACTS,
+        ),
+        Step(
+            second,
+            frozenset(probe_ids),
+            chain_len=5,
+            elapsed=0.41,
+            nginx_version="1.22.1",
+            facts_pending=PROBE_FACTS | {"logs"},
+        ),
         Step(dict(FINAL), frozenset(), chain_len=5, elapsed=2.73, nginx_version="1.22.1"),
     ]
 
@@ -423,7 +446,7 @@ class RecordedDiagnosis(Diagnosis):
         self.index = 0
         self.closed = False  # the update stream was closed (finished or cancelled)
         self.facts.ssh_host = target.ssh
-        self.facts.pending = {"probes"}
+        self.facts.pending = set(self.steps[0].facts_pending)
 
     def evaluate(self, done: bool = False) -> Update:
         step = self.steps[self.index]
@@ -455,6 +478,7 @@ class RecordedDiagnosis(Diagnosis):
                 while self.manual and self.allowed < i:
                     await asyncio.sleep(0.01)
                 self.index = i
+                self.facts.pending = set(self.steps[i].facts_pending)
                 if i == last and not self.hold:
                     self.facts.pending = set()
                 yield self.evaluate(done=i == last and not self.hold)
@@ -549,3 +573,119 @@ INJECTION = LogEvent(
     check="upstream",
     time="03:12:13",
 )
+
+
+# --- real runs, recorded against the lab (tests/tui/capture.py) -----------------------
+
+SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
+SCENARIOS = ("seed", "no-rewrite", "backend-down", "short-timeout", "no-sticky", "bad-auth")
+
+
+def _finding(d: dict) -> Finding:
+    fix = d.get("fix")
+    return Finding(
+        id=d["id"],
+        status=Status(d["status"]),
+        title=d["title"],
+        summary=d["summary"],
+        evidence=[
+            Evidence(e["kind"], e["where"], e["text"], tuple(e.get("highlight") or ())) for e in d["evidence"]
+        ],
+        fix=Fix(fix["summary"], fix.get("diff", ""), fix.get("code", "")) if fix else None,
+        corrected=d.get("corrected"),
+    )
+
+
+@dataclass
+class Recording:
+    """One recorded run: the target, every update, the error it stopped with, the logs it gathered."""
+
+    name: str
+    target: Target
+    updates: list[dict]
+    error: dict | None
+    logs: list[LogEvent]
+
+
+def load_recording(name: str) -> Recording:
+    data = json.loads((SCENARIO_DIR / f"{name}.json").read_text())
+    t = data["target"]
+    target = Target(
+        url=t.get("url"),
+        path=t.get("path"),
+        transports=tuple(t.get("transports") or ("polling", "websocket")),
+        ssh=t.get("ssh"),
+        identity=t.get("identity"),
+        known_hosts=t.get("known_hosts"),
+        ca_file=t.get("ca_file"),
+        backend_log=t.get("backend_log"),
+        timeout=t.get("timeout", 5.0),
+        hold=t.get("hold"),
+    )
+    logs = [LogEvent(**e) for e in data["logs"]]
+    return Recording(name, target, data["updates"], data["error"], logs)
+
+
+class ReplayDiagnosis(Diagnosis):
+    """Replays a recorded real run update by update (``manual``: each only once the test allows it), the
+    facts still being gathered included, then the error it stopped with, if it did."""
+
+    def __init__(
+        self, target: Target, recording: Recording, *, manual: bool = False, hold: bool = False
+    ) -> None:
+        super().__init__(target, gatherers=[])
+        self.recording = recording
+        self.manual = manual
+        self.hold = hold
+        self.allowed = 0
+        self.index = -1
+        self.closed = False
+
+    def _apply(self, u: dict) -> Update:
+        self.findings = {d["id"]: _finding(d) for d in u["findings"]}
+        self.facts.nginx_version = u["nginx_version"]
+        self.facts.ssh_host = u["ssh_host"]
+        self.facts.pending = set(u["facts_pending"])
+        if u["done"]:
+            self.facts.logs = list(self.recording.logs)
+        return Update(
+            findings=dict(self.findings),
+            pending=frozenset(u["pending"]),
+            facts=self.facts,
+            chain=[tuple(c) for c in u["chain"]],
+            elapsed=u["elapsed"],
+            done=u["done"],
+            notes=list(u["notes"]),
+        )
+
+    def evaluate(self, done: bool = False) -> Update:
+        u = dict(self.recording.updates[max(0, self.index)])
+        return self._apply(u)
+
+    async def updates(self) -> AsyncIterator[Update]:
+        try:
+            for i, _ in enumerate(self.recording.updates):
+                while self.manual and self.allowed <= i:
+                    await asyncio.sleep(0.01)
+                self.index = i
+                yield self.evaluate()
+            if self.recording.error is not None:
+                raise InputError(self.recording.error["message"])
+            if self.hold:
+                await asyncio.sleep(3600)
+        finally:
+            self.closed = True
+
+
+def scenario_factory(name: str, **kwargs):
+    """A diagnosis factory replaying the recorded run NAME; ``factory.made`` lists what it made."""
+    recording = load_recording(name)
+    made: list[ReplayDiagnosis] = []
+
+    def factory(target: Target, session: object = None) -> ReplayDiagnosis:
+        made.append(ReplayDiagnosis(target, recording, **kwargs))
+        return made[-1]
+
+    factory.made = made  # type: ignore[attr-defined]
+    factory.recording = recording  # type: ignore[attr-defined]
+    return factory

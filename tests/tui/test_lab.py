@@ -23,6 +23,7 @@ from wsdoctor.app import WsdoctorApp
 from wsdoctor.demo import lab_target
 from wsdoctor.report import Status
 from wsdoctor.screens.detail import DetailScreen
+from wsdoctor.screens.hostkey import HostKeyScreen
 from wsdoctor.screens.logs import LogsScreen
 from wsdoctor.target import Target
 from wsdoctor.widgets.logview import LogLine, LogView
@@ -79,6 +80,10 @@ def _stable(report: dict) -> dict:
     }
 
 
+def _body(app) -> str:
+    return "\n".join(str(w.render()) for w in app.screen.query("#detail-body Static"))
+
+
 def _tails(marker: str) -> list[str]:
     out = subprocess.run(["ps", "-ww", "-eo", "pid,args"], capture_output=True, text=True, timeout=10).stdout
     return [line for line in out.splitlines() if "tail" in line and marker in line]
@@ -99,11 +104,11 @@ async def test_no_sticky_lab_statuses_detail_export_and_clean_quit(lab_factory, 
 
         assert app.diagnosis_screen.findings.selected == "sticky"  # the first failing finding
         await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen))
-        await pilot.pause()
-        body = "\n".join(str(w.render()) for w in app.screen.query("#detail-body Static"))
-        # the backend's own words: Node's "Session ID unknown", python's "Invalid session <sid>"
-        assert ("Session ID unknown" in body or "Invalid session" in body) and "400" in body
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, DetailScreen) and ("Invalid session" in _body(app) or "Session ID unknown" in _body(app))
+        )
+        body = _body(app)
+        assert "400" in body
         assert "+" in body and "hash" in body  # the fix's diff adds hashing to the upstream
         assert target.token not in body
         await pilot.press("escape", "e")
@@ -174,3 +179,42 @@ async def test_a_real_clients_404_appears_live_and_lands_in_the_diagnosis(lab_fa
     while _tails(info["dir"]) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _tails(info["dir"]) == []  # …and is gone once it quits
+
+
+async def test_a_host_key_trusted_with_y_is_remembered_for_the_next_runs(lab_factory, tmp_path, monkeypatch):
+    """A real sshd whose key this machine has never seen: the fingerprint is shown, `y` trusts it, and it is
+    saved in wsdoctor's own known_hosts (as OpenSSH's accept-new saves it), so a new wsdoctor trusts it
+    without asking."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    lab = lab_factory("no-sticky")
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    target = _target(lab)
+    target.known_hosts = str(empty)
+    app = _app(target, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(
+            pilot,
+            lambda: isinstance(app.screen, HostKeyScreen) and app.screen.fingerprint in screen_text(app),
+            timeout=RUN_TIMEOUT,
+        )
+        assert app.screen.fingerprint.startswith("SHA256:")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: settled(app) or app.error, timeout=RUN_TIMEOUT)
+        assert app.error is None
+        await pilot.press("q")
+        assert await no_workers_left(app) == []
+    saved = (tmp_path / "state" / "wsdoctor" / "known_hosts").read_text()
+    assert saved.count("\n") == 1 and f"]:{lab.info()['ssh']['port']} " in saved
+
+    again = _target(lab)
+    again.known_hosts = str(empty)  # still empty: the key comes from wsdoctor's own file now
+    app = _app(again, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(
+            pilot,
+            lambda: settled(app) or app.error or isinstance(app.screen, HostKeyScreen),
+            timeout=RUN_TIMEOUT,
+        )
+        assert not isinstance(app.screen, HostKeyScreen) and app.error is None
+        await pilot.press("q")

@@ -1,19 +1,20 @@
-"""Layout for the terminal's size, and verdicts that say what ran: the header at 80×24, the footers,
-the title column, group verdicts from what the checks decided, and totals during a re-run."""
+"""Layout for the terminal's size and verdicts that say what ran: the header at 80×24, the footers, group
+headers in the checks' own words, and a re-run that keeps the last verdicts (marked ↻) until new ones arrive."""
 
 from __future__ import annotations
 
 import dataclasses
 
-from wsdoctor.report import Status
+from wsdoctor.report import Finding, Status
 from wsdoctor.screens.detail import DetailScreen
 from wsdoctor.screens.logs import LogsScreen
 from wsdoctor.screens.notes import NotesScreen
+from wsdoctor.widgets.board import Kind, Shown
 from wsdoctor.widgets.chain import ChainHeader, chain_content
-from wsdoctor.widgets.findings import FindingList, verdict
+from wsdoctor.widgets.findings import FindingList, group_verdict
 
 from .conftest import make_app, screen_text, settled, wait_for
-from .recorded import FINAL, RecordedDiagnosis, recorded_factory, seed_steps
+from .recorded import FINAL, recorded_factory, scenario_factory, seed_steps
 
 P, W, F, S = Status.PASS, Status.WARN, Status.FAIL, Status.SKIP
 
@@ -32,18 +33,49 @@ NOTES = [
 ]
 
 
-def test_a_group_verdict_reflects_what_its_checks_did():
-    assert verdict("404 Not Found", [F, S]) == ("✗ happening here", "bold $error")
-    assert verdict("404 Not Found", [F, None]) == ("✗ happening here", "bold $error")  # a fail is final
-    assert verdict("404 Not Found", [P, None]) is None  # nothing claimed while a check is pending
-    assert verdict("404 Not Found", [P, S])[0] == "✓ not happening (1 not checked)"
-    assert verdict("404 Not Found", [P, P])[0] == "✓ not happening"
-    assert verdict("404 Not Found", [S, S])[0] == "– not checked"  # never "not happening"
-    assert verdict("502 Bad Gateway", [W])[0] == "! suspicious"
-    assert verdict("502 Bad Gateway", [W, S])[0] == "! suspicious (1 not checked)"
-    assert verdict("Checklist", [S, S, S, P, P])[0] == "✓ 2 passing (3 not checked)"
-    assert verdict("Checklist", [S, W, F, P, P])[0] == "✗ 1 failing"
-    assert verdict("Checklist", [S, S, S, S, S])[0] == "– not checked"
+def _row(cid: str, status: Status | None, title: str = "", kind: Kind = Kind.FRESH) -> Shown:
+    if status is None:
+        return Shown(cid, kind if kind is not Kind.FRESH else Kind.PENDING, None, cid, "waiting for x")
+    return Shown(
+        cid, kind, Finding(cid, status, title or f"{cid} {status}", "summary"), title or f"{cid} {status}"
+    )
+
+
+def test_a_group_header_says_what_its_checks_found_in_their_words():
+    def say(name, *rows):
+        verdict, titled = group_verdict(name, rows)
+        return verdict.plain, titled
+
+    # a failure is said with the check's own title, which carries the figure, never "502 happening here"
+    assert say("502 Bad Gateway", _row("upstream", F, "Backend down: 127.0.0.1:3352")) == (
+        "✗ Backend down: 127.0.0.1:3352",
+        "upstream",
+    )
+    assert say("Drops after 60 s", _row("timeout", F, "proxy_read_timeout 3 s is shorter than the ping"))[
+        0
+    ] == ("✗ proxy_read_timeout 3 s is shorter than the ping")
+    assert say("404 Not Found", _row("client", F, "Wrong path"), _row("route", None)) == (
+        "✗ Wrong path",
+        "client",
+    )
+    assert say("502 Bad Gateway", _row("upstream", W, "Slow backend")) == (
+        "! suspicious: Slow backend",
+        "upstream",
+    )
+    assert (
+        say("404 Not Found", _row("client", P), _row("route", None))[0] == "checking…"
+    )  # nothing claimed yet
+    assert say("404 Not Found", _row("client", P), _row("route", S))[0] == "✓ not happening (1 not checked)"
+    assert say("404 Not Found", _row("client", P), _row("route", P))[0] == "✓ not happening"
+    assert (
+        say("404 Not Found", _row("client", S), _row("route", S))[0] == "– not checked"
+    )  # never "not happening"
+    stale = _row("upstream", F, "Backend down: 127.0.0.1:3352", Kind.STALE)
+    assert say("502 Bad Gateway", stale)[0] == "↻ ✗ Backend down: 127.0.0.1:3352"  # the last run's, said so
+    stopped = Shown("upstream", Kind.STOPPED, None, "Backends answer")
+    assert say("502 Bad Gateway", stopped)[0] == ""  # the run's reason is above the list, said once
+    checklist = [_row("upgrade", S), _row("buffering", W), _row("cors", F), _row("tls", P), _row("syntax", P)]
+    assert say("Checklist", *checklist)[0] == "✗ 1 failing · ! 1 to review · ✓ 2 passing · – 1 not checked"
 
 
 def test_the_chain_says_location_once_and_keeps_details_for_wide_terminals():
@@ -71,9 +103,8 @@ async def test_80x24_header_takes_three_lines_and_every_check_and_key_shows():
     app = make_app(factory=recorded_factory(steps=_skipping_steps(), chain=LIVE_CHAIN))
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: settled(app))
-        await pilot.pause()
         header = app.diagnosis_screen.query_one(ChainHeader)
-        assert header.outer_size.height == 3 + 1  # two lines of chain, one status line, the border
+        assert header.outer_size.height == 3  # two lines of chain, one status line; no border under 34 lines
         rows = screen_text(app).splitlines()
         assert rows[1].rstrip().endswith("…")  # the chain is cut, not wrapped onto a third line
         assert "location location" not in "\n".join(rows[:2])
@@ -83,71 +114,81 @@ async def test_80x24_header_takes_three_lines_and_every_check_and_key_shows():
             assert f"  {cid}" in text, cid
         # the verdicts say what ran: a skipped route is not "not happening"
         assert " 404 Not Found  ✓ not happening (1 not checked)" in text
-        assert " Checklist  ✓ 3 passing (3 not checked)" in text
-        # the notes go under the list, one line each, and n shows them all
-        assert "! 3 notes (n shows them all): The access log format 'combined' lacks" in text
-        for key in ("⏎ Detail", "r Rerun", "e Export", "l Logs", "n Notes", "? Help", "q Quit"):
+        assert " Checklist  ! 1 to review · – 3 not checked" not in text  # the tls warning is now a pass
+        assert " Checklist  ✓ 3 passing · – 3 not checked" in text
+        # at 24 lines the notes give their line to the checks: the footer's `i Notes` says there are some
+        assert "notes from gathering" not in text and "i Notes" in rows[-1]
+        for key in (
+            "Enter Detail",
+            "r Rerun",
+            "l Logs",
+            "n Next problem",
+            "c Copy fix",
+            "i Notes",
+            "? Help",
+            "q Quit",
+        ):
             assert key in rows[-1], key
-        await pilot.press("n")
-        await wait_for(pilot, lambda: isinstance(app.screen, NotesScreen))
-        await pilot.pause()
-        assert "pm2 is not installed on the proxy host." in screen_text(app)
+        await pilot.press("i")
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, NotesScreen) and "pm2 is not installed" in screen_text(app)
+        )
         await pilot.press("escape")
 
         await pilot.press("down", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen) and "Esc Back" in screen_text(app))
+        footer = screen_text(app).splitlines()[-1]
+        for key in (
+            "Esc Back",
+            "n Next problem",
+            "f Fix",
+            "c Copy fix",
+            "y Copy evidence",
+            "? Help",
+            "q Quit",
+        ):
+            assert key in footer, key
+        await pilot.press("l")  # the logs open over the detail, and Esc comes back to it
+        await wait_for(pilot, lambda: isinstance(app.screen, LogsScreen) and "/ Filter" in screen_text(app))
+        footer = screen_text(app).splitlines()[-1]
+        for key in ("/ Filter", "p Pause", "Enter Whole line", "n Next problem", "Esc Back", "q Quit"):
+            assert key in footer, key
+        await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen))
-        await pilot.pause()
-        footer = screen_text(app).splitlines()[-1]
-        for key in ("f Fix", "c Copy fix", "y Copy evidence", "esc Back", "? Help", "q Quit"):
-            assert key in footer, key
-        await pilot.press("escape", "l")
-        await wait_for(pilot, lambda: isinstance(app.screen, LogsScreen))
-        await pilot.pause()
-        footer = screen_text(app).splitlines()[-1]
-        for key in ("/ Filter", "p Pause", "f Follow", "esc Back", "q Quit"):
-            assert key in footer, key
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is app.diagnosis_screen)
         await pilot.press("q")
 
 
-async def test_the_title_column_grows_with_the_width():
-    long_title = "The client joins namespace /dev/aiwm/chat instead of requesting /dev/aiwm/chat/socket.io/"
-    steps = seed_steps()
-    final = dict(steps[-1].findings)
-    final["client"] = dataclasses.replace(FINAL["client"], title=long_title)
-    steps[-1] = dataclasses.replace(steps[-1], findings=final)
-    for size, shown in (((80, 24), 21), ((160, 50), 53)):
-        app = make_app(factory=recorded_factory(steps=steps))
-        async with app.run_test(size=size) as pilot:
-            await wait_for(pilot, lambda app=app: settled(app))
-            await pilot.pause()
-            row = next(r for r in screen_text(app).splitlines() if "✗ FAIL  client" in r)
-            assert long_title[:shown] in row, (size, row)
-            if size[0] == 160:  # 40% of the row: 53 characters of the title, not 30
-                assert long_title[:54] not in row and "Sticky sessions   " in screen_text(app)
-            await pilot.press("q")
-
-
-async def test_rerun_shows_pending_totals_until_the_new_run_reports():
-    made: list[RecordedDiagnosis] = []
-
-    def factory(target, session=None):
-        made.append(RecordedDiagnosis(target, manual=True))
-        made[-1].allowed = 2 if len(made) == 1 else -1  # the re-run reports nothing until allowed
-        return made[-1]
-
-    totals = "✗ 3 fail ! 2 warn ✓ 6 pass – 1 skip"
-    pending = "✗ 0 fail ! 0 warn ✓ 0 pass – 0 skip ⠋ 12 pending"  # (the clock is frozen: one frame)
-    app = make_app(factory=factory)
+async def test_rerun_keeps_the_last_verdicts_marked_until_the_new_run_decides_them():
+    factory = scenario_factory("no-sticky", manual=True)
+    app = make_app(target=factory.recording.target, factory=factory)
     async with app.run_test(size=(120, 40)) as pilot:
-        # Wait for what is asserted, the painted header, not for a proxy of it (under load the header is
-        # repainted a few frames after the rows settle); generous bounds for a loaded machine.
-        await wait_for(pilot, lambda: settled(app) and totals in screen_text(app), timeout=30)
+        await wait_for(pilot, lambda: bool(factory.made))
+        factory.made[0].allowed = len(factory.recording.updates)
+        await wait_for(
+            pilot, lambda: settled(app) and "✗ 1 fail ! 0 warn ✓ 11 pass – 0 skip" in screen_text(app)
+        )
         await pilot.press("r")
-        await wait_for(pilot, lambda: len(made) == 2 and pending in screen_text(app), timeout=30)
+        await wait_for(pilot, lambda: len(factory.made) == 2)
+        # the new run has reported nothing: every row keeps its verdict, marked as the last run's
+        await wait_for(pilot, lambda: "↻ 12 last run's" in screen_text(app))
         text = screen_text(app)
-        assert "happening here" not in text and "not happening" not in text and "review" not in text
+        assert "re-running" in text and "✗ 1 fail ! 0 warn ✓ 11 pass – 0 skip" in text
+        assert "↻ FAIL  sticky" in text and "↻ PASS  client" in text and "⠋" not in text
         rows = app.diagnosis_screen.query_one(FindingList).rows
-        assert all(row.pending for row in rows.values())
-        made[1].allowed = 2
-        await wait_for(pilot, lambda: settled(app) and totals in screen_text(app), timeout=30)
+        assert all(row.shown.kind is Kind.STALE for row in rows.values())
+        assert app.exit_code() == 1  # the screen shows the last run's failure
+        # eight updates in, the probes are back but not the config: every check is still the last run's; then
+        # the config: the checks it completes are fresh, the rest stay the last run's, none a guess
+        factory.made[1].allowed = 8
+        await wait_for(pilot, lambda: factory.made[1].index == 7 and "↻ 12 last run's" in screen_text(app))
+        factory.made[1].allowed = 9
+        await wait_for(
+            pilot, lambda: rows["sticky"].shown.kind is Kind.FRESH and "↻ 6 last run's" in screen_text(app)
+        )
+        assert rows["sticky"].status is Status.FAIL and rows["route"].shown.kind is Kind.STALE
+        factory.made[1].allowed = len(factory.recording.updates)
+        await wait_for(pilot, lambda: settled(app) and "last run's" not in screen_text(app))
+        assert "✗ 1 fail ! 0 warn ✓ 11 pass – 0 skip" in screen_text(app)
         await pilot.press("q")

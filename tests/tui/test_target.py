@@ -7,7 +7,7 @@ from textual.keys import _character_to_key
 
 from wsdoctor.diagnose import Diagnosis
 from wsdoctor.screens.diagnosis import DiagnosisScreen
-from wsdoctor.screens.target import TargetScreen, form_values, validate_form
+from wsdoctor.screens.target import ConfirmLeave, TargetScreen, complete_path, form_values, validate_form
 from wsdoctor.target import Target, load_profiles
 
 from .conftest import make_app, screen_text, settled, wait_for
@@ -88,8 +88,7 @@ async def test_form_shows_inline_errors_then_starts_the_diagnosis(export_dir, mo
     async with app.run_test(size=(100, 32)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, TargetScreen))
         await pilot.press(*"ftp://x", "enter")
-        text = screen_text(app)
-        assert "Give a URL like wss://api.example.com/chat" in text
+        await wait_for(pilot, lambda: "Give a URL like wss://api.example.com/chat" in screen_text(app))
         assert isinstance(app.screen, TargetScreen) and factory.made == []
 
         url = app.screen.query_one("#field-url")
@@ -98,8 +97,9 @@ async def test_form_shows_inline_errors_then_starts_the_diagnosis(export_dir, mo
         await pilot.press(*"wss://api.x-or.cloud/dev/aiwm/chat")
         assert url.value == "wss://api.x-or.cloud/dev/aiwm/chat" and app.is_running
         app.screen.query_one("#field-token_env").value = "WS_TOKEN"
-        await pilot.pause()
-        assert "Give a URL" not in screen_text(app)  # editing clears the field's error
+        await wait_for(
+            pilot, lambda: "Give a URL" not in screen_text(app)
+        )  # editing clears the field's error
         assert SECRET not in screen_text(app)
         await pilot.press("enter")
         await wait_for(pilot, lambda: settled(app))
@@ -132,7 +132,7 @@ async def test_save_a_profile_without_the_token_and_pick_it_again(export_dir, mo
         screen.query_one("#field-token_env").value = "WS_TOKEN"
         screen.query_one("#profile-name").value = "bad name!"
         await pilot.press("ctrl+o")
-        assert "Give the profile a name" in screen_text(app)
+        await wait_for(pilot, lambda: "Give the profile a name" in screen_text(app))
         screen.query_one("#profile-name").value = "prod-chat"
         await pilot.press("ctrl+o")
         profiles = load_profiles()
@@ -144,8 +144,9 @@ async def test_save_a_profile_without_the_token_and_pick_it_again(export_dir, mo
         for field in ("url", "ssh", "token_env"):
             screen.query_one(f"#field-{field}").value = ""
         screen.query_one("#profile").value = "prod-chat"
-        await pilot.pause()
-        assert screen.query_one("#field-url").value == "wss://api.x-or.cloud/dev/aiwm/chat"
+        await wait_for(
+            pilot, lambda: screen.query_one("#field-url").value == "wss://api.x-or.cloud/dev/aiwm/chat"
+        )
         assert screen.query_one("#field-ssh").value == "root@lb1.x-or.cloud"
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: settled(app))
@@ -229,8 +230,8 @@ async def test_options_are_saved_in_a_profile_and_errors_open_their_section(
         screen.query_one("#field-token_env").value = "WS_TOKEN"
         screen.query_one("#field-hold").value = "0"
         await pilot.press("ctrl+s")
-        assert not options.collapsed and screen.query_one("#field-hold").has_focus
-        assert "like 90 (at most 3600)" in screen_text(app)
+        await wait_for(pilot, lambda: not options.collapsed and screen.query_one("#field-hold").has_focus)
+        await wait_for(pilot, lambda: "like 90 (at most 3600)" in screen_text(app))
         screen.query_one("#field-hold").value = "45"
         screen.query_one("#field-ca_file").value = str(ca)
         screen.query_one("#profile-name").value = "lab"
@@ -239,7 +240,9 @@ async def test_options_are_saved_in_a_profile_and_errors_open_their_section(
         assert saved["ca_file"] == str(ca) and saved["hold"] == 45.0 and "insecure" not in saved
         text = (export_dir / "config" / "wsdoctor" / "config.toml").read_text()
         assert SECRET not in text and "token =" not in text
-        await pilot.press("escape")
+        await pilot.press("escape")  # something was typed: leaving asks first
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmLeave))
+        await pilot.press("y")
         await wait_for(pilot, lambda: not app.is_running)
 
     app = make_app(target=None)  # a new form picks the profile: the options come back, unfolded
@@ -247,8 +250,7 @@ async def test_options_are_saved_in_a_profile_and_errors_open_their_section(
         await wait_for(pilot, lambda: isinstance(app.screen, TargetScreen))
         screen = app.screen
         screen.query_one("#profile").value = "lab"
-        await pilot.pause()
-        assert not screen.query_one("#options").collapsed
+        await wait_for(pilot, lambda: not screen.query_one("#options").collapsed)
         assert screen.query_one("#field-ca_file").value == str(ca)
         assert screen.query_one("#field-hold").value == "45"
         await pilot.press("ctrl+s")
@@ -278,3 +280,73 @@ async def test_a_burst_of_keys_keeps_its_tab(export_dir):
         assert screen.query_one("#field-url").value == "wss://a.example"
         assert screen.query_one("#field-path").value == "/p/socket.io"
         await pilot.press("escape")
+
+
+async def test_escape_asks_before_losing_what_was_typed_and_enter_starts_from_any_field(export_dir):
+    factory = recorded_factory()
+    app = make_app(target=None, factory=factory)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, TargetScreen))
+        form = app.screen
+        await pilot.press(*"wss://api.x-or.cloud/dev/aiwm/chat")
+        await pilot.press("escape")  # typed: leaving asks first, and says what leaving means here
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, ConfirmLeave) and app.screen.leaving == "quit wsdoctor"
+        )
+        await pilot.press("n")  # keep editing: the form is as it was
+        await wait_for(pilot, lambda: app.screen is form)
+        assert form.query_one("#field-url").value == "wss://api.x-or.cloud/dev/aiwm/chat" and app.is_running
+        form.query_one("#profile-name").focus()
+        await pilot.press(*"prod", "enter")  # Enter in "Save as profile" starts, as the form's title says
+        await wait_for(pilot, lambda: settled(app))
+        assert len(factory.made) == 1 and factory.made[0].target.url == "wss://api.x-or.cloud/dev/aiwm/chat"
+        await pilot.press("o")  # the form again, over the diagnosis: Esc goes back to it, not out
+        await wait_for(pilot, lambda: isinstance(app.screen, TargetScreen))
+        await pilot.press("ctrl+u", *"wss://other.example")
+        await pilot.press("escape")
+        await wait_for(
+            pilot,
+            lambda: isinstance(app.screen, ConfirmLeave) and app.screen.leaving == "go back without starting",
+        )
+        await pilot.press("y")
+        await wait_for(pilot, lambda: app.screen is app.diagnosis_screen)
+        assert app.is_running and len(factory.made) == 1
+        await pilot.press("q")
+
+
+async def test_the_ssh_options_follow_the_ssh_host_and_open_when_one_is_typed(export_dir, tmp_path):
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "id_ed25519").write_text("x\n")
+    app = make_app(target=None)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, TargetScreen))
+        form = app.screen
+        options = form.query_one("#options")
+        assert options.collapsed
+        form.query_one("#field-ssh").focus()
+        await pilot.press(*"root@127.0.0.1:2222")
+        await wait_for(pilot, lambda: not options.collapsed)  # the identity and known_hosts come next
+        await pilot.press("tab")
+        await wait_for(pilot, lambda: form.focused is not None and form.focused.id != "field-ssh")
+        assert options in form.focused.ancestors_with_self  # right after the SSH host, not 8 stops later
+        identity = form.query_one("#field-identity")
+        identity.focus()
+        await pilot.press(*f"{tmp_path}/ke")
+        await wait_for(pilot, lambda: identity._suggestion == f"{tmp_path}/keys/")
+        await pilot.press("right", *"id")
+        await wait_for(pilot, lambda: identity._suggestion == f"{tmp_path}/keys/id_ed25519")
+        await pilot.press("right")
+        assert identity.value == f"{tmp_path}/keys/id_ed25519"
+        await pilot.press("ctrl+q")
+
+
+def test_paths_complete_as_far_as_the_files_allow(tmp_path):
+    for name in ("known_hosts", "known_hosts.old", "id_ed25519"):
+        (tmp_path / name).write_text("x\n")
+    (tmp_path / "conf.d").mkdir()
+    assert complete_path(f"{tmp_path}/kn") == f"{tmp_path}/known_hosts"  # the common start of two
+    assert complete_path(f"{tmp_path}/known_hosts") is None  # nothing more to add without a choice
+    assert complete_path(f"{tmp_path}/i") == f"{tmp_path}/id_ed25519"
+    assert complete_path(f"{tmp_path}/co") == f"{tmp_path}/conf.d/"  # a directory gets its slash
+    assert complete_path(f"{tmp_path}/zz") is None
+    assert complete_path(f"{tmp_path}/nowhere/x") is None

@@ -370,6 +370,8 @@ def classify_access_line(
         kind = "socketio-404"
     elif status == 400 and "transport=polling" in uri and "sid=" in uri:
         kind = "400-polling-sid"
+    elif status in (400, 403) and "sid=" in uri:  # a session's upgrade on a backend that does not know it
+        kind = "sid-refused"
     elif status == 101 and duration is not None and read_timeout and _near(duration, read_timeout):
         kind = "101-idle-timeout"
     elif status in (502, 504, 401, 403):

@@ -1,9 +1,10 @@
-"""One finding in full: summary, evidence grouped by kind, the fix as a coloured diff; copy keys.
+"""One check in full: its state, the summary, evidence grouped by kind, the fix as a coloured diff; copy keys.
 
-Everything shown here came from the network or the proxy host (config excerpts,
-server answers, log lines), so it goes in as sanitized, redacted ``Content``: never
-markup. The finding is re-rendered if a later update changes it (a log line that
-lands as new evidence while the engineer is reading).
+It shows exactly what the check's row shows (the board's ``Shown``): a fresh verdict; the last run's (↻,
+said so) while a re-run decides again; or, with no verdict yet, what the check waits for, and never a
+finding built from facts that are still missing. Everything shown came from the network or the proxy host
+(config excerpts, server answers, log lines), so it goes in as sanitized, redacted ``Content``: never
+markup. The check is re-rendered when a later update changes it (a log line that lands as new evidence).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.screen import Screen
@@ -19,6 +19,9 @@ from textual.widget import Widget
 from textual.widgets import Footer, Static
 
 from wsdoctor.report import Finding
+from wsdoctor.widgets.board import Kind, Shown
+from wsdoctor.widgets.findings import STALE_MARK, badge
+from wsdoctor.widgets.keys import DETAIL, bindings, has_action
 from wsdoctor.widgets.render import (
     KIND_TITLES,
     clean,
@@ -28,20 +31,46 @@ from wsdoctor.widgets.render import (
     evidence_plain,
     fix_plain,
     group_evidence,
-    status_badge,
 )
 
 
+def fix_text(finding: Finding, secrets: Sequence[str] = ()) -> str:
+    """What ``c`` copies: the client code and the diff, or, for a fix that is a sentence, the sentence."""
+    text = fix_plain(finding.fix, secrets)
+    if text or finding.fix is None:
+        return text
+    return clean(finding.fix.summary, secrets) + "\n"
+
+
+def copy_fix(screen: Screen, finding: Finding, secrets: Sequence[str]) -> None:
+    """Copy FINDING's fix to the clipboard and say what was copied."""
+    text = fix_text(finding, secrets)
+    if not text:
+        screen.notify("No fix: nothing to change for this check.", severity="warning")
+        return
+    screen.app.copy_to_clipboard(text)
+    fix = finding.fix
+    what = "Fix" if fix is not None and (fix.diff or fix.code) else "The fix's sentence"
+    screen.notify(f"{what} copied to the clipboard ({len(text.splitlines())} lines).")
+
+
 class DetailScreen(Screen):
-    """Detail of one finding; ``c`` copies the fix, ``y`` the evidence, Esc goes back."""
+    """Detail of one check; ``c`` copies the fix, ``y`` the evidence, ``n``/``N`` move between problems."""
 
     DEFAULT_CSS = """
     DetailScreen {
         #detail-title {
-            background: $boost;
+            background: $panel;
             padding: 0 1;
-            border-bottom: solid $primary 50%;
+            border-bottom: solid $primary;
             height: auto;
+        }
+        #detail-state {
+            padding: 0 1;
+            border-left: thick $accent;
+            background: $panel;
+            height: auto;
+            &.-hidden { display: none; }
         }
         #detail-body {
             padding: 0 1;
@@ -62,57 +91,113 @@ class DetailScreen(Screen):
     }
     """
 
-    BINDINGS = [
-        Binding("f", "show_fix", "Fix"),
-        Binding("c", "copy_fix", "Copy fix"),
-        Binding("y", "copy_evidence", "Copy evidence"),
-        Binding("a", "app.apply_fix", "Apply", show=False, tooltip="Apply the fix's diff on the proxy host"),
-        Binding("escape,backspace", "back", "Back"),
-    ]
+    BINDINGS = bindings(DETAIL)
 
-    def __init__(self, finding: Finding, secrets: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        shown: Shown,
+        secrets: Sequence[str] = (),
+        *,
+        error: str | None = None,
+        at_fix: bool = False,
+    ) -> None:
         super().__init__()
-        self.finding = finding
+        self.shown = shown
         self.secrets = tuple(secrets)
-        self._shown: dict | None = None
+        self.error = error
+        self.at_fix = at_fix
+        self._key: tuple[object, ...] | None = None
         self._next_body: list[Widget] | None = None  # the newest rendering, not mounted yet
         self._swapping = False
 
     @property
     def check_id(self) -> str:
-        return self.finding.id
+        return self.shown.check_id
+
+    @property
+    def finding(self) -> Finding | None:
+        return self.shown.finding
 
     def compose(self) -> ComposeResult:
         yield Static(id="detail-title")
+        yield Static(id="detail-state", classes="-hidden")
         yield VerticalScroll(id="detail-body")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
-        self._render_finding()
+        self._show()
         self.query_one("#detail-body").focus()
+        if self.at_fix:
+            self.call_after_refresh(self._scroll_to_fix)
 
-    def refresh_finding(self, finding: Finding | None) -> None:
-        """A newer version of this finding arrived: re-render only if it changed."""
-        if finding is None:
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """A key whose action this screen does not have (yet) is not offered."""
+        return has_action(self, action)
+
+    def refresh_shown(self, shown: Shown, error: str | None = None) -> None:
+        """A newer state of this check arrived: re-render only if it changed."""
+        if shown.check_id != self.check_id:
             return
-        self.finding = finding
-        if self.is_mounted and finding.to_json() != self._shown:
-            self._render_finding()
+        self.shown, self.error = shown, error
+        if self.is_mounted:
+            self._show()
 
-    def _render_finding(self) -> None:
-        f = self.finding
-        self._shown = f.to_json()
-        s = self.secrets
+    def _show(self) -> None:
+        row, s = self.shown, self.secrets
+        f = row.finding
+        key = (row.kind, row.waiting, self.error, f.to_json() if f is not None else None)
+        if key == self._key:
+            return
+        self._key = key
         self.query_one("#detail-title", Static).update(
             Content.assemble(
-                status_badge(f.status),
+                badge(row),
                 "  ",
-                (f.id, "bold"),
+                (row.check_id, "bold"),
                 " — ",
-                (clean(f.title, s, multiline=False), "bold"),
+                (clean(row.title, s, multiline=False), "bold"),
             )
         )
+        state = self.query_one("#detail-state", Static)
+        note = self._state_note()
+        state.set_class(note is None, "-hidden")
+        if note is not None:
+            state.update(note)
+        widgets = self._body()
         body = self.query_one("#detail-body", VerticalScroll)
+        first = not body.children
+        self._next_body = widgets
+        if first:  # nothing to replace: mount at once, so the screen's first frame has the finding
+            self._next_body = None
+            body.mount_all(widgets)
+        elif not self._swapping:
+            self._swapping = True
+            self.run_worker(self._swap_body(), group="detail-body", exit_on_error=False)
+
+    def _state_note(self) -> Content | None:
+        row = self.shown
+        if row.kind is Kind.STALE:
+            waiting = f" ({row.waiting})" if row.waiting else ""
+            return Content.assemble(
+                (f"{STALE_MARK} The last run's verdict: ", "bold"),
+                f"this run has not decided this check yet{waiting}; it is replaced when it has.",
+            )
+        if row.kind is Kind.PENDING:
+            return Content.assemble(
+                ("No verdict yet: ", "bold $accent"),
+                f"{row.waiting}. The check decides once these facts are in; nothing is guessed before.",
+            )
+        if row.kind is Kind.STOPPED:
+            return Content.assemble(
+                ("Not decided: ", "bold $error"),
+                f"the run stopped ({clean(self.error or 'see the list', multiline=False)}). r runs it again.",
+            )
+        return None
+
+    def _body(self) -> list[Widget]:
+        f, s = self.shown.finding, self.secrets
+        if f is None:
+            return [Static(Content("No evidence yet."), classes="none summary")]
         widgets: list[Widget] = [Static(Content(clean(f.summary, s)), classes="summary")]
         widgets.append(Static("Evidence", classes="section"))
         if not f.evidence:
@@ -136,14 +221,7 @@ class DetailScreen(Screen):
             if fix.diff:
                 widgets.append(Static(Content("Diff (patch -p1 from /)"), classes="where"))
                 widgets.append(Static(diff_text(fix.diff, s), classes="code"))
-        first = not body.children
-        self._next_body = widgets
-        if first:  # nothing to replace: mount at once, so the screen's first frame has the finding
-            self._next_body = None
-            body.mount_all(widgets)
-        elif not self._swapping:
-            self._swapping = True
-            self.run_worker(self._swap_body(), group="detail-body", exit_on_error=False)
+        return widgets
 
     async def _swap_body(self) -> None:
         """Replace the body with the newest rendering once the old one is really gone.
@@ -162,26 +240,71 @@ class DetailScreen(Screen):
 
     # -- actions -------------------------------------------------------------
 
+    def _fix_heading(self) -> Widget | None:
+        found = self.query("#fix")
+        return found.first() if found else None
+
+    def _scroll_to_fix(self) -> None:
+        heading = self._fix_heading()
+        if heading is not None:
+            body = self.query_one("#detail-body", VerticalScroll)
+            body.scroll_to_widget(heading, animate=False, top=True)
+
     def action_show_fix(self) -> None:
-        """Evidence can be long: bring the fix to the top of the pane."""
+        """Evidence can be long: bring the fix to the top of the pane, or say where it is."""
+        heading = self._fix_heading()
+        if heading is None:
+            self.notify("No verdict yet, so no fix.", severity="warning")
+            return
         body = self.query_one("#detail-body", VerticalScroll)
-        body.scroll_to_widget(self.query_one("#fix"), animate=False, top=True)
+        top = heading.virtual_region.y - body.scroll_offset.y
+        if 0 <= top < body.scrollable_content_region.height:
+            self.notify("The fix is on screen, under “Fix”; c copies it.", timeout=3)
+            return
+        body.scroll_to_widget(heading, animate=False, top=True)
 
     def action_copy_fix(self) -> None:
-        text = fix_plain(self.finding.fix, self.secrets)
-        if not text:
-            self.notify("This finding has no fix to copy.", severity="warning")
+        if self.finding is None:
+            self.notify("No verdict yet: nothing to copy.", severity="warning")
             return
-        self.app.copy_to_clipboard(text)
-        self.notify(f"Fix copied to the clipboard ({len(text.splitlines())} lines).")
+        copy_fix(self, self.finding, self.secrets)
+
+    def action_apply(self) -> None:
+        self.app.apply_fix(self.finding)  # type: ignore[attr-defined]
 
     def action_copy_evidence(self) -> None:
-        text = evidence_plain(self.finding, self.secrets)
+        text = evidence_plain(self.finding, self.secrets) if self.finding is not None else ""
         if not text:
-            self.notify("This finding has no evidence to copy.", severity="warning")
+            self.notify("This check has no evidence to copy.", severity="warning")
             return
         self.app.copy_to_clipboard(text)
         self.notify(f"Evidence copied to the clipboard ({len(self.finding.evidence)} items).")
+
+    def action_next_problem(self) -> None:
+        self._problem(1)
+
+    def action_previous_problem(self) -> None:
+        self._problem(-1)
+
+    def _problem(self, direction: int) -> None:
+        """Show the next (previous) failing or suspicious check in place, and select it in the list."""
+        board = getattr(self.app, "board", None)
+        problems = board.problems() if board is not None else []
+        if not problems or problems == [self.check_id]:
+            self.notify("No other check fails or warns.", timeout=3)
+            return
+        order = board.check_ids
+        here = order.index(self.check_id) if self.check_id in order else -1
+        ahead = [c for c in problems if (order.index(c) - here) * direction > 0]
+        target = (
+            (ahead[0] if ahead else problems[0]) if direction > 0 else (ahead[-1] if ahead else problems[-1])
+        )
+        self.shown, self._key = board.shown(target), None
+        self.query_one("#detail-body", VerticalScroll).scroll_home(animate=False)
+        self._show()
+        select = getattr(self.app, "select_check", None)
+        if select is not None:
+            select(target)
 
     def action_back(self) -> None:
         self.dismiss()

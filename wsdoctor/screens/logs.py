@@ -1,34 +1,37 @@
-"""Live logs: the tail of the Socket.IO location's access and error logs, filtered as you type.
+"""Live logs: every log source of the Socket.IO location, merged in time order, filtered as you type.
 
-The app owns the line store (a capped deque of rows, filled even while this screen is
-hidden); this screen only decides what of it the ``LogView`` shows. New lines are
-buffered and written in one batch every 100 ms, so a burst of 10,000 lines a second
-costs a handful of writes, and keys stay responsive.
+The app owns the line store (time-ordered, bounded by lines and bytes, filled even while this screen is
+hidden); this screen only decides what of it the ``LogView`` shows. New lines are buffered and written in
+one batch every 100 ms, so a burst of 10,000 lines a second costs a handful of writes and keys stay
+responsive. The status line says whether the view is live, paused, or behind a flood.
 
-Unclassified lines (nginx's [notice] and [info] chatter, other locations' requests) are
-dimmed; ``u`` hides them. ↑/↓ select a row, which pauses the view and shows the whole
-line with its classification and file under it; ``y`` copies it.
+Noise (lines no check speaks for: nginx's [notice] chatter, other locations' requests) is muted; ``u``
+hides it. ↑/↓ select a row, which pauses the view and shows the row in full under it; Enter opens a
+long line whole; ``y`` copies it; ``n``/``N`` jump between ✗ and ! lines.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from textual import events
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.containers import Vertical
 from textual.content import Content
-from textual.screen import Screen
-from textual.widgets import Footer, Input, Static
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Footer, Input, Log, Static
 
-from wsdoctor.widgets.logview import LOG_CAP, LogLine, LogView
+from wsdoctor.widgets.keys import LOGS, WHOLE_LINE, bindings
+from wsdoctor.widgets.logview import LOG_BYTES, LOG_CAP, LogLine, LogView
 
 FLUSH_INTERVAL = 0.1
 _MARK_CONTENT_STYLE = {"✗": "bold $error", "!": "bold $warning", "✓": "bold $success", "·": "$text-muted"}
+PANEL_CHARS = 600  # of a long line, shown under the view (Enter shows it whole)
 
 
 def line_panel(line: LogLine) -> Content:
-    """The selected row in full: what it was classified as, where it was read, the whole line."""
+    """The selected row in full: what it was classified as, where it was read, the line (a long one cut,
+    and said so first: the panel is a few lines high)."""
     if line.classified:
         head = Content.assemble(
             (line.mark, _MARK_CONTENT_STYLE.get(line.mark, "")),
@@ -40,17 +43,77 @@ def line_panel(line: LogLine) -> Content:
             (f"{line.source} log", "$text-muted"),
         )
     else:
-        head = Content.styled(f"· unclassified · {line.source} log", "$text-muted")
-    return Content("\n").join([head, Content.styled(line.where, "$text-muted"), Content(line.text)])
+        head = Content.styled(f"· noise (no check speaks for it) · {line.source} log", "$text-muted")
+    long = line.cut or len(line.text) > PANEL_CHARS
+    if long:
+        head = Content.assemble(
+            head, " · ", (f"{line.size:,} characters: Enter shows the whole line", "bold $accent")
+        )
+    text = Content(line.text[:PANEL_CHARS] + " …" if long else line.text)
+    return Content("\n").join([head, Content.styled(line.where, "$text-muted"), text])
+
+
+class WholeLineScreen(ModalScreen[None]):
+    """One log line, whole, however long: wrapped at the screen's width in a scrollable view."""
+
+    DEFAULT_CSS = """
+    WholeLineScreen {
+        align: center middle;
+        #whole {
+            width: 100%;
+            height: 100%;
+            border: round $primary;
+            border-title-style: bold;
+            background: $panel;
+        }
+        #whole Log { background: $panel; }
+    }
+    """
+
+    BINDINGS = bindings(WHOLE_LINE)
+
+    def __init__(self, line: LogLine, text: str | None) -> None:
+        super().__init__()
+        self.line = line
+        self.text = text
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="whole") as box:
+            box.border_title = f"{self.line.source} log · {self.line.where} · {self.line.size:,} characters"
+            box.border_subtitle = "y copies it · Esc closes"
+            yield Log(id="whole-text", highlight=False)
+        yield Footer(compact=True, show_command_palette=False)
+
+    def on_mount(self) -> None:
+        log = self.query_one(Log)
+        if self.text is None:
+            log.write_line(
+                "The whole line is no longer kept (the spool of long lines has started over); its start:"
+            )
+            log.write_line(self.line.text)
+            return
+        width = max(20, self.size.width - 6)
+        log.write_lines(self.text[i : i + width] for i in range(0, len(self.text), width))
+        log.scroll_home(animate=False)
+
+    def action_copy(self) -> None:
+        if self.text is None:
+            self.notify("The whole line is no longer kept.", severity="warning")
+            return
+        self.app.copy_to_clipboard(self.text)
+        self.notify(f"The whole line copied to the clipboard ({len(self.text):,} characters).")
+
+    def action_close(self) -> None:
+        self.dismiss()
 
 
 class LogsScreen(Screen):
-    """``/`` filter, ``p`` pause, ``f`` follow, ``u`` hide unclassified lines, ↑/↓ select, Esc back."""
+    """``/`` filter, ``p`` pause and follow, ``u`` noise, ↑/↓ select, Enter the whole line, Esc back."""
 
     DEFAULT_CSS = """
     LogsScreen {
         #log-status {
-            background: $boost;
+            background: $panel;
             padding: 0 1;
             height: 1;
             text-wrap: nowrap;
@@ -61,8 +124,8 @@ class LogsScreen(Screen):
             height: 1;
             border: none;
             padding: 0 1;
-            background: $boost;
-            &:focus { background: $primary 30%; }
+            background: $panel;
+            &:focus { background: $wsdoctor-selected; }
         }
         &.-filtering #log-filter { display: block; }
         #log-line {
@@ -70,45 +133,44 @@ class LogsScreen(Screen):
             height: auto;
             max-height: 8;
             padding: 0 1;
-            background: $boost;
-            border-top: solid $primary 50%;
+            background: $panel;
+            border-top: solid $primary;
         }
         &.-selecting #log-line { display: block; }
     }
     """
 
-    BINDINGS = [
-        # priority: `/` then text in one burst (a paste) must move the focus before the text is handed out
-        Binding(
-            "slash", "filter", "Filter", priority=True, tooltip="Filter: show only lines containing a text"
-        ),
-        Binding("p", "pause", "Pause", tooltip="Pause: hold the view still, count new lines"),
-        Binding("f", "follow", "Follow", tooltip="Follow: show new lines as they arrive"),
-        Binding("u", "toggle_noise", "Noise", tooltip="Hide or show unclassified lines (nginx chatter)"),
-        Binding("y", "copy_line", "Copy", tooltip="Copy the selected line to the clipboard"),
-        Binding("escape", "back", "Back", tooltip="Clear the filter or the selection, else back"),
-    ]
+    BINDINGS = bindings(LOGS, but=("cursor", "cursor_page", "cursor_home", "page_sideways"))
 
-    def __init__(self, store: Sequence[LogLine] = (), *, cap: int = LOG_CAP) -> None:
+    def __init__(
+        self,
+        store: Sequence[LogLine] = (),
+        *,
+        cap: int = LOG_CAP,
+        max_bytes: int = LOG_BYTES,
+        whole: Callable[[LogLine], str | None] | None = None,
+    ) -> None:
         super().__init__()
-        self.store = store  # the app's deque: every kept row, newest last
+        self.store = store  # the app's time-ordered rows, newest last
         self.cap = cap
+        self.max_bytes = max_bytes
+        self.whole = whole or (lambda line: line.text if not line.cut else None)
         self.filter_text = ""
         self.hide_noise = False  # `u`: unclassified lines are not shown
         self.paused = False
         self.missed = 0  # lines that arrived while paused
-        self.source_status = "waiting for the log source…"
+        self.source_status = Content.styled("waiting for the log source…", "$text-muted")
         self._buffer: list[LogLine] = []
         self._status = ""
 
     def compose(self) -> ComposeResult:
         yield Static(id="log-status")
-        yield LogView(max_lines=self.cap, id="log")
+        yield LogView(max_lines=self.cap, max_bytes=self.max_bytes, id="log")
         yield Static(id="log-line")
         yield Input(
             placeholder="filter (substring, case-insensitive); Enter keeps it, Esc clears", id="log-filter"
         )
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.rerender()
@@ -138,12 +200,14 @@ class LogsScreen(Screen):
         if len(self._buffer) > self.cap:
             del self._buffer[: len(self._buffer) - self.cap]
 
-    def set_source_status(self, text: str) -> None:
-        self.source_status = text
-        if self.is_mounted:
+    def set_source_status(self, status: Content | str) -> None:
+        self.source_status = status if isinstance(status, Content) else Content.styled(status, "$text-muted")
+        if self.is_mounted and self.query(LogView):
             self.show_status()
 
     def flush(self) -> None:
+        if not self.is_mounted or not self.query(LogView):  # the app is closing
+            return
         if self._buffer and not self.paused:
             lines, self._buffer = self._buffer, []
             self.view.write_lines(lines)
@@ -160,7 +224,7 @@ class LogsScreen(Screen):
 
     def show_status(self) -> None:
         if self.paused:
-            state = Content.styled(f"⏸ paused — {self.missed:,} new lines; f to follow", "bold $warning")
+            state = Content.styled(f"⏸ paused: {self.missed:,} new lines · p follows", "bold $warning")
         else:
             state = Content.styled("● following", "bold $success")
         parts = [state, Content(f"{len(self.view.lines):,} shown / {len(self.store):,} kept")]
@@ -168,10 +232,10 @@ class LogsScreen(Screen):
             parts.append(Content.assemble(("filter ", "$text-muted"), (repr(self.filter_text), "bold")))
         if self.hide_noise:
             parts.append(Content.styled("noise hidden (u)", "bold"))
-        parts.append(Content.styled(self.source_status, "$text-muted"))
+        parts.append(self.source_status)
         status = Content.styled(" · ", "$text-muted").join(parts)
-        if status.plain != self._status:  # called 10 times a second: repaint only on change
-            self._status = status.plain
+        if status.markup != self._status:  # called 10 times a second: repaint only on change
+            self._status = status.markup
             self.query_one("#log-status", Static).update(status)
 
     # -- the selected row ------------------------------------------------------------
@@ -184,7 +248,7 @@ class LogsScreen(Screen):
         if line is None:
             return
         if not self.paused:
-            self.action_pause()
+            self._pause()
         self.query_one("#log-line", Static).update(line_panel(line))
 
     def action_copy_line(self) -> None:
@@ -192,8 +256,30 @@ class LogsScreen(Screen):
         if line is None:
             self.notify("Select a line with ↑/↓ first; y copies it.", severity="warning")
             return
-        self.app.copy_to_clipboard(line.text)
-        self.notify("Log line copied to the clipboard.")
+        text = self.whole(line)
+        if text is None:
+            self.notify("The whole line is no longer kept; its first part was copied.", severity="warning")
+            text = line.text
+        self.app.copy_to_clipboard(text)
+        self.notify(f"Log line copied to the clipboard ({len(text):,} characters).")
+
+    def action_whole_line(self) -> None:
+        line = self.view.selected
+        if line is None:
+            self.notify("Select a line with ↑/↓ first; Enter shows it whole.", severity="warning")
+            return
+        self.app.push_screen(WholeLineScreen(line, self.whole(line)))
+
+    def action_next_problem(self) -> None:
+        self._problem(1)
+
+    def action_previous_problem(self) -> None:
+        self._problem(-1)
+
+    def _problem(self, direction: int) -> None:
+        if not self.view.next_problem(direction):
+            where = "after" if direction > 0 else "before"
+            self.notify(f"No ✗ or ! line {where} this one.", timeout=3)
 
     # -- actions -------------------------------------------------------------------
 
@@ -205,15 +291,23 @@ class LogsScreen(Screen):
         self.add_class("-filtering")
         self.set_focus(field)  # at once (Widget.focus() waits a turn): the next key of a burst is text
 
-    def action_pause(self) -> None:
+    def _pause(self) -> None:
         self.paused = True
         self.view.auto_scroll = False
         self.show_status()
+
+    def action_pause(self) -> None:
+        """``p`` pauses, ``p`` again follows."""
+        if self.paused:
+            self.action_follow()
+        else:
+            self._pause()
 
     def action_follow(self) -> None:
         self.paused = False
         self.missed = 0
         self.view.auto_scroll = True
+        self.view.set_cursor(None)
         self.rerender()
 
     def action_toggle_noise(self) -> None:
@@ -222,12 +316,14 @@ class LogsScreen(Screen):
         self.rerender()
 
     def action_back(self) -> None:
-        """Esc clears the filter (in the filter field) or the selection first; otherwise it leaves."""
+        """Esc clears the filter (typed or kept), then the selection; otherwise it goes back."""
         field = self.query_one("#log-filter", Input)
-        if field.has_focus:
+        if field.has_focus or self.filter_text:
             field.value = ""
+            self.filter_text = ""
             self.remove_class("-filtering")
             self.view.focus()
+            self.rerender()
             return
         if self.view.cursor is not None:
             self.view.set_cursor(None)

@@ -1,19 +1,20 @@
-"""`n`: the gatherers' notes in full (the diagnosis screen shows each on one line, cut to its width)."""
+"""`i`: the gatherers' notes in full (the diagnosis screen shows each on one line, cut to its width)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from wsdoctor.widgets.keys import NOTES, bindings
+
 
 class NotesScreen(ModalScreen[None]):
-    """A modal list of notes (remote text: shown literally); Esc, q or n closes it."""
+    """A modal list of notes (remote text: shown literally); Esc, q or i closes it."""
 
     DEFAULT_CSS = """
     NotesScreen {
@@ -24,6 +25,7 @@ class NotesScreen(ModalScreen[None]):
             height: auto;
             max-height: 90%;
             border: round $warning;
+            color: $text;
             border-title-style: bold;
             background: $panel;
             padding: 0 1;
@@ -32,7 +34,7 @@ class NotesScreen(ModalScreen[None]):
     }
     """
 
-    BINDINGS = [Binding("escape,q,n", "close", "Close")]
+    BINDINGS = bindings(NOTES)
 
     def __init__(self, notes: Sequence[str]) -> None:
         super().__init__()

@@ -4,8 +4,10 @@ The public URL, the client's path and transports, the *name* of the environment
 variable holding the token (the token itself never appears on screen), the proxy
 host for SSH or a local config / dump, optional backends; under "SSH / TLS options"
 what a lab or a private-CA host needs (identity and known_hosts files, a CA file or
-insecure, the backend log, a hold time). Saved profiles can be picked or saved (never
-with the token). Each field is validated inline with one sentence saying what to do.
+insecure, the backend log, a hold time), right after the SSH host, and opened by itself once a
+host is typed. Saved profiles can be picked or saved (never with the token). Each field is validated
+inline with one sentence saying what to do. Enter in any field starts; Esc leaves, asking first when
+something was typed. File fields complete paths on this machine (→ accepts the grey completion).
 ``validate_form`` is plain Python so it is tested without a terminal.
 
 Tab and Shift+Tab are priority bindings here: Textual hands each key to the widget
@@ -25,13 +27,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
+from textual.suggester import Suggester
 from textual.widgets import Button, Checkbox, Collapsible, Footer, Input, Label, Select, Static
 
 from wsdoctor.target import Target, config_path, load_profiles, save_profile
+from wsdoctor.widgets.keys import CONFIRM, FORM, bindings
 
 TRANSPORTS = {
     "polling,websocket": ("polling", "websocket"),
@@ -44,15 +47,17 @@ FIELDS: tuple[tuple[str, str, str], ...] = (
     ("path", "Client path", "the client's `path` option (/socket.io/)"),
     ("token_env", "Token variable", "NAME of the variable holding the token (optional)"),
     ("ssh", "Proxy host (SSH)", "[user@]host[:port] or ssh alias (optional)"),
-    ("nginx_conf", "nginx config", "main nginx.conf, on the SSH host if any (optional)"),
-    ("nginx_dump", "nginx -T dump", "a saved `nginx -T` output file (optional)"),
+    ("nginx_conf", "nginx config", "main nginx.conf, on the SSH host if any (optional; → completes)"),
+    ("nginx_dump", "nginx -T dump", "a saved `nginx -T` output file (optional; → completes)"),
     ("backends", "Backends", "http://10.0.0.5:3350, … (optional)"),
 )
+# The field after which the SSH / TLS section comes: a lab or a private-CA host needs it next.
+OPTIONS_AFTER = "ssh"
 # Under "SSH / TLS options" (plus the insecure checkbox).
 OPTION_FIELDS: tuple[tuple[str, str, str], ...] = (
-    ("identity", "Identity file", "SSH private key here, like ssh -i (optional)"),
-    ("known_hosts", "known_hosts", "SSH known_hosts file here (optional)"),
-    ("ca_file", "CA file", "CA bundle (PEM) for wss/https, here (optional)"),
+    ("identity", "Identity file", "SSH private key here, like ssh -i (optional; → completes)"),
+    ("known_hosts", "known_hosts", "SSH known_hosts file here (optional; → completes)"),
+    ("ca_file", "CA file", "CA bundle (PEM) for wss/https, here (optional; → completes)"),
     ("backend_log", "Backend log", "FILE, pm2:NAME or journald:UNIT (optional)"),
     ("hold", "Hold seconds", "hold a tunnel open this long to catch drops (optional)"),
 )
@@ -61,6 +66,9 @@ OPTION_KEYS = tuple(k for k, _, _ in OPTION_FIELDS) + ("insecure",)
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SSH_HOST = re.compile(r"^(?:[^@\s/]+@)?(?:\[[0-9A-Fa-f:.]+\]|[^@\s:/\[\]]+)(?::\d{1,5})?$")
 _PROFILE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+# Fields naming a file on this machine (nginx_conf and backend_log only without an SSH host).
+PATH_FIELDS = {"identity", "known_hosts", "ca_file", "nginx_dump", "nginx_conf", "backend_log"}
+REMOTE_WITH_SSH = {"nginx_conf", "backend_log"}
 
 
 def _split_backends(text: str) -> list[str]:
@@ -237,6 +245,85 @@ def form_values(target: Target | Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
+class PathSuggester(Suggester):
+    """Completes a file path on this machine: the one entry that starts with what was typed (a directory
+    gets its slash), or the longest common start of several. Off when ENABLED says the path is remote."""
+
+    def __init__(self, enabled=lambda: True) -> None:
+        super().__init__(use_cache=False, case_sensitive=True)
+        self.enabled = enabled
+
+    async def get_suggestion(self, value: str) -> str | None:
+        if not value or not self.enabled() or value.startswith(("pm2:", "journald:")):
+            return None
+        return complete_path(value)
+
+
+def complete_path(value: str) -> str | None:
+    """VALUE completed as far as the files on this machine allow (None: nothing to add)."""
+    head, slash, partial = value.rpartition("/")
+    base = head + slash
+    directory = Path(os.path.expanduser(base or "."))
+    try:
+        names = sorted(e.name for e in os.scandir(directory) if e.name.startswith(partial))
+    except OSError:
+        return None
+    if not partial:
+        names = [n for n in names if not n.startswith(".")]
+    if not names:
+        return None
+    prefix = os.path.commonprefix(names)
+    completed = base + prefix
+    if len(names) == 1 and (directory / prefix).is_dir():
+        completed += "/"
+    return completed if completed != value else None
+
+
+class ConfirmLeave(ModalScreen[bool]):
+    """Esc on a form with something typed: leave (losing it) or keep editing."""
+
+    DEFAULT_CSS = """
+    ConfirmLeave {
+        align: center middle;
+        #confirm {
+            width: 60;
+            max-width: 100%;
+            height: auto;
+            border: thick $warning;
+            background: $panel;
+            padding: 1 2;
+        }
+    }
+    """
+
+    BINDINGS = bindings(CONFIRM)
+
+    def __init__(self, leaving: str) -> None:
+        super().__init__()
+        self.leaving = leaving
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="confirm") as box:
+            box.border_title = "Leave the form?"
+            yield Static(
+                Content.assemble(
+                    f"What you typed is lost if you {self.leaving}.\n\n",
+                    ("y", "bold $accent"),
+                    " leave · ",
+                    ("n", "bold $accent"),
+                    " / ",
+                    ("Esc", "bold $accent"),
+                    " keep editing",
+                )
+            )
+
+    def action_discard(self) -> None:
+        self.dismiss(True)
+
+    def action_keep(self) -> None:
+        self.dismiss(False)
+
+
 class TargetScreen(Screen[Target | None]):
     """The form; dismisses with the Target to diagnose (or None when cancelled)."""
 
@@ -255,21 +342,19 @@ class TargetScreen(Screen[Target | None]):
         #buttons { height: 1; margin-top: 1; }
         #buttons Button { height: 1; border: none; min-width: 12; margin-right: 2; }
         #profile-name { width: 24; }
+        SelectCurrent Static#label, SelectCurrent .arrow { color: $text-muted; }
+        SelectCurrent.-has-value Static#label { color: $text; }
+        Checkbox > .toggle--button { color: $text-muted; }
         #profile-row { margin-top: 2; }
     }
     """
 
-    BINDINGS = [
-        Binding("ctrl+s", "start", "Start"),
-        Binding("ctrl+o", "save_profile", "Save profile"),
-        Binding("escape", "cancel", "Cancel"),
-        Binding("tab", "app.focus_next", "Next field", show=False, priority=True),
-        Binding("shift+tab", "app.focus_previous", "Previous field", show=False, priority=True),
-    ]
+    BINDINGS = bindings(FORM)
 
     def __init__(self, initial: Target | None = None, *, profiles_path: Path | None = None) -> None:
         super().__init__()
         self.initial = initial
+        self._start_values: dict[str, str] | None = None  # what the form held when it opened
         self.profiles_path = profiles_path
         self.profiles: dict[str, dict[str, Any]] = {}
         self.profile_error: str | None = None
@@ -283,7 +368,8 @@ class TargetScreen(Screen[Target | None]):
         with VerticalScroll(id="form"):
             yield Static(
                 Content(
-                    "What should wsdoctor diagnose? Enter starts, Esc cancels; the token is read from its variable."
+                    "What should wsdoctor diagnose? Enter starts (in any field), Esc leaves; "
+                    "the token is read from its variable."
                 ),
                 id="form-title",
             )
@@ -292,10 +378,11 @@ class TargetScreen(Screen[Target | None]):
                 options = [(name, name) for name in sorted(self.profiles)]
                 yield Select(
                     options,
-                    prompt="pick a saved target" if options else "no saved targets",
+                    prompt="pick a saved target"
+                    if options
+                    else "no saved targets yet (Ctrl+O saves this form)",
                     id="profile",
                     compact=True,
-                    disabled=not options,
                 )
             yield Static(
                 Content(self.profile_error or ""),
@@ -305,7 +392,7 @@ class TargetScreen(Screen[Target | None]):
             for key, label, placeholder in FIELDS:
                 with Horizontal(classes="field"):
                     yield Label(label)
-                    yield Input(values.get(key, ""), placeholder=placeholder, id=f"field-{key}", compact=True)
+                    yield self._input(key, values.get(key, ""), placeholder)
                 yield Static(id=f"error-{key}", classes="error")
                 if key == "path":
                     with Horizontal(classes="field"):
@@ -317,27 +404,8 @@ class TargetScreen(Screen[Target | None]):
                             id="field-transports",
                             compact=True,
                         )
-            with Collapsible(
-                title="SSH / TLS options: identity, known_hosts, CA file, backend log, hold",
-                collapsed=not any(values.get(k) for k in OPTION_KEYS),
-                id="options",
-            ):
-                for key, label, placeholder in OPTION_FIELDS:
-                    with Horizontal(classes="field"):
-                        yield Label(label)
-                        yield Input(
-                            values.get(key, ""), placeholder=placeholder, id=f"field-{key}", compact=True
-                        )
-                    yield Static(id=f"error-{key}", classes="error")
-                    if key == "ca_file":
-                        with Horizontal(classes="field"):
-                            yield Label("Insecure")
-                            yield Checkbox(
-                                "do not verify TLS certificates (the report says so)",
-                                value=bool(values.get("insecure")),
-                                id="field-insecure",
-                                compact=True,
-                            )
+                if key == OPTIONS_AFTER:
+                    yield from self._options(values)
             with Horizontal(classes="field", id="profile-row"):
                 yield Label("Save as profile")
                 yield Input(placeholder="name", id="profile-name", compact=True)
@@ -346,10 +414,44 @@ class TargetScreen(Screen[Target | None]):
                 yield Button("Start", variant="primary", id="start")
                 yield Button("Save profile", id="save")
                 yield Button("Cancel", id="cancel")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
+
+    def _input(self, key: str, value: str, placeholder: str) -> Input:
+        suggester = None
+        if key in PATH_FIELDS:
+            remote = key in REMOTE_WITH_SSH
+            suggester = PathSuggester(lambda: not (remote and self._value("ssh")))
+        return Input(value, placeholder=placeholder, id=f"field-{key}", compact=True, suggester=suggester)
+
+    def _value(self, key: str) -> str:
+        found = self.query(f"#field-{key}")
+        return found.first(Input).value.strip() if found else ""
+
+    def _options(self, values: Mapping[str, str]) -> ComposeResult:
+        """The SSH / TLS section, folded unless it holds something or a proxy host is given."""
+        with Collapsible(
+            title="SSH / TLS options: identity, known_hosts, CA file, backend log, hold",
+            collapsed=not any(values.get(k) for k in (*OPTION_KEYS, "ssh")),
+            id="options",
+        ):
+            for key, label, placeholder in OPTION_FIELDS:
+                with Horizontal(classes="field"):
+                    yield Label(label)
+                    yield self._input(key, values.get(key, ""), placeholder)
+                yield Static(id=f"error-{key}", classes="error")
+                if key == "ca_file":
+                    with Horizontal(classes="field"):
+                        yield Label("Insecure")
+                        yield Checkbox(
+                            "do not verify TLS certificates (the report says so)",
+                            value=bool(values.get("insecure")),
+                            id="field-insecure",
+                            compact=True,
+                        )
 
     def on_mount(self) -> None:
         self.query_one("#field-url", Input).focus()
+        self._start_values = self.values()
 
     # -- form data ---------------------------------------------------------------
 
@@ -394,16 +496,18 @@ class TargetScreen(Screen[Target | None]):
         """Clear a field's error as soon as it is edited (errors come back on submit)."""
         if event.input.id and event.input.id.startswith("field-"):
             self._set_error("error-" + event.input.id.removeprefix("field-"), None)
+        if event.input.id == "field-ssh" and event.value.strip():
+            self.query_one(
+                "#options", Collapsible
+            ).collapsed = False  # the identity and known_hosts come next
 
     def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
         self._set_error("error-ca_file", None)  # "either a CA file or insecure" no longer applies
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
+        """Enter starts, in every field (the profile's name included: Ctrl+O saves)."""
         event.stop()
-        if event.input.id == "profile-name":
-            self.action_save_profile()
-        else:
-            self.action_start()
+        self.action_start()
 
     def on_select_changed(self, event: Select.Changed) -> None:
         if event.select.id == "profile" and isinstance(event.value, str) and event.value in self.profiles:
@@ -446,8 +550,18 @@ class TargetScreen(Screen[Target | None]):
             self.profiles[name] = target.public()
         select = self.query_one("#profile", Select)
         select.set_options([(n, n) for n in sorted(self.profiles)])
-        select.disabled = False
         self.notify(f"Saved profile {name!r} to {path} (without the token).", markup=False)
 
     def action_cancel(self) -> None:
-        self.dismiss(None)
+        """Leave the form; when something was typed, ask first (it would be lost)."""
+        if self._start_values is None or self.values() == self._start_values:
+            self.dismiss(None)
+            return
+        board = getattr(self.app, "board", None)
+        leaving = "go back without starting" if board is not None and board.started else "quit wsdoctor"
+
+        def answered(leave: bool | None) -> None:
+            if leave:
+                self.dismiss(None)
+
+        self.app.push_screen(ConfirmLeave(leaving), callback=answered)

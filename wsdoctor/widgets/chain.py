@@ -18,7 +18,8 @@ from textual.content import Content
 from textual.geometry import Size
 from textual.widget import Widget
 
-from wsdoctor.report import Finding, Status
+from wsdoctor.report import Status
+from wsdoctor.widgets.board import Board, Kind, RunState
 from wsdoctor.widgets.render import SPINNER, STATUS_STYLE, clean
 
 CHAIN_LINES = 2  # the chain never takes more than this many lines
@@ -50,49 +51,37 @@ def chain_content(
     return Content.styled(" → ", "$accent").join(parts)
 
 
-def counts(findings: Sequence[Finding], pending: frozenset[str] | set[str] = frozenset()) -> dict:
-    """Totals by status of the findings whose checks are decided; ``None`` counts the pending ones."""
-    out: dict[Status | None, int] = {s: 0 for s in Status}
-    out[None] = 0
-    for f in findings:
-        out[None if f.id in pending else f.status] += 1
-    return out
-
-
 def status_lines(
+    board: Board,
     *,
     nginx_version: str | None,
     ssh: str | None,
     elapsed: float | None,
-    done: bool,
-    findings: Sequence[Finding],
-    running: bool,
-    error: str | None = None,
-    pending: frozenset[str] | set[str] = frozenset(),
-    expected: int = 0,
     frame: int = 0,
 ) -> list[Content]:
     """The status line, longest first: the header shows the first that fits its width.
 
-    Totals count only decided checks; checks still gathering facts (or not reported yet: ``expected``
-    is how many there will be) are counted as pending, so a re-run never shows the previous totals."""
-    tally = counts(findings, pending)
-    tally[None] += max(0, expected - len(findings))
+    It says the run's state (running, re-running, stopped, done) and what is running now, then the rows'
+    totals by what they show: a stale verdict (↻, the last run's) counts under its status and as stale, so
+    the totals always add up to what the list shows."""
+    tally = board.totals()
+    state = board.state
     nginx = Content.assemble(("nginx ", "$text-muted"), nginx_version or "?")
     host = Content.assemble(("ssh ", "$text-muted"), clean(ssh, multiline=False) if ssh else "—")
-    if error:
-        state = Content.styled(f"stopped: {clean(error, multiline=False)}", "bold $error")
-        short_state = state
-    elif elapsed is not None:
-        state = Content.styled(
-            f"done in {elapsed:.1f} s" if done else f"running {elapsed:.1f} s",
-            "$success" if done else "$accent",
-        )
-        short_state = Content.styled(f"{elapsed:.1f} s", "$success" if done else "$accent")
-    elif not running:
-        state = short_state = Content.styled("idle", "$text-muted")
+    clock = f"{elapsed:.1f} s" if elapsed is not None else ""
+    activity = Content("")
+    if state is RunState.STOPPED:
+        long_state = short_state = Content.styled("■ stopped (see below)", "bold $error")
+    elif state is RunState.DONE:
+        long_state = Content.styled(f"done in {clock}" if clock else "done", "$success")
+        short_state = Content.styled(clock or "done", "$success")
+    elif state is RunState.RUNNING:
+        word = "re-running" if board.rerunning else "running"
+        long_state = Content.styled(f"{word} {clock}".strip(), "$accent")
+        short_state = Content.styled(f"{'↻' if board.rerunning else '▶'} {clock}".strip(), "$accent")
+        activity = Content.styled(board.activity(), "$accent")
     else:
-        state = short_state = Content("")
+        long_state = short_state = Content.styled("idle: no target yet", "$text-muted")
 
     def totals(words: bool) -> Content:
         out = []
@@ -100,10 +89,18 @@ def status_lines(
             symbol, word, style = STATUS_STYLE[status]
             label = f"{symbol} {tally[status]} {word.lower()}" if words else f"{symbol}{tally[status]}"
             out.append(Content.styled(label, style))
-        if tally[None]:
-            spinner = SPINNER[frame % len(SPINNER)]
-            label = f"{spinner} {tally[None]} pending" if words else f"{spinner}{tally[None]}"
-            out.append(Content.styled(label, "$accent"))
+        extra = (
+            (Kind.PENDING, SPINNER[frame % len(SPINNER)], "pending", "$accent"),
+            (Kind.STALE, "↻", "last run's", "$text-muted"),
+            (Kind.STOPPED, "■", "not decided", "$text-muted"),
+        )
+        for kind, symbol, word, style in extra:
+            if tally[kind]:
+                out.append(
+                    Content.styled(
+                        f"{symbol} {tally[kind]} {word}" if words else f"{symbol}{tally[kind]}", style
+                    )
+                )
         return Content(" ").join(out)
 
     dot = Content.styled(" · ", "$text-muted")
@@ -112,8 +109,10 @@ def status_lines(
         return dot.join(p for p in parts if p)
 
     return [
-        line(nginx, host, state, totals(True)),
-        line(nginx, host, state, totals(False)),
+        line(nginx, host, long_state, totals(True), activity),
+        line(nginx, host, long_state, totals(True)),
+        line(nginx, host, long_state, totals(False), activity),
+        line(nginx, host, long_state, totals(False)),
         line(nginx, host, short_state, totals(False)),
         line(Content(nginx_version or "nginx ?"), totals(False), short_state, host),
     ]
@@ -150,7 +149,7 @@ class ChainHeader(Widget):
         background: $boost;
         padding: 0 1;
         height: auto;
-        border-bottom: solid $primary 50%;
+        border-bottom: solid $primary;
     }
     """
 
