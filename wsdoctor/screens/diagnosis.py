@@ -90,8 +90,8 @@ class StopBanner(Static):
         self.update(
             Content.assemble(
                 ("The run stopped: ", "bold $error"),
-                (clean(error, multiline=False).rstrip(" ."), "bold"),
-                ".\n",
+                (clean(error, multiline=False).rstrip(" .") + ".", "bold"),
+                "\n",
                 ("r", "bold $accent"),
                 " runs it again · ",
                 ("o", "bold $accent"),
