@@ -149,3 +149,13 @@ def test_json_report_has_every_check(tmp_path: Path) -> None:
     for cid in ("upstream", "auth", "tls"):
         assert by[cid]["status"] == "skip"
     assert sum(data["summary"].values()) == len(CHECK_IDS)
+
+
+def test_schema_lists_exactly_the_registered_check_ids() -> None:
+    """The JSON contract's id enum is the registry's: a check added to report.GROUPS without the schema
+    (or the other way round) fails here, not in a user's validator."""
+    from wsdoctor.report import CHECK_IDS
+
+    schema = json.loads((ROOT / "docs" / "report.schema.json").read_text())
+    enum = schema["properties"]["findings"]["items"]["properties"]["id"]["enum"]
+    assert enum == list(CHECK_IDS)

@@ -147,6 +147,10 @@ def _parser_lab() -> argparse.ArgumentParser:
 def _parser_demo() -> argparse.ArgumentParser:
     p = _Parser(prog="wsdoctor demo", description="Start the seed lab and open the TUI on its diagnosis.")
     p.add_argument("--scenario", default="seed", help="lab scenario to diagnose (default: seed)")
+    p.add_argument(
+        "--backends", choices=("node", "python"), default="node",
+        help="Node socket.io 4 or python-socketio backends (default: node)",
+    )  # fmt: skip
     p.add_argument("--dir", help="lab state directory")
     p.add_argument("--text", action="store_true", help="print the text report instead of opening the TUI")
     return p
@@ -342,7 +346,7 @@ def cmd_demo(argv: Sequence[str]) -> int:
     ns = _parser_demo().parse_args(argv)
     from wsdoctor.demo import demo
 
-    return demo(scenario=ns.scenario, directory=ns.dir, text=ns.text)
+    return demo(scenario=ns.scenario, directory=ns.dir, text=ns.text, backends=ns.backends)
 
 
 def cmd_generate(argv: Sequence[str]) -> int:

@@ -40,12 +40,15 @@ def lab_target(info: dict, *, broken_client: bool = True) -> Target:
     return t
 
 
-def demo(scenario: str = "seed", directory: str | None = None, text: bool = False) -> int:
+def demo(
+    scenario: str = "seed", directory: str | None = None, text: bool = False, backends: str = "node"
+) -> int:
+    kind = "Node socket.io" if backends == "node" else "python-socketio"
     print(
-        f"wsdoctor demo: starting the '{scenario}' lab (real nginx, 3 Socket.IO backends, sshd)…",
+        f"wsdoctor demo: starting the '{scenario}' lab (real nginx, 3 {kind} backends, sshd)…",
         file=sys.stderr,
     )
-    lab = Lab.up(scenario, directory)
+    lab = Lab.up(scenario, directory, backends=backends)
     try:
         target = lab_target(lab.info())
         if text or not sys.stdout.isatty():

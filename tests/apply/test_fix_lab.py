@@ -22,7 +22,7 @@ from tests.lab.helpers import open_packet, ssl_context
 from wsdoctor.apply.command import ApplyRequest, execute
 from wsdoctor.apply.transaction import Outcome
 from wsdoctor.diagnose import run_headless
-from wsdoctor.lab import SCENARIOS, Lab
+from wsdoctor.lab import Lab
 from wsdoctor.report import Finding, Status
 
 pytestmark = pytest.mark.lab
@@ -36,12 +36,7 @@ FIXES = {
     "cors-duplicate": "cors",
     "literal-upgrade": "upgrade",
 }
-# Scenarios whose fix no check proposes yet (the test runs by itself once one does).
-NOT_PROPOSED = {
-    "literal-upgrade": "no check proposes a config fix for a literal `Upgrade websocket` yet: route blames the "
-    "config, upgrade passes",
-}
-SCENARIO_FIXES = {s: c for s, c in FIXES.items() if s in SCENARIOS}
+SCENARIO_FIXES = FIXES
 
 
 @dataclass
@@ -94,8 +89,6 @@ def test_the_fix_is_applied_verified_and_nothing_else_got_worse(
 ) -> None:
     r = fixed[scenario]
     out = r.outcome
-    if r.before[r.check].status not in (Status.FAIL, Status.WARN) and scenario in NOT_PROPOSED:
-        pytest.skip(NOT_PROPOSED[scenario])
     steps = [(s.step, s.ok) for s in out.steps]
     assert out.applied and not out.rolled_back, out.to_json()
     assert steps == [(n, True) for n in ("preflight", "lock", "backup", "write", "test", "reload", "verify")]
@@ -171,10 +164,8 @@ async def test_cors_duplicate_one_allow_origin_header(fixed: dict[str, Fixed]) -
     assert r.headers.get_list("access-control-allow-origin") == [lab.public_base]
 
 
-@pytest.mark.skipif("literal-upgrade" not in SCENARIOS, reason="the lab has no literal-upgrade scenario yet")
 async def test_literal_upgrade_a_default_client_connects_by_polling_first(fixed: dict[str, Fixed]) -> None:
-    if not fixed["literal-upgrade"].outcome.applied:
-        pytest.skip(NOT_PROPOSED["literal-upgrade"])
+    assert fixed["literal-upgrade"].outcome.applied, fixed["literal-upgrade"].outcome.to_json()
     lab = fixed["literal-upgrade"].lab
     async with real_client(lab.url, lab.path, lab.token, lab.ca_file, ["polling", "websocket"]) as client:
         await wait_transport(client, "websocket")

@@ -321,3 +321,21 @@ def test_backends_kinds_and_their_errors(
     monkeypatch.setattr(lab_module, "NODE_DIR", tmp_path / "empty")
     with pytest.raises(LabError, match=r"Node packages are not installed \(missing: socket.io, express\)"):
         Lab.up("healthy", tmp_path / "nomodules", backends="node")
+
+
+def test_demo_text_diagnoses_the_seed_lab_and_stops_it(tmp_path: Path) -> None:
+    """`wsdoctor demo` as a script sees it (no terminal: the text report): the runbook's 404 found live over
+    the lab's sshd, on python-socketio backends (the TUI tests drive the Node default), and nothing left."""
+    lab_dir = tmp_path / "demo-lab"
+    out = subprocess.run(
+        [sys.executable, "-m", "wsdoctor", "demo", "--text", "--backends", "python", "--dir", str(lab_dir)],
+        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert out.returncode == 1, out.stderr
+    assert "starting the 'seed' lab (real nginx, 3 python-socketio backends, sshd)" in out.stderr
+    assert "lab stopped." in out.stderr and "Traceback" not in out.stderr
+    assert re.search(r"FAIL client +The client joins namespace /dev/aiwm/chat", out.stdout), out.stdout
+    assert re.search(r"^  ssh: root@127\.0\.0\.1:\d+$", out.stdout, re.M), out.stdout  # over the lab's sshd
+    state = json.loads((lab_dir / "state.json").read_text())
+    assert state["down"] and state["backends_kind"] == "python"
+    assert _dead([p["pid"] for p in state["processes"].values()])

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import pytest
 from rich.console import Console
+from textual import events
 
 from tests.tui.recorded import recorded_factory, recorded_target
 from wsdoctor.app import WsdoctorApp, no_log_source
@@ -49,6 +50,16 @@ async def wait_for(pilot, predicate: Callable[[], object], timeout: float = 5.0)
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         await pilot.pause(0.02)
+
+
+async def paste(pilot, text: str) -> None:
+    """What a user does with a long value (a URL, a path): one paste into the focused field. Typing it key by
+    key is tested where typing matters; Pilot waits for the app to idle after every key (about 90 ms)."""
+    await pilot.pause()  # a focus() just asked for lands first
+    focused = pilot.app.focused
+    assert focused is not None, "paste needs a focused widget"
+    focused.post_message(events.Paste(text))
+    await pilot.pause()
 
 
 def settled(app) -> bool:

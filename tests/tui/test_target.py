@@ -10,7 +10,7 @@ from wsdoctor.screens.diagnosis import DiagnosisScreen
 from wsdoctor.screens.target import ConfirmLeave, TargetScreen, complete_path, form_values, validate_form
 from wsdoctor.target import Target, load_profiles
 
-from .conftest import make_app, screen_text, settled, wait_for
+from .conftest import make_app, paste, screen_text, settled, wait_for
 from .recorded import recorded_factory
 
 SECRET = "tok-3f9a-very-secret-value"
@@ -288,7 +288,7 @@ async def test_escape_asks_before_losing_what_was_typed_and_enter_starts_from_an
     async with app.run_test(size=(100, 40)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, TargetScreen))
         form = app.screen
-        await pilot.press(*"wss://api.x-or.cloud/dev/aiwm/chat")
+        await paste(pilot, "wss://api.x-or.cloud/dev/aiwm/chat")
         await pilot.press("escape")  # typed: leaving asks first, and says what leaving means here
         await wait_for(
             pilot, lambda: isinstance(app.screen, ConfirmLeave) and app.screen.leaving == "quit wsdoctor"
@@ -331,7 +331,7 @@ async def test_the_ssh_options_follow_the_ssh_host_and_open_when_one_is_typed(ex
         assert options in form.focused.ancestors_with_self  # right after the SSH host, not 8 stops later
         identity = form.query_one("#field-identity")
         identity.focus()
-        await pilot.press(*f"{tmp_path}/ke")
+        await paste(pilot, f"{tmp_path}/ke")
         await wait_for(pilot, lambda: identity._suggestion == f"{tmp_path}/keys/")
         await pilot.press("right", *"id")
         await wait_for(pilot, lambda: identity._suggestion == f"{tmp_path}/keys/id_ed25519")

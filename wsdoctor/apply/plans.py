@@ -43,9 +43,7 @@ class PlanRefused(Exception):
 # --- diagnoses ---------------------------------------------------------------------------------------
 
 
-def diagnose(
-    target: Target, session: RemoteSession, logs_after: float | None = None
-) -> dict[str, Finding]:
+def diagnose(target: Target, session: RemoteSession, logs_after: float | None = None) -> dict[str, Finding]:
     """One whole diagnosis of TARGET on SESSION's host (blocking: its own event loop, in a thread of its own
     when this thread already runs one). LOGS_AFTER: log lines written before it are not evidence."""
     diagnosis = Diagnosis(target, session, logs_after=logs_after)
@@ -77,23 +75,31 @@ def regressions(before: dict[str, Finding], after: dict[str, Finding], skip: Ite
     return out
 
 
-def _within_window(check: Callable[[float], tuple[bool, str]]) -> Verifier:
-    """Run CHECK until it passes, at most VERIFY_TRIES times within VERIFY_WINDOW seconds.
+def _within_window(check: Callable[[float], tuple[bool, str, dict[str, Finding]]]) -> Verifier:
+    """Run CHECK until it passes, at most VERIFY_TRIES times within VERIFY_WINDOW seconds, and no more once two
+    tries in a row gave every check the same status (a failure that repeats itself is the verdict: the bad
+    config is rolled back seconds sooner).
 
     The verifier runs after a reload: the log lines written before it describe the old config (an upstream
     error of the old route, say), so CHECK gets the next whole second as the floor of its log evidence, and
     starts once that second has begun (log times have a resolution of one second)."""
 
+    def statuses(findings: dict[str, Finding]) -> tuple[tuple[str, Status], ...]:
+        return tuple(sorted((cid, f.status) for cid, f in findings.items()))
+
     def run() -> tuple[bool, str]:
         floor = math.ceil(time.time())
         time.sleep(max(0.0, floor - time.time()))
         deadline = time.monotonic() + VERIFY_WINDOW
-        ok, detail = check(floor)
+        ok, detail, after = check(floor)
         tries = 1
         while not ok and tries < VERIFY_TRIES and time.monotonic() + 1.0 < deadline:
             time.sleep(1.0)
-            ok, detail = check(floor)
+            seen = statuses(after)
+            ok, detail, after = check(floor)
             tries += 1
+            if statuses(after) == seen:
+                break
         return ok, detail
 
     return run
@@ -104,7 +110,7 @@ def fixes_verifier(
 ) -> Verifier:
     how = "live" if target.url else "config"
 
-    def check(floor: float) -> tuple[bool, str]:
+    def check(floor: float) -> tuple[bool, str, dict[str, Finding]]:
         after = diagnose(target, session, logs_after=floor)
         still = [
             f"{i} is {after[i].status.value}: {after[i].summary}"
@@ -113,9 +119,9 @@ def fixes_verifier(
         ]
         worse = regressions(before, after, skip=ids)
         if still or worse:
-            return False, f"{how}: " + "; ".join(still + [f"got worse: {w}" for w in worse])
+            return False, f"{how}: " + "; ".join(still + [f"got worse: {w}" for w in worse]), after
         moved = ", ".join(f"{i} {before[i].status.value} → pass" for i in ids)
-        return True, f"{how}: {moved}; no other check got worse"
+        return True, f"{how}: {moved}; no other check got worse", after
 
     return _within_window(check)
 
@@ -123,14 +129,17 @@ def fixes_verifier(
 def unchanged_verifier(target: Target, session: RemoteSession, before: dict[str, Finding]) -> Verifier:
     """After a restore: the diagnosis is back to what it was before the change (nothing worse)."""
 
-    def check(floor: float) -> tuple[bool, str]:
+    def check(floor: float) -> tuple[bool, str, dict[str, Finding]]:
         after = diagnose(target, session, logs_after=floor)
         worse = regressions(before, after)
         if worse:
-            return False, "live: not as before: " + "; ".join(worse)
+            return False, "live: not as before: " + "; ".join(worse), after
         failing = [i for i in CHECK_IDS if i in after and after[i].status is Status.FAIL]
-        return True, "live: the old behaviour is back" + (
-            f" ({_statuses(after, failing)} as before)" if failing else ""
+        return (
+            True,
+            "live: the old behaviour is back"
+            + (f" ({_statuses(after, failing)} as before)" if failing else ""),
+            after,
         )
 
     return _within_window(check)
@@ -139,15 +148,19 @@ def unchanged_verifier(target: Target, session: RemoteSession, before: dict[str,
 def service_verifier(target: Target, session: RemoteSession) -> Verifier:
     """After installing a config: the diagnosis of the client URL has no fail."""
 
-    def check(floor: float) -> tuple[bool, str]:
+    def check(floor: float) -> tuple[bool, str, dict[str, Finding]]:
         after = diagnose(target, session, logs_after=floor)
         failing = [after[i] for i in CHECK_IDS if i in after and after[i].status is Status.FAIL]
         if failing:
-            return False, "live: " + "; ".join(f"{f.id} fails: {f.summary}" for f in failing)
+            return False, "live: " + "; ".join(f"{f.id} fails: {f.summary}" for f in failing), after
         counts = {s: sum(1 for f in after.values() if f.status is s) for s in Status}
-        return True, (
-            f"live: no check fails ({counts[Status.PASS]} pass, {counts[Status.WARN]} warn, "
-            f"{counts[Status.SKIP]} skip)"
+        return (
+            True,
+            (
+                f"live: no check fails ({counts[Status.PASS]} pass, {counts[Status.WARN]} warn, "
+                f"{counts[Status.SKIP]} skip)"
+            ),
+            after,
         )
 
     return _within_window(check)

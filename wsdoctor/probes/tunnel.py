@@ -287,25 +287,46 @@ async def hold(
     return probe
 
 
-async def _gone(url: str, ctx: ProbeContext) -> Exchange | None:
-    """The failed TCP connection to URL's server (refused, timed out), or None when it accepts one."""
+#: How long a connection the proxy accepted right after a drop must stay open to count as served: a listener
+#: whose processes are dying (SIGKILLed, crashing) still completes TCP handshakes into its backlog, then resets
+#: them when its last process closes the socket. A live nginx never closes a fresh connection this fast.
+SETTLE = 0.3
+
+
+async def _gone(url: str, ctx: ProbeContext, tries: int = 3) -> Exchange | None:
+    """The failed TCP connection to URL's server (refused, timed out), or None when it accepts one and keeps it.
+
+    A connection accepted and then reset or closed unanswered within SETTLE came from a listener on its way
+    out: asked again, up to TRIES times, until it is refused or keeps a connection."""
     u = urlsplit(url)
     host, port = ctx.connect_to or (u.hostname or "", u.port or (443 if u.scheme == "https" else 80))
     ex = Exchange("CONNECT", f"{host}:{port}", stage="connect")
-    try:
-        async with asyncio.timeout(min(ctx.timeout, 2.0)):
-            _reader, writer = await asyncio.open_connection(host, port)
-    except TimeoutError:
-        ex.error = f"connecting to {host}:{port} timed out after {min(ctx.timeout, 2.0):.1f} s"
-        return ex
-    except OSError as e:
-        refused = isinstance(e, ConnectionRefusedError) or "refused" in str(e).lower()
-        ex.error = f"connection to {host}:{port} refused: nothing listens there" if refused else str(e)
-        return ex
-    writer.close()
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(writer.wait_closed(), 0.5)
-    return None
+    limit = min(ctx.timeout, 2.0)
+    for _ in range(tries):
+        try:
+            async with asyncio.timeout(limit):
+                reader, writer = await asyncio.open_connection(host, port)
+        except TimeoutError:
+            ex.error = f"connecting to {host}:{port} timed out after {limit:.1f} s"
+            return ex
+        except OSError as e:
+            refused = isinstance(e, ConnectionRefusedError) or "refused" in str(e).lower()
+            ex.error = f"connection to {host}:{port} refused: nothing listens there" if refused else str(e)
+            return ex
+        try:
+            cut = await asyncio.wait_for(reader.read(1), SETTLE) == b""
+        except TimeoutError:
+            cut = False  # kept open, silent, as a TLS or HTTP server waits for the client to speak
+        except OSError:
+            cut = True  # reset
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 0.5)
+        if not cut:
+            return None
+    ex.error = f"{host}:{port} accepted connections but closed each at once: the proxy is going away"
+    return ex
 
 
 __all__ = ["WHO", "hold", "upgrade", "websocket"]
