@@ -100,7 +100,7 @@ class LabFactory:
                 labs[lab.directory] = lab
         for lab in labs.values():
             self.remember(lab)
-        with ThreadPoolExecutor(max_workers=8) as pool:
+        with ThreadPoolExecutor(max_workers=32) as pool:  # each down mostly waits for its processes to exit
             list(pool.map(Lab.down, labs.values()))
 
 

@@ -8,7 +8,10 @@ upstream the sticky probe is refused in the backend's own words.
 
 from __future__ import annotations
 
+import asyncio
+import re
 import time
+from pathlib import Path
 
 import pytest
 
@@ -74,6 +77,20 @@ async def test_sticky_through_round_robin_is_refused_in_the_backends_words(lab_f
     assert not st.ok and st.refused, st
     assert all(u.answer_means(ex) == u.UNKNOWN_SESSION and u.by_backend(ex) for ex in st.refused)
     assert_one_connect(st.exchanges)
+    # Every request of the session, its closing `1` included, says who sent it, as one client does.
+    sid = re.search(r"[?&]sid=([^&]+)", st.refused[0].url).group(1)  # type: ignore[union-attr]
+    lines = await _session_lines(lab.info()["access_log"], sid, at_least=len(st.exchanges))
+    assert lines and all('"wsdoctor-probe"' in line for line in lines), lines
+
+
+async def _session_lines(log: str, sid: str, at_least: int, timeout: float = 5.0) -> list[str]:
+    """The access-log lines of session SID once AT_LEAST of them (+ the close) are written, or what is there."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [line for line in Path(log).read_text().splitlines() if f"sid={sid}" in line]
+        if len(lines) > at_least - 1 or time.monotonic() > deadline:  # the handshake has no sid; the close has
+            return lines
+        await asyncio.sleep(0.05)
 
 
 async def test_socketio_client_2_probes_through_nginx(lab_factory) -> None:

@@ -213,11 +213,11 @@ class PollingSession:
         self.closed = True
         try:
             async with asyncio.timeout(min(self.ctx.timeout, 1.0)):
-                await self.client.post(
-                    self._url(),
+                # as the session's other requests (its User-Agent, Host, --auth-header), as a client's close is
+                await fetch(
+                    self.client, self.tracker, self.ctx, "POST", self._url(), headers=self.headers,
                     content=self.encode(["1"]).encode(),
-                    headers=[("Content-Type", "text/plain;charset=UTF-8")],
-                )
+                )  # fmt: skip
         except Exception:  # noqa: BLE001 - best effort cleanup
             pass
 
