@@ -17,6 +17,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Any, Self
 
 import jwt
 import pytest
@@ -72,29 +73,26 @@ def make_app(instance: str, ping_interval: float, ping_timeout: float) -> socket
     return socketio.ASGIApp(sio, socketio_path=ENGINE_PATH)
 
 
-class SocketIOBackend:
-    def __init__(self, instance: str, *, ping_interval: float = 25, ping_timeout: float = 20) -> None:
-        self.instance = instance
+class UvicornThread:
+    """An ASGI app under uvicorn in a thread of this process, on a free loopback port (``port``, ``base``)."""
+
+    def __init__(self, name: str, app: Any) -> None:
+        self.name = name
         self._sock = bound_socket()
         self.port = self._sock.getsockname()[1]
         self.base = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            make_app(instance, ping_interval, ping_timeout),
-            log_level="critical",
-            lifespan="off",
-            timeout_graceful_shutdown=1,
-        )
+        config = uvicorn.Config(app, log_level="critical", lifespan="off", timeout_graceful_shutdown=1)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
         )
 
-    def start(self) -> SocketIOBackend:
+    def start(self) -> Self:
         self._thread.start()
         deadline = time.monotonic() + 10
         while not self._server.started:
             if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError(f"backend {self.instance} did not start")
+                raise RuntimeError(f"backend {self.name} did not start")
             time.sleep(0.01)
         return self
 
@@ -102,6 +100,12 @@ class SocketIOBackend:
         self._server.should_exit = True
         self._thread.join(5)
         self._sock.close()
+
+
+class SocketIOBackend(UvicornThread):
+    def __init__(self, instance: str, *, ping_interval: float = 25, ping_timeout: float = 20) -> None:
+        self.instance = instance
+        super().__init__(instance, make_app(instance, ping_interval, ping_timeout))
 
 
 class RoundRobinProxy:

@@ -20,10 +20,9 @@ from wsdoctor.apply.nginxctl import Nginx, NginxError
 from wsdoctor.apply.plans import PlanRefused, config_plan, diagnose, fix_plan, rollback_plan, running_config
 from wsdoctor.apply.transaction import NoReporter, Outcome, Reporter, Step, Transaction
 from wsdoctor.remote.errors import RemoteError
-from wsdoctor.remote.session import RemoteSession
+from wsdoctor.remote.session import RemoteSession, client_port
 from wsdoctor.report import CHECK_IDS, Finding
 from wsdoctor.target import Target
-from wsdoctor.wire.client import client_request
 
 _OK, _FAIL = "✓", "✗"
 
@@ -86,16 +85,6 @@ def undo_command(target: Target, backup_dir: str) -> str:
     return " ".join(shlex.quote(a) for a in argv) + " --rollback {id} --yes"
 
 
-def _client_port(target: Target) -> int | None:
-    """The port the client connects to: with several masters on the host, the one listening there."""
-    if not target.url:
-        return None
-    try:
-        return client_request(target.url, target.path, target.transports, target.raw).port
-    except ValueError:
-        return None
-
-
 def _reason(req: ApplyRequest) -> str:
     if req.fix:
         return f"wsdoctor apply --fix {','.join(req.fix)}"
@@ -140,7 +129,7 @@ def _execute(req: ApplyRequest, data: bytes | None, reporter: Reporter, session:
             # The backup names the nginx it was made for: with several masters on the host, that one.
             with contextlib.suppress(HostError):
                 conf = bk.load(host, backup_dir, req.backup_id).nginx.get("conf") or None
-        nginx = Nginx.find(host, conf=conf, listen_port=_client_port(target))
+        nginx = Nginx.find(host, conf=conf, listen_port=client_port(target))
     except (NginxError, HostError) as e:
         raise ApplyError(str(e).rstrip(".")) from None
     if not target.ssh and not target.nginx_conf:

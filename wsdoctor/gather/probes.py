@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from wsdoctor import probes
 from wsdoctor.errors import InputError
-from wsdoctor.facts import ConnectProbe, Exchange, Fact, Facts, Gatherer, Handshake
+from wsdoctor.facts import PROBE_FACTS, ConnectProbe, Exchange, Fact, Facts, Gatherer, Handshake
 from wsdoctor.probes import ProbeConfigError, ProbeContext
 from wsdoctor.remote.session import RemoteSession
 from wsdoctor.routes import corrected_request, socketio_route
@@ -84,16 +84,7 @@ def probe_gatherers(
     gs: list[Gatherer] = []
     through_proxy = _Countdown(probes_done)
     c = facts.client
-    public = (
-        Fact.HANDSHAKE_PROXY,
-        Fact.WEBSOCKET,
-        Fact.UPGRADE,
-        Fact.CONNECT,
-        Fact.STICKY,
-        Fact.HOLD,
-        Fact.TLS,
-        Fact.CORS,
-    )
+    public = tuple(f for f in PROBE_FACTS if f is not Fact.HANDSHAKE_BACKENDS)  # the public URL's probes
     if c is None:
         for name in public:
             facts.unavailable[name] = "no --url given: nothing to probe through the proxy"

@@ -41,6 +41,16 @@ POOL_THREADS = 24
 DISCOVERY_FRESH = 20.0  # seconds a discovery sent on connecting still describes the host
 
 
+def client_port(target: Target) -> int | None:
+    """The port the client connects to: with several nginx masters on the host, the one listening there."""
+    if not target.url:
+        return None
+    try:
+        return client_request(target.url, target.path, target.transports, target.raw).port
+    except ValueError:
+        return None
+
+
 class RemoteSession:
     """The proxy host of one run (SSH when ``target.ssh``, else this machine), connected on first use."""
 
@@ -162,21 +172,11 @@ class RemoteSession:
                     self._runner = runner
                     # The discovery goes with the connection: its requests travel with the shell's start.
                     self._discovery = start_discovery(
-                        runner.shell(), guess=not self.target.nginx_conf, listen_port=self._client_port()
+                        runner.shell(), guess=not self.target.nginx_conf, listen_port=client_port(self.target)
                     )
                 else:
                     self._runner = LocalRunner()
             return self._runner
-
-    def _client_port(self) -> int | None:
-        """The port the client connects to (which picks the nginx master among several)."""
-        target = self.target
-        if not target.url:
-            return None
-        try:
-            return client_request(target.url, target.path, target.transports, target.raw).port
-        except ValueError:
-            return None
 
     def take_discovery(self) -> Discovery | None:
         """The discovery batch sent when the connection was made, for the run that needs it first (None
