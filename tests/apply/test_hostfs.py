@@ -12,8 +12,8 @@ import pytest
 
 from wsdoctor.apply import backup as bk
 from wsdoctor.apply.hostfs import Host, HostError
-from wsdoctor.apply.lock import HostLock, LockBusy
-from wsdoctor.remote.runner import LocalRunner
+from wsdoctor.apply.lock import BUSY, HostLock, LockBusy
+from wsdoctor.remote.runner import LineStream, LocalRunner
 
 FAKE_SUDO = "#!/bin/sh\necho 'sudo: a password is required' >&2\nexit 1\n"
 ODD = bytes(range(256)) + b"\r\nline without newline"  # every byte value, CRLF, no final newline
@@ -76,6 +76,23 @@ def test_the_lock_refuses_a_second_holder_and_is_free_again_after(host: Host, tm
         assert str(busy.value).count("\n") == 0
     with HostLock(host, str(tmp_path), "third"):
         pass
+
+
+class _LostLine(LocalRunner):
+    """The holder's `busy` line lost (a PTY that ends at once can drop it, as seen over SSH): only its exit
+    status says the lock is taken."""
+
+    def stream_lines(self, argv: list[str], sudo: bool = False) -> LineStream:
+        stream = LineStream(" ".join(argv))
+        stream.end("`sh` stopped with exit status 75.", exit_status=BUSY)
+        return stream
+
+
+def test_a_busy_holder_whose_line_was_lost_is_still_busy_and_named(host: Host, tmp_path: Path) -> None:
+    with HostLock(host, str(tmp_path), "first"):
+        with pytest.raises(LockBusy) as busy:
+            HostLock(Host(_LostLine()), str(tmp_path), "second").acquire()
+        assert "another apply is changing nginx on this machine (first" in str(busy.value)
 
 
 def test_without_root_a_refused_command_names_the_sudoers_line(

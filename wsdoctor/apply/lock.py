@@ -20,12 +20,13 @@ from wsdoctor.remote.runner import LineStream
 LOCK_NAME = "apply.lock"
 WAIT = 2  # seconds the holder waits for a lock another apply holds before refusing
 ANSWER_TIMEOUT = 15.0
+BUSY = 75  # the holder's exit status when another apply holds the lock (EX_TEMPFAIL)
 
 _HOLDER = r"""
 lock=$1
 exec 9>>"$lock" || exit 3
 if command -v flock >/dev/null 2>&1; then
-  flock -w "$3" 9 || { printf 'busy %s\n' "$(head -c 300 -- "$lock")"; exit 75; }
+  flock -w "$3" 9 || { printf 'busy %s\n' "$(head -c 300 -- "$lock")"; exit 75; }  # 75: BUSY
 else
   mkdir -- "$lock.d" 2>/dev/null || { printf 'busy %s\n' "$(head -c 300 -- "$lock")"; exit 75; }
   trap 'rmdir -- "$lock.d" 2>/dev/null' EXIT
@@ -64,6 +65,8 @@ class HostLock:
             batch = stream.get(timeout=min(0.5, max(0.0, deadline - time.monotonic())))
             if batch is None:
                 stream.close()
+                if stream.exit_status == BUSY:  # its `busy` line can be lost with a PTY that ends at once
+                    raise LockBusy(self._busy(self._holder_info()))
                 raise RuntimeError(
                     f"the lock holder on {self.host.name} stopped at once ({stream.error or 'no answer'}); "
                     f"check that {self.path} can be written."
@@ -75,13 +78,22 @@ class HostLock:
                     return
                 if line.startswith("busy"):
                     stream.close()
-                    holder = line[4:].strip() or "another wsdoctor apply"
-                    raise LockBusy(
-                        f"another apply is changing nginx on {self.host.name} ({holder}); "
-                        "wait for it to finish, then retry."
-                    )
+                    raise LockBusy(self._busy(line[4:].strip()))
         stream.close()
         raise RuntimeError(f"the lock on {self.host.name} did not answer within {ANSWER_TIMEOUT:g} s; retry.")
+
+    def _busy(self, holder: str) -> str:
+        return (
+            f"another apply is changing nginx on {self.host.name} ({holder or 'another wsdoctor apply'}); "
+            "wait for it to finish, then retry."
+        )
+
+    def _holder_info(self) -> str:
+        """Who holds the lock, as its holder wrote it in the lock file (empty when it cannot be read)."""
+        result = self.host.runner.run(
+            ["head", "-c", "300", "--", self.path], timeout=10.0, sudo=bool(self.host._sudo)
+        )
+        return result.stdout.strip() if result.exit_status == 0 else ""
 
     def release(self) -> None:
         stream, self._stream = self._stream, None

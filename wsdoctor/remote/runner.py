@@ -136,6 +136,9 @@ class LineStream:
     def __init__(self, name: str) -> None:
         self.name = name
         self.error: str | None = None
+        # The command's exit status once it ended by itself (None while running, or when it was stopped or
+        # the status never came): a status can say what a line lost with the process's end cannot.
+        self.exit_status: int | None = None
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._ended = threading.Event()
         self._closed = threading.Event()
@@ -152,11 +155,12 @@ class LineStream:
         for raw in lines:
             self._queue.put(sanitize(raw.decode("utf-8", "replace")))
 
-    def end(self, error: str | None = None) -> None:
-        """The producer stopped (EOF, error, or close)."""
+    def end(self, error: str | None = None, exit_status: int | None = None) -> None:
+        """The producer stopped (EOF, error, or close); EXIT_STATUS when the command ended by itself."""
         with self._lock:
             if self._ended.is_set():
                 return
+            self.exit_status = exit_status
             if self._partial:
                 self._queue.put(sanitize(self._partial.decode("utf-8", "replace")))
                 self._partial = b""
@@ -370,7 +374,8 @@ class LocalRunner(Runner):
             stream.end(
                 None
                 if status in (0, -signal.SIGTERM, -signal.SIGKILL)
-                else f"`{argv[0]}` exited with {status}."
+                else f"`{argv[0]}` exited with {status}.",
+                exit_status=status if status >= 0 else None,
             )
 
         def stop() -> None:

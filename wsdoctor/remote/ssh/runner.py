@@ -525,11 +525,14 @@ class SshRunner(Runner):
                     stream.feed(data)
             pid_seen.set()
             problem = None
+            if not chan.closed and self._transport.is_active():
+                chan.status_event.wait(1.0)  # the status follows the output's end on its own message
+            status = chan.exit_status if chan.exit_status_ready() and chan.exit_status != -1 else None
             if not self._transport.is_active() and not self._closed:
                 problem = self._dropped(f"while following `{argv[-1]}`")
-            elif chan.exit_status_ready() and chan.exit_status not in (0, -1):
-                problem = f"`{argv[0]}` stopped on {self.host} with exit status {chan.exit_status}."
-            stream.end(problem)
+            elif status not in (0, None):
+                problem = f"`{argv[0]}` stopped on {self.host} with exit status {status}."
+            stream.end(problem, exit_status=status)
 
         def stop() -> None:
             pid_seen.wait(1.0)
