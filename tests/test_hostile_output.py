@@ -179,3 +179,30 @@ def test_redact_is_fast_on_long_text() -> None:
     started = time.monotonic()
     redact("x" * 5_000_000)
     assert time.monotonic() - started < 1.0
+
+
+def test_a_10_mb_server_name_is_quoted_clipped_in_the_sentences(tmp_path) -> None:
+    """A name from outside is quoted at most EVIDENCE_LINE_CAP characters long in titles and summaries (the
+    route summary once carried all 10 MB of it); the fix's diff keeps every byte, it must apply."""
+    import contextlib
+    import io
+    import json
+
+    from wsdoctor.cli import main
+    from wsdoctor.report import EVIDENCE_LINE_CAP
+
+    name = "x" * 10_000_000
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(
+        "events {}\nhttp {\n  server { listen 80; server_name " + name + "; location /socket.io/ {"
+        " proxy_pass http://127.0.0.1:3000; } }\n}\n"
+    )
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["check", "--offline", "--nginx-conf", str(conf), "--nginx-version", "1.22.1",
+                     "--url", "ws://x.test", "--no-nginx-test", "--format", "json"])  # fmt: skip
+    assert code == 1
+    for f in json.loads(out.getvalue())["findings"]:
+        assert len(f["summary"]) < EVIDENCE_LINE_CAP + 100 and len(f["title"]) < EVIDENCE_LINE_CAP + 100, f["id"]
+        if f["fix"]:
+            assert len(f["fix"]["summary"]) < EVIDENCE_LINE_CAP + 100

@@ -43,7 +43,7 @@ import importlib
 from types import ModuleType
 
 from wsdoctor.facts import Facts
-from wsdoctor.report import CHECK_IDS, Finding, Status
+from wsdoctor.report import CHECK_IDS, Finding, Status, clip_long_lines
 
 
 def module(cid: str) -> ModuleType:
@@ -54,7 +54,7 @@ def run_check(cid: str, facts: Facts) -> Finding:
     """Run one check; a bug in a check becomes a visible finding, never a crash of the run."""
     mod = module(cid)
     try:
-        return mod.check(facts)
+        finding = mod.check(facts)
     except Exception as e:  # noqa: BLE001 - a check bug must not kill the diagnosis
         return Finding(
             id=cid,
@@ -62,6 +62,12 @@ def run_check(cid: str, facts: Facts) -> Finding:
             title=getattr(mod, "TITLE", cid),
             summary=f"internal error in check {cid}: {type(e).__name__}: {e} (please report this)",
         )
+    # A name or value from outside (a 10 MB server_name) is quoted at most EVIDENCE_LINE_CAP characters long
+    # in the sentences; the fix's diff keeps every byte (it must apply).
+    finding.title, finding.summary = clip_long_lines(finding.title), clip_long_lines(finding.summary)
+    if finding.fix is not None:
+        finding.fix.summary = clip_long_lines(finding.fix.summary)
+    return finding
 
 
 def run_all(facts: Facts) -> dict[str, Finding]:
