@@ -65,9 +65,9 @@ class LabFactory:
         """
         if all(known.directory != lab.directory for known in self._all):
             self._all.append(lab)
-        for pid in lab.all_pids():
-            self.pids.add(pid)
-            self.pids.update(lab_procs.descendants(pid))
+        pids = lab.all_pids()
+        self.pids.update(pids)
+        self.pids.update(lab_procs.descendants_of(list(pids)))
 
     def __call__(self, scenario: str = "healthy", **options: Any) -> Lab:
         """The session's shared lab for SCENARIO (+ OPTIONS), started on first use.

@@ -181,7 +181,7 @@ def test_redact_is_fast_on_long_text() -> None:
     assert time.monotonic() - started < 1.0
 
 
-def test_a_10_mb_server_name_is_quoted_clipped_in_the_sentences(tmp_path) -> None:
+def test_a_huge_server_name_is_quoted_clipped_in_the_sentences(tmp_path) -> None:
     """A name from outside is quoted at most EVIDENCE_LINE_CAP characters long in titles and summaries (the
     route summary once carried all 10 MB of it); the fix's diff keeps every byte, it must apply."""
     import contextlib
@@ -191,7 +191,7 @@ def test_a_10_mb_server_name_is_quoted_clipped_in_the_sentences(tmp_path) -> Non
     from wsdoctor.cli import main
     from wsdoctor.report import EVIDENCE_LINE_CAP
 
-    name = "x" * 10_000_000
+    name = "x" * 1_000_000  # 10 MB behaves the same, only slower
     conf = tmp_path / "nginx.conf"
     conf.write_text(
         "events {}\nhttp {\n  server { listen 80; server_name " + name + "; location /socket.io/ {"

@@ -45,9 +45,18 @@ def kind(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
-async def test_healthy_upgrades_stays_on_one_backend_and_survives_pings(lab_factory, kind: str) -> None:
-    """pingInterval 1 s, pingTimeout 2 s: a pong that did not cross nginx would end the session within 3 s."""
-    lab = lab_of(lab_factory, "healthy", kind, ping_interval=1.0, ping_timeout=2.0)
+async def test_healthy_upgrades_stays_on_one_backend_and_survives_pings(lab_factory) -> None:
+    """pingInterval 1 s, pingTimeout 2 s: a pong that did not cross nginx would end the session within 3 s.
+    Both kinds of backend at once (the hold is the test's wait: it is spent once)."""
+    await asyncio.gather(
+        *(
+            _healthy_upgrades(lab_of(lab_factory, "healthy", k, ping_interval=1.0, ping_timeout=2.0))
+            for k in KINDS
+        )
+    )
+
+
+async def _healthy_upgrades(lab: Lab) -> None:
     upgraded, ws_only, held = await asyncio.gather(
         socketio_client(lab, transports=BOTH, acks=("whoami",)),
         socketio_client(lab, transports=WS, acks=("whoami", "headers")),
@@ -150,9 +159,13 @@ async def test_backend_down_all_is_502(lab_factory, kind: str) -> None:
     assert error(ws_only) == ("websocket error", "Unexpected server response: 502")
 
 
-async def test_short_timeout_drops_idle_connections(lab_factory, kind: str) -> None:
-    """proxy_read_timeout 3s < pingInterval 5 s: nginx cuts the idle tunnel (and the held long-poll)."""
-    lab = lab_of(lab_factory, "short-timeout", kind)
+async def test_short_timeout_drops_idle_connections(lab_factory) -> None:
+    """proxy_read_timeout 3s < pingInterval 5 s: nginx cuts the idle tunnel (and the held long-poll).
+    Both kinds of backend at once (the hold is the test's wait: it is spent once)."""
+    await asyncio.gather(*(_short_timeout_drops(lab_of(lab_factory, "short-timeout", k)) for k in KINDS))
+
+
+async def _short_timeout_drops(lab: Lab) -> None:
     upgraded, ws_only, polling = await asyncio.gather(
         socketio_client(lab, transports=BOTH, hold=6),
         socketio_client(lab, transports=WS, hold=6),
@@ -236,6 +249,7 @@ async def test_cors_duplicate_connects_in_node_but_doubles_the_header(lab_factor
     assert r.headers.get_list("access-control-allow-origin") == [origin, origin]
 
 
+@pytest.mark.parametrize("kind", ["node"])  # the scenario's server is Node socket.io 2 under both --backends
 async def test_version_mismatch_v4_client_fails_v2_client_connects(lab_factory, kind: str) -> None:
     lab = lab_of(lab_factory, "version-mismatch", kind)
     assert lab.info()["server"] == "socketio2"  # the scenario's own server under both --backends

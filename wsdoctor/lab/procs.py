@@ -145,8 +145,8 @@ def owned(pid: int, marker: str) -> bool:
     return alive(pid) and marker in cmdline(pid)
 
 
-def descendants(pid: int) -> list[int]:
-    """Every live descendant of PID (e.g. sshd's per-connection children, nginx's workers)."""
+def _children() -> dict[int, list[int]]:
+    """Every live process's children, from one pass over /proc."""
     children: dict[int, list[int]] = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -158,13 +158,25 @@ def descendants(pid: int) -> list[int]:
         fields = stat[stat.rfind(")") + 2 :].split()
         if len(fields) > 1:
             children.setdefault(int(fields[1]), []).append(int(entry.name))
+    return children
+
+
+def descendants_of(pids: list[int]) -> list[int]:
+    """Every live descendant of each of PIDS (sshd's per-connection children, nginx's workers), in one pass
+    over /proc however many PIDS there are."""
+    children = _children()
     out: list[int] = []
-    todo = [pid]
+    todo = list(pids)
     while todo:
         for child in children.get(todo.pop(), []):
             out.append(child)
             todo.append(child)
     return out
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live descendant of PID."""
+    return descendants_of([pid])
 
 
 def _signal(pid: int, sig: int) -> None:
@@ -190,7 +202,7 @@ def terminate_all(pids: list[int], marker: str, grace: float = 3.0) -> list[int]
     for pid in pids:
         if pid not in mine:
             reap(pid)
-    family = [child for pid in mine for child in descendants(pid)]
+    family = descendants_of(mine)
     for pid in mine:
         _signal(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
