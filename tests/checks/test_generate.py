@@ -12,6 +12,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -308,9 +309,9 @@ async def test_real_clients_connect_through_the_generated_config(
         proxy.stop()
 
 
-@pytest.mark.skipif(not os.path.exists(NGINX), reason="nginx binary not installed")
-@pytest.mark.parametrize("ns", ["/", "/admin"])
-def test_the_generated_python_code_runs_as_written(ns: str, backends, tls, tmp_path: Path) -> None:
+def _served(backends, tls, tmp_path: Path, **options: Any):  # noqa: ANN001, ANN202
+    """The generated config for the prefixed backends (public /dev/aiwm/chat/ → /chat/socket.io/), served by a
+    real nginx of the test's own on a free port: (the generated output, the running proxy)."""
     port = free_ports(1)[0]
     out = generate(
         SetupOptions(
@@ -318,16 +319,23 @@ def test_the_generated_python_code_runs_as_written(ns: str, backends, tls, tmp_p
             public_path="/dev/aiwm/chat/",
             backend_path="/chat/socket.io/",
             backends=[b.address for b in backends["prefixed"]],
-            namespace=ns,
             ping_interval=PING_MS,
             cert=tls["cert"],
             key=tls["key"],
             listen=f"127.0.0.1:{port}",
+            **options,
         )
     )
     proxy = Proxy(tmp_path / "nginx", port)
     (proxy.sites / "site.conf").write_text(out.nginx_conf)
     proxy.start()
+    return out, proxy
+
+
+@pytest.mark.skipif(not os.path.exists(NGINX), reason="nginx binary not installed")
+@pytest.mark.parametrize("ns", ["/", "/admin"])
+def test_the_generated_python_code_runs_as_written(ns: str, backends, tls, tmp_path: Path) -> None:
+    out, proxy = _served(backends, tls, tmp_path, namespace=ns)
     script = tmp_path / "client.py"
     script.write_text(out.client_py)
     env = {**os.environ, "SSL_CERT_FILE": tls["ca"], "SOCKETIO_TOKEN": "t"}
@@ -362,24 +370,7 @@ HAS_NODE = shutil.which("node") is not None and (NODE_DIR / "node_modules/socket
 @pytest.mark.skipif(not HAS_NODE, reason="node or the lab's socket.io-client package is not installed")
 @pytest.mark.parametrize("transports", ["default", "websocket"])
 def test_the_generated_js_runs_in_node(transports: str, backends, tls, tmp_path: Path) -> None:
-    port = free_ports(1)[0]
-    out = generate(
-        SetupOptions(
-            server_name="127.0.0.1",
-            public_path="/dev/aiwm/chat/",
-            backend_path="/chat/socket.io/",
-            backends=[b.address for b in backends["prefixed"]],
-            transports=TRANSPORTS[transports],
-            namespace="/admin",
-            ping_interval=PING_MS,
-            cert=tls["cert"],
-            key=tls["key"],
-            listen=f"127.0.0.1:{port}",
-        )
-    )
-    proxy = Proxy(tmp_path / "nginx", port)
-    (proxy.sites / "site.conf").write_text(out.nginx_conf)
-    proxy.start()
+    out, proxy = _served(backends, tls, tmp_path, namespace="/admin", transports=TRANSPORTS[transports])
     script = NODE_DIR / f".wsdoctor-generated-{os.getpid()}-{transports}.mjs"  # resolves node_modules there
     script.write_text(
         'const token = "t";\n'

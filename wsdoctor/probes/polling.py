@@ -320,6 +320,17 @@ class _Sticky:
     def failed(self) -> bool:
         return self.probe.error is not None
 
+    def going(self) -> bool:
+        """More requests are wanted, none failed, and there is time left."""
+        return not self.enough and not self.failed and not self.out_of_time()
+
+    def closed_by_server(self, packets: list[Packet]) -> bool:
+        """PACKETS hold the server's close: recorded as the probe's error."""
+        if not _closed(packets):
+            return False
+        self.probe.error = f"the server closed the session after request {self.probe.requests}"
+        return True
+
 
 def _closed(packets: list[Packet]) -> bool:
     return any(p.type == PacketType.CLOSE for p in packets)
@@ -398,7 +409,7 @@ async def _sticky_v4(session: PollingSession, run: _Sticky, url: str, namespace:
     connect_text = "4" + sio.connect(ns, auth)
     connect_shown = "4" + sio.redacted_connect(ns, auth)
     answer: str | None = None
-    while not run.enough and not run.failed and not run.out_of_time():
+    while run.going():
         # The CONNECT until the session's own backend takes it (a refusal means it never reached it).
         if not run.take(await session.post(connect_text, shown=connect_shown)):
             continue
@@ -410,8 +421,7 @@ async def _sticky_v4(session: PollingSession, run: _Sticky, url: str, namespace:
                 if run.failed:
                     return
                 continue
-            if _closed(packets):
-                run.probe.error = f"the server closed the session after request {run.probe.requests}"
+            if run.closed_by_server(packets):
                 return
             answer = _connect_answer(packets, ns, 5)
             if any(p.type == PacketType.PING for p in packets):
@@ -431,7 +441,7 @@ async def _events_while_polling(session: PollingSession, run: _Sticky, url: str,
     async with open_client(session.ctx, url) as (poll_client, poll_tracker):
         pending: asyncio.Task | None = None
         try:
-            while not run.enough and not run.failed and not run.out_of_time():
+            while run.going():
                 if pending is None:
                     pending = asyncio.create_task(session.get(poll_client, poll_tracker))
                 run.take(await session.post(event))
@@ -440,8 +450,7 @@ async def _events_while_polling(session: PollingSession, run: _Sticky, url: str,
                     pending = None
                     if not run.take(ex, problem):
                         continue
-                    if _closed(packets):
-                        run.probe.error = f"the server closed the session after request {run.probe.requests}"
+                    if run.closed_by_server(packets):
                         return
                     if any(p.type == PacketType.PING for p in packets):
                         run.take(await session.post("3"))
@@ -460,23 +469,21 @@ async def _sticky_v3(session: PollingSession, run: _Sticky) -> None:
     """Engine.IO 3: the server joins ``/`` by itself (in the handshake's payload or the first GET); then
     ping / pong rounds, each GET answered at once by the queued pong."""
     joined = _connect_answer(session.first_packets, "/", 4) is not None
-    while not joined and not run.enough and not run.failed and not run.out_of_time():
+    while not joined and run.going():
         ex, packets, problem = await session.get()
         if not run.take(ex, problem):
             continue
-        if _closed(packets):
-            run.probe.error = f"the server closed the session after request {run.probe.requests}"
+        if run.closed_by_server(packets):
             return
         joined = True
-    while not run.enough and not run.failed and not run.out_of_time():
+    while run.going():
         if not run.take(await session.post("2")):
             continue
-        while not run.enough and not run.failed and not run.out_of_time():
+        while run.going():
             ex, packets, problem = await session.get()
             if not run.take(ex, problem):
                 continue
-            if _closed(packets):
-                run.probe.error = f"the server closed the session after request {run.probe.requests}"
+            if run.closed_by_server(packets):
                 return
             if any(p.type == PacketType.PONG for p in packets):
                 break
